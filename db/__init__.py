@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, sessions, repository functions, import/export. No torch, no web."""
