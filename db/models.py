@@ -99,7 +99,7 @@ class Image(Base):
     source_name: Mapped[str] = mapped_column(String(512))      # original file name
     source_k: Mapped[int | None] = mapped_column(Integer)      # id in the CelebAMask-HQ tree it came from
     split: Mapped[str] = mapped_column(String(8), default="train")  # train | val | test
-    priority: Mapped[float | None] = mapped_column(Float)      # uncertainty score; higher = annotate first
+    priority: Mapped[float | None] = mapped_column(Float, index=True)  # uncertainty score; higher = annotate first
     scored_by_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     lease_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
@@ -169,6 +169,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)  # last progress report (heartbeat)
 
     points: Mapped[list["JobPoint"]] = relationship(order_by="JobPoint.step", passive_deletes=True)
 

@@ -1,0 +1,90 @@
+"""Open the database: create the data dir, migrate to the newest schema, hand out sessions.
+
+Every command and the web process call :func:`open_database` first, so a fresh or older
+database is always upgraded before use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.engine import make_engine, make_session_factory
+from db.settings import Settings
+from model.errors import FacetError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config for ``url`` (passed to ``migrations/env.py`` as an attribute)."""
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def head_revision() -> str:
+    """The newest migration id in ``migrations/versions``."""
+    head = _scripts().get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations found in migrations/versions")
+    return head
+
+
+def current_revision(url: str) -> str | None:
+    """The migration id the database at ``url`` is at; ``None`` for an empty database."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def _check_unversioned(url: str) -> None:
+    """Refuse a database that has tables but no migration history (not made by Facet)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+    if tables and "alembic_version" not in tables:
+        raise FacetError(f"database {engine.url.render_as_string(hide_password=True)} has tables "
+                         f"({', '.join(sorted(tables)[:3])}, ...) but no Facet migration history; "
+                         "use an empty database or one created by Facet")
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` to ``revision`` (default: the newest)."""
+    _check_unversioned(url)
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade_database(url: str, revision: str) -> None:
+    """Migrate the database at ``url`` down to ``revision`` (``"base"`` empties it)."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Create the data dir, upgrade the database to the newest schema, return a session factory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url
+    current = current_revision(url)
+    if current != head_revision():
+        if current is not None and current not in {s.revision for s in _scripts().walk_revisions()}:
+            raise FacetError(f"database is at migration {current!r}, which this version of Facet "
+                             "does not know (made by a newer version?)")
+        upgrade_database(url)
+    return make_session_factory(make_engine(url))
