@@ -1,0 +1,52 @@
+"""Cached per-image results: model pre-annotations and SAM embedding files."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Prediction, SamEmbedding, utcnow
+from db.revisions import get_image
+from model.imageio import decode_label_png
+from model.labels import CELEBAMASK
+
+
+def get_prediction(session: Session, image_id: int, version_id: int) -> Prediction | None:
+    """The cached pre-annotation of an image by a model version, if any."""
+    return session.scalar(select(Prediction).where(Prediction.image_id == image_id,
+                                                   Prediction.model_version_id == version_id))
+
+
+def put_prediction(session: Session, image_id: int, version_id: int, label_png: bytes,
+                   uncertainty: float | None = None,
+                   num_classes: int = CELEBAMASK.num_classes) -> Prediction:
+    """Store (or replace) a pre-annotation: a label-map PNG of the image's label size.
+
+    ``uncertainty`` is the model's score for the image (higher = less sure).
+    """
+    image = get_image(session, image_id)
+    decode_label_png(label_png, num_classes, (image.label_width, image.label_height))
+    row = get_prediction(session, image_id, version_id)
+    if row is None:
+        row = Prediction(image_id=image_id, model_version_id=version_id)
+        session.add(row)
+    row.label_png, row.uncertainty, row.created_at = label_png, uncertainty, utcnow()
+    session.flush()
+    return row
+
+
+def get_embedding_row(session: Session, image_id: int, sam_model: str) -> SamEmbedding | None:
+    """The cached SAM embedding record of an image for ``sam_model`` (e.g. ``vit_b:<sha12>``)."""
+    return session.scalar(select(SamEmbedding).where(SamEmbedding.image_id == image_id,
+                                                     SamEmbedding.sam_model == sam_model))
+
+
+def put_embedding_row(session: Session, image_id: int, sam_model: str, path: str) -> SamEmbedding:
+    """Record (or re-point) where an embedding file lives, relative to the data dir."""
+    get_image(session, image_id)
+    row = get_embedding_row(session, image_id, sam_model)
+    if row is None:
+        row = SamEmbedding(image_id=image_id, sam_model=sam_model)
+        session.add(row)
+    row.path, row.created_at = str(path), utcnow()
+    session.flush()
+    return row

@@ -1,0 +1,128 @@
+"""Background jobs as the UI sees them: state, progress, message, error, logged points.
+
+The worker calls these from inside its tasks; each call flushes, the worker commits so the
+UI (another process) sees progress while the task runs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Job, JobPoint, JobState, utcnow
+from model.errors import FacetError
+
+PENDING = (JobState.queued, JobState.running)
+
+
+def create_job(session: Session, kind: str, params: dict[str, Any] | None = None,
+               created_by_id: int | None = None) -> Job:
+    """A new queued job of ``kind`` (train | embed | predict | score)."""
+    if not kind:
+        raise FacetError("a job needs a kind")
+    job = Job(kind=kind, state=JobState.queued, progress=0.0, params=dict(params or {}),
+              created_by_id=created_by_id, updated_at=utcnow())
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job; :class:`FacetError` when there is none."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise FacetError(f"no job with id {job_id}")
+    return job
+
+
+def _open_job(session: Session, job_id: int) -> Job:
+    job = get_job(session, job_id)
+    if job.state not in PENDING:
+        raise FacetError(f"job {job_id} already {job.state.value}")
+    return job
+
+
+def mark_running(session: Session, job_id: int) -> Job:
+    """Queued → running (a retry after a failure is allowed: failed → running)."""
+    job = get_job(session, job_id)
+    if job.state == JobState.succeeded:
+        raise FacetError(f"job {job_id} already succeeded")
+    job.state, job.error, job.finished_at = JobState.running, None, None
+    job.started_at = job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def set_progress(session: Session, job_id: int, progress: float,
+                 message: str | None = None) -> Job:
+    """Record progress (clamped to 0..1) and an optional one-line message."""
+    job = _open_job(session, job_id)
+    job.progress = min(1.0, max(0.0, float(progress)))
+    if message is not None:
+        job.message = message
+    job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def add_point(session: Session, job_id: int, step: int, values: dict[str, float]) -> JobPoint:
+    """Log one training step, e.g. ``{"loss": 0.9, "ce": 0.7, "edge": 0.1, "kd": 0.1}``."""
+    job = _open_job(session, job_id)
+    point = JobPoint(job_id=job_id, step=int(step),
+                     values={str(k): float(v) for k, v in values.items()})
+    job.updated_at = utcnow()
+    session.add(point)
+    session.flush()
+    return point
+
+
+def finish(session: Session, job_id: int, message: str | None = None) -> Job:
+    """The job succeeded: progress 1, finish time, optional final message."""
+    job = _open_job(session, job_id)
+    job.state, job.progress = JobState.succeeded, 1.0
+    if message is not None:
+        job.message = message
+    job.finished_at = job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def fail(session: Session, job_id: int, error: str) -> Job:
+    """The job failed with ``error`` (one line the UI shows)."""
+    job = _open_job(session, job_id)
+    job.state, job.error = JobState.failed, str(error) or "failed"
+    job.finished_at = job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def running_job(session: Session, kind: str) -> Job | None:
+    """The newest job of ``kind`` in state running."""
+    return session.scalar(select(Job).where(Job.kind == kind, Job.state == JobState.running)
+                          .order_by(Job.id.desc()).limit(1))
+
+
+def pending_job(session: Session, kind: str) -> Job | None:
+    """The newest job of ``kind`` that is queued or running (to refuse a second one)."""
+    return session.scalar(select(Job).where(Job.kind == kind, Job.state.in_(PENDING))
+                          .order_by(Job.id.desc()).limit(1))
+
+
+def latest_job(session: Session, kind: str) -> Job | None:
+    """The newest job of ``kind`` in any state."""
+    return session.scalar(select(Job).where(Job.kind == kind).order_by(Job.id.desc()).limit(1))
+
+
+def list_jobs(session: Session, kind: str | None = None, limit: int = 50) -> list[Job]:
+    """Newest jobs first, optionally of one kind."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    return list(session.scalars(query))
+
+
+def job_points(session: Session, job_id: int) -> list[JobPoint]:
+    """The logged steps of a job, by step."""
+    return list(session.scalars(select(JobPoint).where(JobPoint.job_id == job_id)
+                                .order_by(JobPoint.step, JobPoint.id)))

@@ -1,0 +1,144 @@
+"""Append-only annotation revisions with optimistic concurrency.
+
+Each image has a main line of revisions numbered 1, 2, 3, ... A save names the revision it
+started from (``base_revision``; ``None`` = "there was none yet"). If that is still the
+newest, the save becomes the next number. Otherwise it is kept anyway, as a row with
+``revision = None`` whose parent is the revision it started from, and the caller is told
+there was a conflict (REST answers 409). Rows are never updated after their transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from db.models import Image, Origin, Revision, RevisionState
+from model.errors import FacetError
+from model.imageio import decode_label_png
+from model.labels import CELEBAMASK
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What a save did. ``current_revision`` is the main-line number after the save."""
+
+    revision: Revision
+    conflict: bool
+    current_revision: int | None
+
+
+def get_image(session: Session, image_id: int) -> Image:
+    """The image row; :class:`FacetError` when there is none."""
+    image = session.get(Image, image_id)
+    if image is None:
+        raise FacetError(f"no image with id {image_id}")
+    return image
+
+
+def latest_numbers() -> Select:
+    """``SELECT image_id, max(revision) AS number`` over main-line rows, per image.
+
+    Use ``.subquery()`` on it to join images to their newest revision number.
+    """
+    return (select(Revision.image_id, func.max(Revision.revision).label("number"))
+            .where(Revision.revision.is_not(None)).group_by(Revision.image_id))
+
+
+def latest_revisions() -> Select:
+    """``SELECT Revision`` rows that are the newest main-line revision of their image."""
+    newest = latest_numbers().subquery()
+    return select(Revision).join(newest, and_(Revision.image_id == newest.c.image_id,
+                                              Revision.revision == newest.c.number))
+
+
+def current_number(session: Session, image_id: int) -> int | None:
+    """The newest main-line revision number of an image, ``None`` when it has none."""
+    return session.scalar(select(func.max(Revision.revision))
+                          .where(Revision.image_id == image_id, Revision.revision.is_not(None)))
+
+
+def get_revision(session: Session, image_id: int, number: int) -> Revision | None:
+    """Main-line revision ``number`` of an image."""
+    return session.scalar(select(Revision).where(Revision.image_id == image_id,
+                                                 Revision.revision == number))
+
+
+def latest_revision(session: Session, image_id: int) -> Revision | None:
+    """The newest main-line revision of an image (conflict drafts are not on the main line)."""
+    return session.scalar(select(Revision)
+                          .where(Revision.image_id == image_id, Revision.revision.is_not(None))
+                          .order_by(Revision.revision.desc()).limit(1))
+
+
+def history(session: Session, image_id: int) -> list[Revision]:
+    """Every revision row of an image, oldest first, authors loaded.
+
+    Conflict drafts appear in save order with ``revision = None``.
+    """
+    return list(session.scalars(select(Revision).where(Revision.image_id == image_id)
+                                .options(selectinload(Revision.author))
+                                .order_by(Revision.id)))
+
+
+def _lock_image(session: Session, image_id: int) -> Image:
+    """Load the image with a row lock where the backend has one (SQLite: a no-op)."""
+    image = session.scalar(select(Image).where(Image.id == image_id).with_for_update())
+    if image is None:
+        raise FacetError(f"no image with id {image_id}")
+    return image
+
+
+def save_revision(session: Session, image_id: int, label_png: bytes, author_id: int | None,
+                  base_revision: int | None, state: RevisionState | str = RevisionState.draft,
+                  origin: Origin | str = Origin.human, model_version_id: int | None = None,
+                  comment: str | None = None,
+                  num_classes: int = CELEBAMASK.num_classes) -> SaveResult:
+    """Store a label map for an image as a new revision (flushed; the caller commits).
+
+    ``label_png`` must be a single-channel PNG of the image's ``label_width x label_height``
+    with ids below ``num_classes`` (else :class:`~model.imageio.BadImageError`, nothing
+    stored). Race-free: the new row is inserted first, which takes SQLite's write lock (and
+    the image row is locked on servers), and only then is the newest number read, so two
+    savers from the same base cannot both win.
+    """
+    state, origin = RevisionState(state), Origin(origin)
+    image = _lock_image(session, image_id)
+    decode_label_png(label_png, num_classes, (image.label_width, image.label_height))
+    before = current_number(session, image_id)  # numbers only grow: a base above it never exists
+    if base_revision is not None and (before is None or base_revision > before):
+        raise FacetError(f"image {image_id} has no revision {base_revision} "
+                         f"(latest is {before if before is not None else 'none'})")
+    row = Revision(image_id=image_id, revision=None, author_id=author_id,
+                   state=RevisionState.draft, origin=origin, label_png=label_png,
+                   comment=comment, model_version_id=model_version_id)
+    session.add(row)
+    session.flush()  # the INSERT: from here on this transaction holds the write lock
+    current = current_number(session, image_id)
+    if base_revision != current:
+        base = get_revision(session, image_id, base_revision) if base_revision else None
+        row.parent_id = base.id if base is not None else None
+        session.flush()
+        return SaveResult(row, True, current)
+    if current is not None:
+        row.parent_id = get_revision(session, image_id, current).id
+    row.revision = (current or 0) + 1
+    row.state = state
+    session.flush()
+    return SaveResult(row, False, row.revision)
+
+
+def restore_revision(session: Session, image_id: int, number: int, author_id: int | None,
+                     base_revision: int | None) -> SaveResult:
+    """Append a copy of main-line revision ``number`` as a new draft (undo to any revision).
+
+    Same conflict rules as :func:`save_revision`; the copy keeps the origin of its pixels.
+    """
+    old = get_revision(session, image_id, number)
+    if old is None:
+        get_image(session, image_id)
+        raise FacetError(f"image {image_id} has no revision {number}")
+    return save_revision(session, image_id, old.label_png, author_id, base_revision,
+                         state=RevisionState.draft, origin=old.origin,
+                         model_version_id=old.model_version_id,
+                         comment=f"restored revision {number}", num_classes=256)
