@@ -1,8 +1,110 @@
-"""Sub-commands of this package (placeholder until its owner fills it in)."""
+"""Sub-commands of the db package: ``db upgrade``, ``stats``, ``users add|list``, and the
+``import`` / ``export`` commands of :mod:`db.io_cli` when present.
+
+Every command opens the database through :func:`db.database.open_database`, which migrates
+a fresh or older database to the newest schema first.
+"""
 from __future__ import annotations
 
 import argparse
+import getpass
+import importlib
+import importlib.util
+import json
+import sys
+
+from db.database import current_revision, open_database
+from db.engine import session_scope
+from db.settings import Settings
+from db.stats import compute_stats, format_stats
+from db.users import create_user, list_users, parse_role
+from model.errors import FacetError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.resolve(data_dir=args.data_dir)
+
+
+def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None,
+                        help="data folder (default: $FACET_DATA_DIR or ./data)")
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    open_database(settings).kw["bind"].dispose()
+    print(f"database at migration {current_revision(settings.database_url)}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    sessions = open_database(_settings(args))
+    with session_scope(sessions) as session:
+        stats = compute_stats(session)
+    print(json.dumps(stats.as_dict()) if args.json else format_stats(stats))
+    return 0
+
+
+def read_password(stream=None) -> str:
+    """One password: ``getpass`` twice on a terminal, else the first line of ``stream``."""
+    stream = stream or sys.stdin
+    if stream.isatty():
+        password = getpass.getpass("password: ")
+        if password != getpass.getpass("again: "):
+            raise FacetError("the two passwords differ")
+    else:
+        password = stream.readline().rstrip("\r\n")
+    if not password:
+        raise FacetError("refusing an empty password (give it on stdin, one line)")
+    return password
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    role = parse_role(args.role)  # before asking for a password
+    sessions = open_database(_settings(args))
+    password = read_password()
+    with session_scope(sessions) as session:
+        user = create_user(session, args.name, password, role)
+        print(f"added {user.role.value} {user.name!r}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    sessions = open_database(_settings(args))
+    with session_scope(sessions) as session:
+        users = list_users(session)
+        if not users:
+            print("no users (serve runs open, on loopback only)")
+        width = max((len(u.name) for u in users), default=0)
+        for user in users:
+            print(f"{user.name:<{width}}  {user.role.value:<9}  {user.created_at:%Y-%m-%d %H:%M}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this package's sub-commands to ``sub``."""
+    """Add ``db``, ``stats``, ``users`` (and ``import``/``export`` from db.io_cli)."""
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="migrate the database to the newest schema")
+    _data_dir_flag(up)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    stats = sub.add_parser("stats", help="counts: images, annotated, submitted, approved, "
+                                         "class pixel shares, model versions")
+    _data_dir_flag(stats)
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(func=cmd_stats)
+
+    users = sub.add_parser("users", help="manage users")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = users_sub.add_parser("add", help="add a user; the password is read from stdin")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, metavar="annotator|reviewer|admin")
+    _data_dir_flag(add)
+    add.set_defaults(func=cmd_users_add)
+    ls = users_sub.add_parser("list", help="list users and roles")
+    _data_dir_flag(ls)
+    ls.set_defaults(func=cmd_users_list)
+
+    if importlib.util.find_spec("db.io_cli") is not None:
+        importlib.import_module("db.io_cli").register(sub)
