@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Image, Revision
+from db.revisions import latest_numbers
 from db.settings import Settings
 from model.errors import FacetError
 from model.imageio import BadImageError, decode_image, image_size, write_atomic
@@ -124,12 +125,11 @@ def get_image(session: Session, image_id: int) -> Image | None:
 
 def images_with_latest(session: Session) -> list[tuple[Image, Revision | None]]:
     """Every image (by ``k``) with its latest main-line revision, ``None`` when it has none."""
-    top = (select(Revision.image_id, func.max(Revision.revision).label("rev"))
-           .where(Revision.revision.is_not(None)).group_by(Revision.image_id).subquery())
+    top = latest_numbers().subquery()
     latest = aliased(Revision)
     stmt = (select(Image, latest)
             .outerjoin(top, top.c.image_id == Image.id)
-            .outerjoin(latest, (latest.image_id == Image.id) & (latest.revision == top.c.rev))
+            .outerjoin(latest, (latest.image_id == Image.id) & (latest.revision == top.c.number))
             .order_by(Image.k))
     return [(image, rev) for image, rev in session.execute(stmt).all()]
 
