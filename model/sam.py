@@ -1,0 +1,207 @@
+"""Segment Anything for click-and-box correction: load a checkpoint, cache embeddings, predict masks.
+
+The expensive part of SAM is the image encoder (seconds per image on a CPU); the prompt encoder
+and mask decoder take tens of milliseconds. So the encoder runs once per image
+(:meth:`SamModel.compute_embedding`), its output is stored as float16 (2 MB for the official
+``1 x 256 x 64 x 64``), and every click restores that embedding into a ``SamPredictor``
+(:meth:`SamModel.predict`) without touching the encoder again.
+
+Checkpoints are the official files (``sam_vit_b_01ec64.pth`` …) given by path; nothing is
+downloaded. Coordinates are ``(x, y)`` pixels of the original image throughout.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor, sam_model_registry
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from model.errors import FacetError
+from model.imageio import write_atomic
+
+SAM_MODEL_TYPES: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")
+"""The official model sizes ``--sam-model`` accepts."""
+
+SamBuilder = Callable[..., Sam]
+"""``builder(checkpoint=None) -> Sam`` with random weights (segment_anything's registry shape)."""
+
+
+class SamError(FacetError):
+    """A SAM checkpoint, embedding file or prompt is unusable; the message says why."""
+
+
+@dataclass(frozen=True)
+class SamEmbedding:
+    """One image's encoder output plus the sizes needed to restore it into a predictor.
+
+    ``features``: ``1 x 256 x E x E`` float16 (E = 64 for the official models).
+    ``original_size``: ``(H, W)`` of the image the user sees, in pixels.
+    ``input_size``: ``(h, w)`` of the resized image fed to the encoder (long side = encoder size).
+    ``model_key``: :attr:`SamModel.key` of the model that computed it.
+    """
+
+    features: np.ndarray
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+    model_key: str
+
+    def save(self, path: str | Path) -> None:
+        """Write an uncompressed ``.npz`` (float16 features), atomically."""
+        buf = io.BytesIO()
+        np.savez(buf, features=self.features.astype(np.float16),
+                 original_size=np.array(self.original_size, dtype=np.int64),
+                 input_size=np.array(self.input_size, dtype=np.int64),
+                 model_key=np.array(self.model_key))
+        write_atomic(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SamEmbedding":
+        """Read a file written by :meth:`save`; :class:`SamError` if it is not one."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                features = data["features"]
+                original = tuple(int(v) for v in data["original_size"])
+                inp = tuple(int(v) for v in data["input_size"])
+                key = str(data["model_key"])
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError) as err:
+            raise SamError(f"{path}: not a SAM embedding file ({err})") from err
+        if features.dtype != np.float16 or features.ndim != 4 or features.shape[0] != 1:
+            raise SamError(f"{path}: embedding must be 1 x C x E x E float16, got "
+                           f"{features.shape} {features.dtype}")
+        return cls(features, original, inp, key)  # type: ignore[arg-type]
+
+
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    """sha256 hex digest of a file, read in ``chunk``-byte pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class SamModel:
+    """A loaded SAM network. Thread-safe for :meth:`predict` (each call has its own predictor)."""
+
+    def __init__(self, sam: Sam, model_type: str, key: str) -> None:
+        self.sam = sam.eval()
+        self.model_type = model_type
+        self.key = key
+        """Identifies model + weights in caches: ``"<type>:<sha256[:12]>"``."""
+        self._transform = ResizeLongestSide(sam.image_encoder.img_size)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, model_type: str,
+                        builders: Mapping[str, SamBuilder] | None = None) -> "SamModel":
+        """Build ``model_type`` and load the state dict at ``path`` (CPU; no download).
+
+        ``builders`` maps model types to architecture builders; the default is
+        segment_anything's ``sam_model_registry`` restricted to :data:`SAM_MODEL_TYPES`
+        (tests pass tiny architectures here). Raises :class:`SamError` for an unknown type, a
+        missing file, or weights that do not fit the architecture.
+        """
+        registry = builders if builders is not None else {
+            t: sam_model_registry[t] for t in SAM_MODEL_TYPES}
+        if model_type not in registry:
+            raise SamError(f"unknown SAM model {model_type!r}; choose one of {', '.join(registry)}")
+        path = Path(path)
+        if not path.is_file():
+            raise SamError(f"SAM checkpoint not found: {path}")
+        sam = registry[model_type](checkpoint=None)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+            raise SamError(f"{path}: cannot read SAM checkpoint ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''})") from err
+        if not isinstance(state, Mapping):
+            raise SamError(f"{path}: expected a state dict, got {type(state).__name__}")
+        try:
+            sam.load_state_dict(state)
+        except RuntimeError as err:
+            raise SamError(f"{path}: weights do not fit SAM {model_type} "
+                           f"({str(err).splitlines()[0]})") from err
+        return cls(sam, model_type, f"{model_type}:{file_digest(path)[:12]}")
+
+    @property
+    def encoder_size(self) -> int:
+        """Long side, in pixels, of the image the encoder sees (1024 for official models)."""
+        return int(self.sam.image_encoder.img_size)
+
+    @torch.no_grad()
+    def compute_embedding(self, image: np.ndarray) -> SamEmbedding:
+        """Run the image encoder on an ``H x W x 3`` uint8 RGB image (the slow step)."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise SamError(f"SAM needs an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
+        predictor = SamPredictor(self.sam)
+        predictor.set_image(image, image_format="RGB")
+        features = predictor.features.detach().cpu().numpy().astype(np.float16)
+        return SamEmbedding(features, tuple(image.shape[:2]),  # type: ignore[arg-type]
+                            tuple(predictor.input_size), self.key)  # type: ignore[arg-type]
+
+    def _restored_predictor(self, emb: SamEmbedding) -> SamPredictor:
+        """A predictor primed with ``emb``: the encoder is never called."""
+        if emb.model_key != self.key:
+            raise SamError(f"embedding was computed by {emb.model_key}, this model is {self.key}")
+        h, w = emb.original_size
+        expected = ResizeLongestSide.get_preprocess_shape(h, w, self.encoder_size)
+        if tuple(emb.input_size) != tuple(expected):
+            raise SamError(f"embedding input size {emb.input_size} does not match {expected}")
+        predictor = SamPredictor(self.sam)
+        predictor.features = torch.from_numpy(emb.features.astype(np.float32))
+        predictor.original_size = tuple(emb.original_size)
+        predictor.input_size = tuple(emb.input_size)
+        predictor.is_image_set = True
+        return predictor
+
+    def predict(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
+                box: Sequence[float] | None = None) -> tuple[np.ndarray, float]:
+        """Mask for clicks and/or a box on the image behind ``emb``.
+
+        ``points``: ``[(x, y, 1 | 0), …]`` in original-image pixels; 1 = on the object,
+        0 = not on it. ``box``: ``(x0, y0, x1, y1)`` pixels or ``None``.
+        Returns an ``H x W`` bool mask (H, W = ``emb.original_size``) and SAM's predicted IoU.
+        A single click asks SAM for three candidates and keeps the best-scored one.
+        """
+        pts, labels = _check_prompts(points, box, emb.original_size)
+        predictor = self._restored_predictor(emb)
+        multimask = box is None and len(pts) == 1
+        masks, scores, _ = predictor.predict(
+            point_coords=pts if len(pts) else None,
+            point_labels=labels if len(pts) else None,
+            box=np.asarray(box, dtype=np.float64) if box is not None else None,
+            multimask_output=multimask)
+        best = int(np.argmax(scores))
+        return masks[best].astype(bool), float(scores[best])
+
+
+def _check_prompts(points: Sequence[Sequence[float]], box: Sequence[float] | None,
+                   size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Validate prompts against an ``(H, W)`` image; ``N x 2`` float coords and ``N`` int labels."""
+    h, w = size
+    if not len(points) and box is None:
+        raise SamError("give at least one click or a box")
+    pts = np.zeros((len(points), 2), dtype=np.float64)
+    labels = np.zeros(len(points), dtype=np.int64)
+    for i, p in enumerate(points):
+        if len(p) != 3 or p[2] not in (0, 1):
+            raise SamError(f"point {i} must be [x, y, 1|0], got {list(p)}")
+        x, y = float(p[0]), float(p[1])
+        if not (0 <= x < w and 0 <= y < h):
+            raise SamError(f"point {i} ({x:g}, {y:g}) is outside the {w}x{h} image")
+        pts[i], labels[i] = (x, y), int(p[2])
+    if box is not None:
+        if len(box) != 4:
+            raise SamError(f"box must be [x0, y0, x1, y1], got {list(box)}")
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise SamError(f"box {list(box)} must satisfy 0 <= x0 < x1 <= {w}, 0 <= y0 < y1 <= {h}")
+    return pts, labels
