@@ -1,0 +1,317 @@
+"""One retraining run, from a ``train`` job row to a published model version (MONAILabel's "train").
+
+The steps, each with its own short database session (the run takes minutes; the web process
+must keep writing meanwhile):
+
+1. **start**: the job goes to ``running`` (with this process's host and pid, so a dead run can
+   be told from a live one); the snapshot of labels, the validation split and the unlabelled
+   images is fixed (:mod:`worker.snapshot`) and stored in the job's params.
+2. **train**: the student starts from the active model (or fresh when there is none, or when
+   the job asks ``{"fresh": true}``); supervised losses on the labels plus self-distillation
+   from the active model (the frozen teacher) on labelled and unlabelled images. GPU when
+   torch sees one. Progress rows (step, losses, rate) are written at most once per
+   ``progress_interval_s`` for the UI's curve.
+3. **checkpoint**: written atomically (temporary file + rename) as
+   ``<models dir>/job-<job id>.pt``; nothing in the database points to it yet.
+4. **evaluate**: the new model and the active one on the same validation split
+   (:func:`model.evaluate.evaluate`: mean and per-class F1).
+5. **publish**: in one transaction, a version row is added with the metrics
+   (``baseline_mean_f1`` = the active model's score on that split) and becomes active only if
+   its mean F1 is no worse; otherwise it stays inactive with a note. The job is finished.
+
+A run killed anywhere before step 5 commits leaves at most an unreferenced checkpoint file;
+the active model keeps serving, and the job is marked failed — by this code for exceptions,
+timeouts and interrupts, by the next consumer start (:mod:`worker.consumer`) after a SIGKILL.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.engine import session_scope
+from db.images import read_image
+from db.jobs import add_point, fail, finish, get_job, mark_running, set_progress
+from db.models import Image, JobState, Revision
+from db.settings import Settings
+from db.versions import activate, active_version, add_version, get_version
+from model.errors import FacetError
+from model.imageio import decode_label_png
+from worker.infer import checkpoint_file, device_for, resize_image
+from worker.options import WorkerOptions
+from worker.snapshot import LabelledImage, Snapshot, take_snapshot
+
+log = logging.getLogger("facet.worker.train")
+
+TRAIN_SHARE = 0.9
+"""Share of the job's progress bar that training steps fill; evaluation and publishing the rest."""
+
+JOB_OVERRIDES: dict[str, type] = {"steps": int, "lr": float, "batch_size": int, "seed": int,
+                                  "distill_weight": float, "fresh": bool}
+"""Keys a ``train`` job's params may set to override :class:`WorkerOptions` for that run."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run published. ``metrics`` as stored on the version row."""
+
+    job_id: int
+    version_id: int
+    activated: bool
+    metrics: dict[str, Any]
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Active:
+    """The active version when the run started (ids and paths only)."""
+
+    version_id: int
+    checkpoint: Path
+
+
+class ProgressWriter:
+    """``on_step`` callback for :func:`model.train.train` that writes the job's curve.
+
+    Writes a :class:`db.models.JobPoint` (``{"loss", …losses, "rate"}``) and the job's progress
+    at most once per ``interval_s`` seconds, and always for the last step. Raises
+    :class:`FacetError` (stopping training) when the job is no longer running, e.g. it was
+    marked failed by another process.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: int, interval_s: float) -> None:
+        self.sessions = sessions
+        self.job_id = job_id
+        self.interval_s = interval_s
+        self._last = float("-inf")
+        self.points = 0
+
+    def __call__(self, step: int, total: int, losses: dict[str, float], rate: float) -> None:
+        now = time.monotonic()
+        if step < total and now - self._last < self.interval_s:
+            return
+        self._last = now
+        values = {k: float(v) for k, v in losses.items()}
+        values["rate"] = float(rate)
+        loss = values.get("loss", next(iter(values.values())))
+        with session_scope(self.sessions) as session:
+            add_point(session, self.job_id, step, values)
+            set_progress(session, self.job_id, TRAIN_SHARE * step / max(total, 1),
+                         f"training: step {step}/{total}, loss {loss:.3f}, {rate:.2f} steps/s")
+        self.points += 1
+
+
+def job_settings(options: WorkerOptions, params: dict[str, Any]) -> dict[str, Any]:
+    """The run's knobs: options, overridden by the job's params (:data:`JOB_OVERRIDES`)."""
+    out: dict[str, Any] = {"steps": options.train_steps, "lr": options.lr,
+                           "batch_size": options.batch_size, "seed": 0,
+                           "distill_weight": options.distill_weight, "fresh": False}
+    for key, kind in JOB_OVERRIDES.items():
+        if params.get(key) is not None:
+            try:
+                out[key] = kind(params[key])
+            except (TypeError, ValueError):
+                raise FacetError(f"job parameter {key}={params[key]!r} is not a {kind.__name__}") from None
+    if out["steps"] < 1:
+        raise FacetError(f"steps must be >= 1, got {out['steps']}")
+    return out
+
+
+def start_run(session: Session, settings: Settings, job_id: int,
+              options: WorkerOptions) -> tuple[Snapshot, Active | None, dict[str, Any]]:
+    """Step 1: mark the job running, fix the snapshot; returns it, the active version, knobs."""
+    job = get_job(session, job_id)
+    if job.state not in (JobState.queued, JobState.running):
+        raise FacetError(f"job {job_id} is {job.state.value}; only a queued job can run")
+    if job.kind != "train":
+        raise FacetError(f"job {job_id} is a {job.kind} job, not a train job")
+    knobs = job_settings(options, dict(job.params or {}))
+    mark_running(session, job_id)
+    snapshot = take_snapshot(session, max_unlabeled=options.max_unlabeled)
+    current = active_version(session)
+    active = None if current is None else Active(current.id, checkpoint_file(settings, current))
+    job.params = {**(job.params or {}), "snapshot": snapshot.describe(),
+                  "host": socket.gethostname(), "pid": os.getpid(),
+                  "base_version_id": None if active is None else active.version_id}
+    set_progress(session, job_id, 0.0,
+                 f"loading {snapshot.num_labels} labels ({len(snapshot.val)} for validation) "
+                 f"and {len(snapshot.unlabeled)} unlabelled images")
+    return snapshot, active, knobs
+
+
+def load_labelled(session: Session, settings: Settings, items: tuple[LabelledImage, ...],
+                  num_classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(H x W x 3 uint8 image, H x W uint8 label)]`` at each image's label size."""
+    out = []
+    for item in items:
+        image = session.get(Image, item.image_id)
+        revision = session.get(Revision, item.revision_id)
+        if image is None or revision is None:
+            raise FacetError(f"image {item.image_id} or its revision vanished during the run")
+        size = (image.label_width, image.label_height)
+        label = decode_label_png(revision.label_png, num_classes, size)
+        out.append((resize_image(read_image(settings, image), size), label))
+    return out
+
+
+def load_unlabeled(session: Session, settings: Settings, ids: tuple[int, ...]) -> list[np.ndarray]:
+    """``H x W x 3`` uint8 images (at their label size) for self-distillation."""
+    out = []
+    for image_id in ids:
+        image = session.get(Image, image_id)
+        if image is not None:
+            out.append(resize_image(read_image(settings, image),
+                                    (image.label_width, image.label_height)))
+    return out
+
+
+def decide(new_mean_f1: float, baseline_mean_f1: float | None) -> tuple[bool, str | None]:
+    """Activate when there is no active model or the new one is no worse on validation."""
+    if baseline_mean_f1 is None:
+        return True, None
+    if new_mean_f1 >= baseline_mean_f1:
+        return True, None
+    return False, (f"not activated: validation mean F1 {new_mean_f1:.4f} is below the active "
+                   f"model's {baseline_mean_f1:.4f} on the same split")
+
+
+def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: int,
+                 options: WorkerOptions) -> RunResult:
+    """Run the ``train`` job ``job_id`` to a published version (see the module docstring).
+
+    Any exception (including a Huey timeout or an interrupt) marks the job failed with a
+    one-line reason and is re-raised; nothing is published then.
+    """
+    try:
+        return _run(sessions, settings, job_id, options)
+    except BaseException as err:
+        _mark_failed(sessions, job_id, err)
+        raise
+
+
+def _reason(err: BaseException) -> str:
+    name = type(err).__name__
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted: the worker was stopped during the run"
+    if name == "TaskTimeout":
+        return f"timed out ({err}); raise FACET_TRAIN_TIMEOUT or lower FACET_TRAIN_STEPS"
+    text = str(err).splitlines()[0] if str(err) else ""
+    return text if isinstance(err, FacetError) else f"{name}: {text}"
+
+
+def _mark_failed(sessions: sessionmaker[Session], job_id: int, err: BaseException) -> None:
+    with session_scope(sessions) as session:
+        job = get_job(session, job_id)
+        if job.state in (JobState.queued, JobState.running):
+            fail(session, job_id, _reason(err))
+    log.warning("training job %s failed: %s", job_id, _reason(err))
+
+
+def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
+         options: WorkerOptions) -> RunResult:
+    import torch
+
+    from model.checkpoint import load_checkpoint, save_checkpoint
+    from model.config import ParserConfig
+    from model.evaluate import evaluate
+    from model.inference import Predictor
+    from model.labels import CELEBAMASK
+    from model.train import train
+
+    started = time.monotonic()
+    device = device_for(options.device)
+    if options.torch_threads:
+        torch.set_num_threads(options.torch_threads)
+
+    with session_scope(sessions) as session:
+        snapshot, active, knobs = start_run(session, settings, job_id, options)
+
+    teacher = None
+    if active is not None and not knobs["fresh"]:
+        loaded = load_checkpoint(active.checkpoint)
+        teacher, config = loaded.model, loaded.config
+    else:
+        overrides = {} if options.train_size is None else {"input_size": options.train_size}
+        config = ParserConfig.preset(options.train_config, CELEBAMASK, **overrides)
+
+    with session_scope(sessions) as session:
+        samples = load_labelled(session, settings, snapshot.train, config.num_classes)
+        val = load_labelled(session, settings, snapshot.val, config.num_classes)
+        unlabeled = load_unlabeled(session, settings, snapshot.unlabeled)
+
+    progress = ProgressWriter(sessions, job_id, options.progress_interval_s)
+    extra = {k: knobs[k] for k in ("lr", "distill_weight") if knobs[k] is not None}
+    result = train(samples, config, knobs["steps"], init=teacher, teacher=teacher,
+                   unlabeled=unlabeled, device=device, seed=knobs["seed"],
+                   batch_size=knobs["batch_size"], on_step=progress, **extra)
+    train_s = time.monotonic() - started
+
+    ckpt = settings.models_dir / f"job-{job_id}.pt"
+    meta = {**dict(result.meta or {}), "job_id": job_id, "num_labels": snapshot.num_labels,
+            "train_ids": [x.image_id for x in snapshot.train],
+            "val_ids": [x.image_id for x in snapshot.val],
+            "parent_version_id": None if active is None else active.version_id}
+    save_checkpoint(ckpt, result.model, result.config, CELEBAMASK, meta)
+
+    with session_scope(sessions) as session:
+        set_progress(session, job_id, TRAIN_SHARE, "evaluating on the validation split")
+    scores = evaluate(Predictor.load(ckpt, device=device, threads=options.torch_threads), val)
+    baseline = None
+    if active is not None:
+        baseline = evaluate(Predictor.load(active.checkpoint, device=device,
+                                          threads=options.torch_threads), val)
+
+    new_f1 = float(scores["mean_f1"])
+    base_f1 = None if baseline is None else float(baseline["mean_f1"])
+    activate_it, note = decide(new_f1, base_f1)
+    metrics: dict[str, Any] = {
+        "mean_f1": new_f1, "per_class_f1": _jsonable(scores.get("per_class_f1")),
+        "baseline_mean_f1": base_f1,
+        "baseline_per_class_f1": None if baseline is None else _jsonable(baseline.get("per_class_f1")),
+        "baseline_version_id": None if active is None else active.version_id,
+        "val_ids": [x.image_id for x in snapshot.val], "num_train": len(snapshot.train),
+        "num_unlabeled": len(snapshot.unlabeled), "steps": knobs["steps"],
+        "device": device, "train_seconds": round(train_s, 2),
+        "total_seconds": round(time.monotonic() - started, 2),
+    }
+
+    with session_scope(sessions) as session:
+        job = get_job(session, job_id)
+        if job.state != JobState.running:  # e.g. failed by a restarted consumer meanwhile
+            raise FacetError(f"job {job_id} is {job.state.value}; the run is not published")
+        parent_id = None
+        if active is not None and get_version(session, active.version_id) is not None:
+            parent_id = active.version_id
+        version = add_version(session, ckpt.relative_to(settings.data_dir).as_posix(),
+                              result.config.to_dict(), metrics, parent_id=parent_id,
+                              job_id=job_id, num_labels=snapshot.num_labels, note=note)
+        if activate_it:
+            activate(session, version.id)
+        finish(session, job_id,
+               f"version {version.id}: validation mean F1 {new_f1:.3f}"
+               + ("" if base_f1 is None else f" (active model {base_f1:.3f})")
+               + ("; now active" if activate_it else "; kept inactive (worse)"))
+        version_id = version.id
+    log.info("training job %s published version %s (mean F1 %.4f, baseline %s, active=%s)",
+             job_id, version_id, new_f1, base_f1, activate_it)
+    return RunResult(job_id, version_id, activate_it, metrics, note)
+
+
+def _jsonable(value: Any) -> Any:
+    """Numpy arrays and scalars → lists and floats (version metrics are JSON)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in list(value)]
+    if isinstance(value, (np.floating, np.integer, float, int)):
+        return float(value)
+    return value

@@ -1,0 +1,57 @@
+"""When the loop retrains by itself: after ``retrain_every`` new labels (FACET_RETRAIN_EVERY).
+
+New labels are counted against the snapshot of the newest *succeeded* training job: images
+whose current label (submitted or approved) was saved after that snapshot was taken. The check
+runs in the worker — every minute as a periodic task, and right after a save when the web
+process enqueues :func:`worker.tasks` ``check_retrain`` — so the web side needs no training
+logic and a missed notification only delays a run by a minute.
+
+It never starts a second run while one is queued or running, and it does not retry a failed
+automatic run until a new label arrives (so a run that fails for a lasting reason is not
+restarted every minute).
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.jobs import create_job, latest_job, pending_job
+from db.models import Job, JobState
+from worker.snapshot import MIN_VAL, count_labels_since, labelled_rows, max_label_revision_id
+
+TRAIN_KIND = "train"
+
+
+def last_trained_revision_id(session: Session) -> int:
+    """``max_revision_id`` of the newest succeeded training run's snapshot; 0 before any."""
+    for params in session.scalars(select(Job.params).where(
+            Job.kind == TRAIN_KIND, Job.state == JobState.succeeded).order_by(Job.id.desc())):
+        snap = (params or {}).get("snapshot") or {}
+        if "max_revision_id" in snap:
+            return int(snap["max_revision_id"])
+    return 0
+
+
+def new_label_count(session: Session) -> int:
+    """Labels saved since the last successful training run's snapshot."""
+    return count_labels_since(session, last_trained_revision_id(session))
+
+
+def maybe_create_training_job(session: Session, retrain_every: int) -> Job | None:
+    """A queued ``train`` job when enough new labels arrived, else ``None`` (flushed only).
+
+    ``retrain_every`` 0 disables automatic runs. The caller commits and enqueues the job.
+    """
+    if retrain_every <= 0 or pending_job(session, TRAIN_KIND) is not None:
+        return None
+    new = new_label_count(session)
+    if new < retrain_every or len(labelled_rows(session)) < MIN_VAL + 1:
+        return None
+    newest = max_label_revision_id(session)
+    last = latest_job(session, TRAIN_KIND)
+    if (last is not None and last.state == JobState.failed
+            and (last.params or {}).get("trigger") == "auto"
+            and (last.params or {}).get("labels_at_trigger") == newest):
+        return None  # that exact data already failed once; wait for a new label
+    return create_job(session, TRAIN_KIND, {"trigger": "auto", "new_labels": new,
+                                            "labels_at_trigger": newest})
