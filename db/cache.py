@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Prediction, SamEmbedding, utcnow
-from db.revisions import get_image
+from db.revisions import require_image
 from model.imageio import decode_label_png
 from model.labels import CELEBAMASK
 
@@ -23,7 +23,7 @@ def put_prediction(session: Session, image_id: int, version_id: int, label_png: 
 
     ``uncertainty`` is the model's score for the image (higher = less sure).
     """
-    image = get_image(session, image_id)
+    image = require_image(session, image_id)
     decode_label_png(label_png, num_classes, (image.label_width, image.label_height))
     row = get_prediction(session, image_id, version_id)
     if row is None:
@@ -42,7 +42,7 @@ def get_embedding_row(session: Session, image_id: int, sam_model: str) -> SamEmb
 
 def put_embedding_row(session: Session, image_id: int, sam_model: str, path: str) -> SamEmbedding:
     """Record (or re-point) where an embedding file lives, relative to the data dir."""
-    get_image(session, image_id)
+    require_image(session, image_id)
     row = get_embedding_row(session, image_id, sam_model)
     if row is None:
         row = SamEmbedding(image_id=image_id, sam_model=sam_model)

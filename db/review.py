@@ -22,7 +22,7 @@ def _require_role(session: Session, user_id: int | None, role: Role) -> None:
     if user is None:
         raise FacetError(f"no user with id {user_id}")
     if not user.role.at_least(role):
-        raise FacetError(f"user {user.name!r} is a {user.role.value}; this needs a {role.value}")
+        raise FacetError(f"user {user.name!r} has role {user.role.value}; this needs {role.value} or higher")
 
 
 def _append_state(session: Session, image_id: int, user_id: int | None, state: RevisionState,

@@ -28,7 +28,7 @@ class SaveResult:
     current_revision: int | None
 
 
-def get_image(session: Session, image_id: int) -> Image:
+def require_image(session: Session, image_id: int) -> Image:
     """The image row; :class:`FacetError` when there is none."""
     image = session.get(Image, image_id)
     if image is None:
@@ -136,7 +136,7 @@ def restore_revision(session: Session, image_id: int, number: int, author_id: in
     """
     old = get_revision(session, image_id, number)
     if old is None:
-        get_image(session, image_id)
+        require_image(session, image_id)
         raise FacetError(f"image {image_id} has no revision {number}")
     return save_revision(session, image_id, old.label_png, author_id, base_revision,
                          state=RevisionState.draft, origin=old.origin,
