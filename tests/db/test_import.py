@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from db.archive import extract_into
 from db.engine import session_scope
 from db.importer import import_path
 from db.models import Image, Origin, Revision, RevisionState
@@ -40,12 +41,6 @@ def counts(sessions) -> tuple[int, int]:
         return (s.scalar(select(func.count(Image.id))), s.scalar(select(func.count(Revision.id))))
 
 
-def cli_wired() -> bool:
-    sys.path.insert(0, str(REPO))
-    from app import build_parser
-    return "import" in build_parser()._subparsers._group_actions[0].choices
-
-
 def test_broken_folder_lands_one_image_and_names_every_bad_file(settings, sessions, tmp_path):
     expected = write_broken_folder(tmp_path / "in")
     report = run_import(sessions, settings, tmp_path / "in")
@@ -61,7 +56,6 @@ def test_broken_folder_lands_one_image_and_names_every_bad_file(settings, sessio
     assert report.exit_code == 0
 
 
-@pytest.mark.skipif(not cli_wired(), reason="db/cli.py does not register import yet")
 def test_cli_import_prints_summary_and_every_bad_file(settings, tmp_path):
     expected = write_broken_folder(tmp_path / "in")
     env = {**os.environ, "FACET_DATA_DIR": str(settings.data_dir)}
@@ -263,3 +257,12 @@ def test_label_folder_without_images_is_reported(settings, sessions, tmp_path):
     report = run_import(sessions, settings, folder)
     assert report.imported == 1
     assert "without CelebA-HQ-img" in dict(report.bad)["CelebAMask-HQ-mask/"]
+
+
+def test_archive_total_size_cap_refuses_the_member_that_crosses_it(tmp_path):
+    archive = tmp_path / "a.zip"
+    _zip_with(archive, [("a.bin", b"x" * 600), ("b.bin", b"y" * 600), ("c.bin", b"z" * 300)])
+    (tmp_path / "root").mkdir()
+    refused = extract_into(archive, tmp_path / "root", max_total=1000)
+    assert [(r.name, "expands past 1000 bytes" in r.reason) for r in refused] == [("b.bin", True)]
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["a.bin", "c.bin"]
