@@ -115,9 +115,11 @@ class _Writer:
             fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
             os.close(fd)
             self.staging = Path(tmp)
+            self.staging.chmod(0o644)  # mkstemp makes it private; the export is for sharing
             self.zip: zipfile.ZipFile | None = zipfile.ZipFile(self.staging, "w")
         else:
             self.staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+            self.staging.chmod(0o755)
             self.zip = None
 
     def write(self, rel: str, data: bytes) -> None:

@@ -35,6 +35,8 @@ from model.errors import FacetError
 from model.imageio import IMAGE_SUFFIXES, BadImageError, encode_label_png
 from model.labels import CELEBAMASK, LabelSet
 
+MAX_FILE_BYTES = 256 * 2**20
+"""Largest image file read (bytes); bigger files are reported, never loaded."""
 MAPPING_FILE = "mapping.csv"
 """Written by the exporter beside the image folders: columns ``k,source_name,sha256,split``."""
 _SKIP_DIRS = ("__MACOSX",)
@@ -212,6 +214,10 @@ def _import_item(session: Session, settings: Settings, item: _Item, root: Path,
             report.bad.append((err.path, err.reason))
             return
     try:
+        if item.path.stat().st_size > MAX_FILE_BYTES:
+            report.bad.append((item.name, f"file too large: {item.path.stat().st_size} bytes "
+                                          f"(limit {MAX_FILE_BYTES})"))
+            return
         data = item.path.read_bytes()
         result = add_image(session, settings, data, item.source_name or item.name,
                            source_k=item.sample.k if item.sample and item.sample.k >= 0 else None,

@@ -184,6 +184,8 @@ def test_zip_export_has_the_same_layout_and_imports_back(settings, sessions, tmp
     again = stored_maps(sessions2)
     assert sorted(again) == [0, 2000] and all(np.array_equal(again[k], expected[k]) for k in again)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+    for path in (tmp_path / "out.zip", tmp_path / "folder"):
+        assert path.stat().st_mode & 0o444 == 0o444  # readable by others, not a private temp
 
 
 def test_existing_output_is_refused_and_left_alone(settings, sessions, tmp_path):
