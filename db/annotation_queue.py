@@ -47,21 +47,22 @@ def next_image(session: Session, user_id: int, lease_seconds: float = 900,
     """
     now = now or utcnow()
     latest = _latest_state()
-    excluded = [int(i) for i in exclude_ids]
+    tried = [int(i) for i in exclude_ids]
     query = (select(Image.id).outerjoin(latest, latest.c.image_id == Image.id)
              .where(_needs_work(latest), _free_for(user_id, now))
-             .order_by(Image.priority.desc().nulls_last(), Image.id))
-    if excluded:
-        query = query.where(Image.id.not_in(excluded))
-    for image_id in session.scalars(query.limit(20)).all():
-        taken = session.execute(
-            update(Image).where(Image.id == image_id, _free_for(user_id, now))
-            .values(lease_user_id=user_id, lease_until=now + timedelta(seconds=lease_seconds)))
-        if taken.rowcount == 1:
-            session.execute(update(Image).where(Image.lease_user_id == user_id,
-                                                Image.id != image_id)
-                            .values(lease_user_id=None, lease_until=None))
-            return session.get(Image, image_id, populate_existing=True)
+             .order_by(Image.priority.desc().nulls_last(), Image.id).limit(20))
+    while candidates := session.scalars(query.where(Image.id.not_in(tried))).all():
+        for image_id in candidates:
+            taken = session.execute(
+                update(Image).where(Image.id == image_id, _free_for(user_id, now))
+                .values(lease_user_id=user_id,
+                        lease_until=now + timedelta(seconds=lease_seconds)))
+            if taken.rowcount == 1:
+                session.execute(update(Image).where(Image.lease_user_id == user_id,
+                                                    Image.id != image_id)
+                                .values(lease_user_id=None, lease_until=None))
+                return session.get(Image, image_id, populate_existing=True)
+        tried += candidates  # all taken by others in the meantime: look further down
     return None
 
 

@@ -5,6 +5,8 @@ database is always upgraded before use.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -77,14 +79,32 @@ def downgrade_database(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+@contextmanager
+def migration_lock(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock file in the data dir, so that processes starting together
+    (web server, worker, CLI) migrate one after the other instead of racing."""
+    import fcntl  # POSIX; Facet runs on Linux and macOS
+
+    with open(data_dir / ".migrate.lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def open_database(settings: Settings) -> sessionmaker[Session]:
     """Create the data dir, upgrade the database to the newest schema, return a session factory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.database_url
-    current = current_revision(url)
-    if current != head_revision():
-        if current is not None and current not in {s.revision for s in _scripts().walk_revisions()}:
-            raise FacetError(f"database is at migration {current!r}, which this version of Facet "
-                             "does not know (made by a newer version?)")
-        upgrade_database(url)
+    head = head_revision()
+    if current_revision(url) != head:
+        with migration_lock(settings.data_dir):
+            current = current_revision(url)  # another process may have migrated meanwhile
+            known = {script.revision for script in _scripts().walk_revisions()}
+            if current is not None and current not in known:
+                raise FacetError(f"database is at migration {current!r}, which this version "
+                                 "of Facet does not know (made by a newer version?)")
+            if current != head:
+                upgrade_database(url)
     return make_session_factory(make_engine(url))

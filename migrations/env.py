@@ -30,7 +30,13 @@ def _url() -> str:
             or context.get_x_argument(as_dictionary=True).get("url")
             or os.environ.get("FACET_DATABASE_URL")
             or config.get_main_option("sqlalchemy.url")
-            or Settings.resolve().database_url)
+            or _default_url())
+
+
+def _default_url() -> str:
+    settings = Settings.resolve()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.database_url
 
 
 def _configure_kwargs() -> dict:

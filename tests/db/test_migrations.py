@@ -163,3 +163,14 @@ def test_a_database_from_a_newer_facet_is_refused(tmp_path):
         raw.execute("UPDATE alembic_version SET version_num = '9999_future'")
     with pytest.raises(FacetError, match="9999_future"):
         open_database(settings)
+
+
+def test_processes_opening_a_fresh_database_together_migrate_once(tmp_path):
+    """Web server, worker and CLI may start at the same moment on a new data dir."""
+    code = ("import sys; from db.database import open_database; from db.settings import Settings;"
+            "open_database(Settings.resolve(data_dir=sys.argv[1], env={}))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")], cwd=REPO,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    assert current_revision(f"sqlite:///{tmp_path / 'data' / 'facet.db'}") == head_revision()
