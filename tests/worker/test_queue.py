@@ -1,0 +1,50 @@
+"""worker/queue.py: one Huey instance per settings, SQLite file or Redis by URL."""
+from __future__ import annotations
+
+import huey
+import pytest
+
+from db.settings import Settings
+from model.errors import FacetError
+from worker.options import WorkerOptions
+from worker.queue import make_huey, sqlite_queue_path
+from worker.tasks import register_tasks
+
+
+def test_default_queue_is_a_sqlite_file_in_the_data_dir(settings):
+    h = make_huey(settings)
+    assert isinstance(h, huey.SqliteHuey)
+    assert h.storage.filename == str(settings.data_dir / "queue.db")
+    assert h.store_intermediate_errors is False and not h.immediate
+
+
+def test_redis_url_gives_a_redis_huey_without_connecting():
+    s = Settings.resolve(data_dir="/tmp/x", queue_url="redis://localhost:6399/3", env={})
+    h = make_huey(s)
+    assert isinstance(h, huey.RedisHuey)
+    kw = h.storage.pool.connection_kwargs
+    assert (kw["port"], kw["db"]) == (6399, 3)
+
+
+@pytest.mark.parametrize("url", ["postgres://x/y", "sqlite:///:memory:", "sqlite://"])
+def test_unusable_queue_urls_are_refused_with_a_reason(url):
+    s = Settings.resolve(data_dir="/tmp/x", queue_url=url, env={})
+    with pytest.raises(FacetError, match="queue"):
+        make_huey(s)
+
+
+def test_sqlite_queue_path_keeps_absolute_paths():
+    assert str(sqlite_queue_path("sqlite:////srv/facet/q.db")) == "/srv/facet/q.db"
+
+
+def test_a_task_enqueued_by_one_instance_is_visible_to_another_over_the_file(settings):
+    """The web process and the consumer share only the queue file: ids travel, not objects."""
+    opts = WorkerOptions.from_env(env={})
+    web = register_tasks(make_huey(settings), settings, opts)
+    worker = register_tasks(make_huey(settings), settings, opts)
+    web.predict(7)
+    web.train(3)
+    assert worker.huey.pending_count() == 2
+    names = sorted(t.name for t in worker.huey.pending())
+    assert names == ["facet.predict", "facet.train"]
+    assert sorted(t.args for t in worker.huey.pending()) == [(3,), (7,)]
