@@ -20,14 +20,17 @@ from db.engine import make_engine, make_session_factory
 from db.settings import Settings
 from model.errors import FacetError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
-    """An Alembic config for ``url`` (passed to ``migrations/env.py`` as an attribute)."""
-    cfg = Config(str(ALEMBIC_INI))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    """An Alembic config for ``url`` (passed to ``migrations/env.py`` as an attribute).
+
+    Built in code, so the app does not depend on ``alembic.ini`` (that is for the CLI).
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["url"] = url
     return cfg
 

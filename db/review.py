@@ -8,7 +8,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Revision, RevisionState, Role, User
-from db.revisions import SaveResult, latest_revision, latest_revisions, save_revision
+from db.revisions import (ALL_IDS, SaveResult, latest_revision, latest_revisions,
+                          save_revision)
 from model.errors import FacetError
 
 SUBMITTABLE = (RevisionState.draft, RevisionState.rejected)
@@ -37,7 +38,7 @@ def _append_state(session: Session, image_id: int, user_id: int | None, state: R
     result: SaveResult = save_revision(
         session, image_id, latest.label_png, user_id, latest.revision, state=state,
         origin=latest.origin, model_version_id=latest.model_version_id, comment=comment,
-        num_classes=256)
+        num_classes=ALL_IDS)
     if result.conflict:
         raise FacetError(f"image {image_id} changed while this was being decided "
                          f"(now at revision {result.current_revision}); reload and try again")

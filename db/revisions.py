@@ -19,6 +19,10 @@ from model.imageio import decode_label_png
 from model.labels import CELEBAMASK
 
 
+ALL_IDS = 256
+"""``num_classes`` that accepts every uint8 id: for copies of label maps already validated."""
+
+
 @dataclass(frozen=True)
 class SaveResult:
     """What a save did. ``current_revision`` is the main-line number after the save."""
@@ -102,7 +106,10 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
     the image row is locked on servers), and only then is the newest number read, so two
     savers from the same base cannot both win.
     """
-    state, origin = RevisionState(state), Origin(origin)
+    try:
+        state, origin = RevisionState(state), Origin(origin)
+    except ValueError as err:
+        raise FacetError(str(err)) from None
     image = _lock_image(session, image_id)
     decode_label_png(label_png, num_classes, (image.label_width, image.label_height))
     before = current_number(session, image_id)  # numbers only grow: a base above it never exists
@@ -141,4 +148,4 @@ def restore_revision(session: Session, image_id: int, number: int, author_id: in
     return save_revision(session, image_id, old.label_png, author_id, base_revision,
                          state=RevisionState.draft, origin=old.origin,
                          model_version_id=old.model_version_id,
-                         comment=f"restored revision {number}", num_classes=256)
+                         comment=f"restored revision {number}", num_classes=ALL_IDS)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Image, ModelVersion, Revision, RevisionState
-from db.revisions import latest_revisions
+from db.revisions import ALL_IDS, latest_revisions
 from db.versions import active_version
 from model.imageio import decode_label_png
 from model.labels import CELEBAMASK, LabelSet
@@ -42,12 +42,12 @@ def _count_latest(session: Session, states: tuple[RevisionState, ...]) -> int:
 
 
 def class_pixel_counts(session: Session) -> np.ndarray:
-    """256 int64 pixel counts (index = label id) over the newest label map of every image."""
-    counts = np.zeros(256, dtype=np.int64)
+    """``ALL_IDS`` (256) int64 pixel counts, index = label id, over each image's newest label map."""
+    counts = np.zeros(ALL_IDS, dtype=np.int64)
     query = select(latest_revisions().subquery().c.label_png)
     for png in session.scalars(query.execution_options(yield_per=64)):
-        labels = decode_label_png(png, 256)
-        counts += np.bincount(labels.ravel(), minlength=256)
+        labels = decode_label_png(png, ALL_IDS)
+        counts += np.bincount(labels.ravel(), minlength=ALL_IDS)
     return counts
 
 
