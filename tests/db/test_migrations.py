@@ -14,7 +14,7 @@ from sqlalchemy import text
 from db.database import (alembic_config, current_revision, downgrade_database, head_revision,
                          open_database, upgrade_database)
 from db.engine import make_engine, make_session_factory, session_scope
-from db.models import (Image, Job, JobPoint, ModelVersion, Origin, Prediction, Revision,
+from db.models import (Job, JobPoint, ModelVersion, Origin, Prediction, Revision,
                        RevisionState, Role, SamEmbedding, User)
 from db.settings import Settings
 from model.errors import FacetError

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from db.engine import session_scope
 from db.models import Origin, Revision, RevisionState, Role, User
 from db.revisions import history, latest_revision, restore_revision, save_revision
-from db.users import create_user
 from model.errors import FacetError
 from model.imageio import BadImageError, decode_label_png, encode_label_png
 from tests.db.conftest import insert_image, label_png
-
-import numpy as np
 
 
 @pytest.fixture
