@@ -1,5 +1,6 @@
 """Safe decoding: every bad input gets a reason; label PNGs round-trip exactly."""
 import io
+import os
 
 import numpy as np
 import pytest
@@ -64,8 +65,10 @@ def test_label_png_checks_size_range_and_mode():
 
 
 def test_write_atomic_leaves_no_temp_files(tmp_path):
+    os.umask(0o022)
     target = tmp_path / "sub" / "x.bin"
     write_atomic(target, b"abc")
     write_atomic(target, b"defg")
     assert target.read_bytes() == b"defg"
     assert [p.name for p in target.parent.iterdir()] == ["x.bin"]
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by group and others (umask 022)
