@@ -53,8 +53,20 @@ log = logging.getLogger("facet.worker.train")
 TRAIN_SHARE = 0.9
 """Share of the job's progress bar that training steps fill; evaluation and publishing the rest."""
 
-JOB_OVERRIDES: dict[str, type] = {"steps": int, "lr": float, "batch_size": int, "seed": int,
-                                  "distill_weight": float, "fresh": bool}
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes"):
+        return True
+    if str(value).lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(value)
+
+
+_flag.__name__ = "bool"
+
+JOB_OVERRIDES: dict[str, Any] = {"steps": int, "lr": float, "batch_size": int, "seed": int,
+                                 "distill_weight": float, "fresh": _flag}
 """Keys a ``train`` job's params may set to override :class:`WorkerOptions` for that run."""
 
 
@@ -80,7 +92,8 @@ class Active:
 class ProgressWriter:
     """``on_step`` callback for :func:`model.train.train` that writes the job's curve.
 
-    Writes a :class:`db.models.JobPoint` (``{"loss", …losses, "rate"}``) and the job's progress
+    Writes a :class:`db.models.JobPoint` (``{"loss": total, …loss terms, "rate": images/s}``)
+    and the job's progress
     at most once per ``interval_s`` seconds, and always for the last step. Raises
     :class:`FacetError` (stopping training) when the job is no longer running, e.g. it was
     marked failed by another process.
@@ -99,12 +112,12 @@ class ProgressWriter:
             return
         self._last = now
         values = {k: float(v) for k, v in losses.items()}
+        loss = values["loss"] = values.pop("total", float("nan"))
         values["rate"] = float(rate)
-        loss = values.get("loss", next(iter(values.values())))
         with session_scope(self.sessions) as session:
             add_point(session, self.job_id, step, values)
             set_progress(session, self.job_id, TRAIN_SHARE * step / max(total, 1),
-                         f"training: step {step}/{total}, loss {loss:.3f}, {rate:.2f} steps/s")
+                         f"training: step {step}/{total}, loss {loss:.3f}, {rate:.1f} images/s")
         self.points += 1
 
 
@@ -233,24 +246,26 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     with session_scope(sessions) as session:
         snapshot, active, knobs = start_run(session, settings, job_id, options)
 
-    teacher = None
-    if active is not None and not knobs["fresh"]:
-        loaded = load_checkpoint(active.checkpoint)
-        teacher, config = loaded.model, loaded.config
+    teacher = init = None
+    if active is not None:
+        teacher = load_checkpoint(active.checkpoint)
+    if teacher is not None and not knobs["fresh"]:
+        init, config = teacher, teacher.config
     else:
         overrides = {} if options.train_size is None else {"input_size": options.train_size}
         config = ParserConfig.preset(options.train_config, CELEBAMASK, **overrides)
+    distill = teacher is not None and (knobs["distill_weight"] is None or knobs["distill_weight"] > 0)
 
     with session_scope(sessions) as session:
         samples = load_labelled(session, settings, snapshot.train, config.num_classes)
         val = load_labelled(session, settings, snapshot.val, config.num_classes)
-        unlabeled = load_unlabeled(session, settings, snapshot.unlabeled)
+        unlabeled = load_unlabeled(session, settings, snapshot.unlabeled) if distill else []
 
     progress = ProgressWriter(sessions, job_id, options.progress_interval_s)
     extra = {k: knobs[k] for k in ("lr", "distill_weight") if knobs[k] is not None}
-    result = train(samples, config, knobs["steps"], init=teacher, teacher=teacher,
-                   unlabeled=unlabeled, device=device, seed=knobs["seed"],
-                   batch_size=knobs["batch_size"], on_step=progress, **extra)
+    result = train(samples, None if init is not None else config, knobs["steps"], init=init,
+                   teacher=teacher if distill else None, unlabeled=unlabeled, device=device,
+                   seed=knobs["seed"], batch_size=knobs["batch_size"], on_step=progress, **extra)
     train_s = time.monotonic() - started
 
     ckpt = settings.models_dir / f"job-{job_id}.pt"

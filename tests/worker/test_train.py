@@ -1,0 +1,132 @@
+"""worker/train.py through the ``facet.train`` task (immediate mode): snapshot → train → publish."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from huey.exceptions import TaskException
+
+from db.cache import get_prediction
+from db.engine import session_scope
+from db.jobs import create_job, fail, get_job, job_points, mark_running
+from db.models import JobState, ModelVersion
+from db.versions import activate, active_version, get_version, list_versions
+from model.checkpoint import load_checkpoint
+from model.errors import FacetError
+from model.imageio import decode_label_png
+from tests.worker.conftest import SIZE, add_faces, save_label
+from worker.train import ProgressWriter, decide
+
+LABELLED = {1: "train", 2: "val", 3: "train", 4: "val", 5: "train", 6: "train"}
+UNLABELLED = [7, 8, 9]
+GOOD = {"steps": 40, "lr": 0.01, "batch_size": 4}
+"""Enough for the simple test faces: validation mean F1 ~0.2 (background, skin, hair learnt)."""
+
+
+def _train(tasks, sessions, **params) -> tuple[int, int | None]:
+    with session_scope(sessions) as s:
+        job_id = create_job(s, "train", params).id
+    return job_id, tasks.train(job_id).get()
+
+
+def test_first_run_publishes_an_active_version_and_scores_the_queue(tasks, settings, sessions):
+    ids = add_faces(sessions, settings, LABELLED, UNLABELLED)
+    job_id, version_id = _train(tasks, sessions)
+    with session_scope(sessions) as s:
+        job = get_job(s, job_id)
+        assert job.state == JobState.succeeded and job.progress == 1.0
+        assert job.params["snapshot"]["val_ids"] == [ids[2], ids[4]]
+        points = job_points(s, job_id)
+        assert [p.step for p in points] == [1, 2, 3, 4]  # interval 0: every step
+        assert {"loss", "ce", "rate"} <= set(points[-1].values)
+        version = get_version(s, version_id)
+        assert version.is_active and version.job_id == job_id and version.num_labels == 6
+        assert version.parent_id is None and version.metrics["baseline_mean_f1"] is None
+        assert 0.0 <= version.metrics["mean_f1"] <= 1.0
+        assert set(version.metrics["per_class_f1"]) >= {"skin", "hair"}
+        ckpt = settings.data_dir / version.checkpoint_path
+        assert ckpt.parent == settings.models_dir and ckpt.is_file()
+        assert not list(settings.models_dir.glob("*.tmp"))
+        for seed in UNLABELLED:  # the queue was re-scored by the new model
+            assert get_prediction(s, ids[seed], version_id) is not None
+    meta = load_checkpoint(ckpt).meta
+    assert meta["job_id"] == job_id and meta["val_ids"] == [ids[2], ids[4]]
+
+
+def test_next_run_starts_from_the_active_model_and_distils_from_it(tasks, settings, sessions):
+    add_faces(sessions, settings, LABELLED, UNLABELLED)
+    _, first = _train(tasks, sessions, **GOOD)
+    job_id, second = _train(tasks, sessions, steps=3)
+    with session_scope(sessions) as s:
+        v2 = get_version(s, second)
+        assert v2.parent_id == first
+        assert v2.metrics["baseline_version_id"] == first
+        assert v2.metrics["baseline_mean_f1"] == pytest.approx(get_version(s, first).metrics["mean_f1"])
+        assert v2.is_active == (v2.metrics["mean_f1"] >= v2.metrics["baseline_mean_f1"])
+        ckpt = settings.data_dir / v2.checkpoint_path
+    meta = load_checkpoint(ckpt).meta
+    assert meta["init"] is not None, "student did not start from the active model"
+    assert meta["distill"]["teacher"] == "checkpoint" and meta["n_unlabeled"] == 3
+
+
+def test_a_worse_version_is_stored_but_not_activated_and_an_older_one_can_come_back(
+        tasks, settings, sessions):
+    ids = add_faces(sessions, settings, LABELLED, UNLABELLED)
+    _, good = _train(tasks, sessions, **GOOD)
+    with session_scope(sessions) as s:
+        good_f1 = get_version(s, good).metrics["mean_f1"]
+    assert good_f1 > 0.05, "precondition: the first model learnt something"
+    with session_scope(sessions) as s:  # careless corrections: everything painted background
+        for seed, split in LABELLED.items():
+            if split == "train":
+                save_label(s, ids[seed], np.zeros((SIZE, SIZE), np.uint8))
+    job_id, bad = _train(tasks, sessions, steps=10, lr=0.01, distill_weight=0, fresh=True)
+    with session_scope(sessions) as s:
+        assert get_job(s, job_id).state == JobState.succeeded
+        version = get_version(s, bad)
+        assert not version.is_active
+        assert version.metrics["mean_f1"] < version.metrics["baseline_mean_f1"] == pytest.approx(good_f1)
+        assert "not activated" in version.note
+        assert active_version(s).id == good
+        assert get_prediction(s, ids[7], bad) is None  # the queue was not re-scored with it
+
+    with session_scope(sessions) as s:  # rollback/promotion is any version, any time
+        activate(s, bad)
+    tasks.score_all(bad)
+    with session_scope(sessions) as s:
+        assert active_version(s).id == bad
+        old = decode_label_png(get_prediction(s, ids[7], good).label_png, 19)
+        new = decode_label_png(get_prediction(s, ids[7], bad).label_png, 19)
+        assert not np.array_equal(old, new)
+        assert s.get(ModelVersion, bad).is_active and not s.get(ModelVersion, good).is_active
+
+
+def test_a_run_that_cannot_start_fails_the_job_and_publishes_nothing(tasks, settings, sessions):
+    add_faces(sessions, settings, {1: "train", 2: "val"}, [3])
+    with session_scope(sessions) as s:
+        job_id = create_job(s, "train").id
+    with pytest.raises(TaskException, match="at least 3"):
+        tasks.train(job_id).get()
+    with session_scope(sessions) as s:
+        job = get_job(s, job_id)
+        assert job.state == JobState.failed and "at least 3" in job.error
+        assert list_versions(s) == []
+
+
+def test_progress_writer_stops_training_when_the_job_was_failed_elsewhere(sessions):
+    with session_scope(sessions) as s:
+        job_id = create_job(s, "train").id
+        mark_running(s, job_id)
+    writer = ProgressWriter(sessions, job_id, interval_s=0.0)
+    writer(1, 10, {"total": 1.5, "ce": 1.2}, 3.0)
+    with session_scope(sessions) as s:
+        assert job_points(s, job_id)[0].values == {"loss": 1.5, "ce": 1.2, "rate": 3.0}
+        fail(s, job_id, "cancelled by an admin")
+    with pytest.raises(FacetError, match="already failed"):
+        writer(2, 10, {"total": 1.4}, 3.0)
+
+
+def test_decide_keeps_ties_and_refuses_regressions():
+    assert decide(0.5, None) == (True, None)
+    assert decide(0.5, 0.5) == (True, None)
+    active, note = decide(0.49, 0.5)
+    assert not active and "0.4900" in note and "0.5000" in note
