@@ -1,0 +1,73 @@
+"""Self-distillation: a frozen teacher (a checkpoint, or an exponential moving average of the
+student) gives temperature-softened targets; the student matches them with KL(teacher || student)
+scaled by T^2 (Hinton et al., 2015), on labelled and unlabelled images alike."""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """``B x C x H x W`` logits → mean over pixels of ``KL(softmax(t/T) || softmax(s/T)) * T^2``.
+
+    Zero when the logits are equal; the ``T^2`` factor keeps gradient sizes comparable
+    across temperatures.
+    """
+    t = float(temperature)
+    log_p_student = F.log_softmax(student_logits.float() / t, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits.float() / t, dim=1)
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="none", log_target=True).sum(dim=1)
+    return kl.mean() * (t * t)
+
+
+class Teacher:
+    """Soft targets for distillation. Never trained by the optimiser; always in eval mode.
+
+    ``Teacher(model)`` freezes a copy of ``model``; ``Teacher.ema_of(student, decay)`` starts
+    from a copy of the student and follows it with :meth:`update`.
+    """
+
+    def __init__(self, model: nn.Module, ema_decay: float | None = None) -> None:
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.ema_decay = ema_decay
+
+    @classmethod
+    def ema_of(cls, student: nn.Module, decay: float = 0.99) -> "Teacher":
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        return cls(student, ema_decay=decay)
+
+    @property
+    def input_size(self) -> int:
+        return self.model.config.input_size
+
+    @torch.no_grad()
+    def update(self, student: nn.Module) -> None:
+        """EMA step: ``teacher = decay * teacher + (1 - decay) * student``; buffers copied.
+        A no-op for a frozen checkpoint teacher."""
+        if self.ema_decay is None:
+            return
+        d = self.ema_decay
+        for t, s in zip(self.model.parameters(), student.parameters()):
+            t.mul_(d).add_(s.detach(), alpha=1.0 - d)
+        for t, s in zip(self.model.buffers(), student.buffers()):
+            t.copy_(s)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``B x 3 x H x W`` in [0, 1] → ``B x C x H x W`` teacher logits (resized through the
+        teacher's own input size when it differs)."""
+        size = x.shape[-2:]
+        inp = x
+        if tuple(size) != (self.input_size, self.input_size):
+            inp = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+        out = self.model(inp)["logits"]
+        if out.shape[-2:] != size:
+            out = F.interpolate(out.float(), size=size, mode="bilinear", align_corners=False)
+        return out

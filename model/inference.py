@@ -1,0 +1,129 @@
+"""Inference for the app: load a checkpoint once, then predict label maps from numpy images.
+
+``Predictor.predict(image H x W x 3 uint8) → (label H x W uint8, confidence H x W float32)``
+at any input size: the image is resized to the network input, the softmax probabilities are
+resized back bilinearly, and each pixel takes the most probable class.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.augment import resize_pair
+from model.checkpoint import load_checkpoint
+from model.config import ParserConfig
+from model.devices import autocast, default_threads, resolve_device
+from model.errors import FacetError
+from model.labels import LabelSet
+from model.network import FaceParser
+
+THIN_CLASSES: tuple[str, ...] = ("ear_r", "neck_l")
+"""Classes whose likely pixels weigh more in :meth:`Predictor.uncertainty`."""
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
+            or image.dtype != np.uint8:
+        desc = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise FacetError(f"expected an H x W x 3 uint8 RGB image, got {desc}")
+
+
+class Predictor:
+    """A loaded parser ready for inference (eval mode, ``torch.inference_mode``).
+
+    ``threads`` sets torch's intra-op thread count for the process (torch has only one such
+    setting); ``None`` picks :func:`model.devices.default_threads`. ``amp`` runs under
+    bfloat16 autocast; by default on CUDA only (CPU results then match float32 training
+    evaluation exactly and do not depend on the CPU's bfloat16 support).
+    """
+
+    def __init__(self, model: FaceParser, config: ParserConfig, labels: LabelSet,
+                 meta: dict[str, Any] | None = None, device: str | torch.device | None = None,
+                 threads: int | None = None, amp: bool | None = None,
+                 channels_last: bool = True, thin_weight: float = 4.0) -> None:
+        self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads or default_threads())
+        self.model = model.to(self.device).eval()
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        self.config = config
+        self.labels = labels
+        self.meta = dict(meta or {})
+        self.amp = (self.device.type == "cuda") if amp is None else amp
+        self.thin_ids = [labels.id(n) for n in THIN_CLASSES if n in labels.names]
+        self.thin_weight = thin_weight
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+             threads: int | None = None, **kwargs: Any) -> "Predictor":
+        """Load a checkpoint file (a :class:`FacetError` if missing or damaged)."""
+        ckpt = load_checkpoint(path, device="cpu")
+        return cls(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, device, threads, **kwargs)
+
+    def _input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        size = self.config.input_size
+        batch = np.stack([resize_pair(im, None, size)[0] for im in images])
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @torch.inference_mode()
+    def probabilities_small(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """``N`` images → ``N x C x S x S`` float32 softmax at the network input size ``S``."""
+        for im in images:
+            _check_image(im)
+        with autocast(self.device, self.amp):
+            logits = self.model(self._input(images))["logits"]
+        return torch.softmax(logits.float(), dim=1)
+
+    @torch.inference_mode()
+    def _finish(self, probs: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """``C x S x S`` probabilities → label and confidence at ``size = (H, W)``."""
+        if tuple(probs.shape[-2:]) != tuple(size):
+            probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
+        conf, label = probs.max(dim=0)
+        return label.to(torch.uint8).cpu().numpy(), conf.cpu().numpy().astype(np.float32)
+
+    def predict(self, image: np.ndarray,
+                size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``H x W x 3`` uint8 RGB → ``(label H x W uint8, confidence H x W float32)``.
+
+        ``size = (H', W')`` returns the maps at that size instead (e.g. a label-map size).
+        """
+        return self.predict_batch([image], size)[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      size: tuple[int, int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`predict` for several images of any sizes, one forward pass."""
+        if not images:
+            return []
+        probs = self.probabilities_small(images)
+        return [self._finish(p, size or im.shape[:2]) for p, im in zip(probs, images)]
+
+    def _uncertainty(self, probs: torch.Tensor) -> float:
+        """``C x S x S`` probabilities → weighted mean normalised entropy in [0, 1]."""
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=0) / math.log(probs.shape[0])
+        weight = 1.0 + self.thin_weight * probs[self.thin_ids].sum(dim=0) if self.thin_ids \
+            else torch.ones_like(entropy)
+        return float((weight * entropy).sum() / weight.sum())
+
+    def predict_with_uncertainty(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(label, confidence, uncertainty)`` from one forward pass; see :meth:`uncertainty`."""
+        probs = self.probabilities_small([image])[0]
+        label, conf = self._finish(probs, image.shape[:2])
+        return label, conf, self._uncertainty(probs)
+
+    def uncertainty(self, image: np.ndarray) -> float:
+        """How unsure the model is about ``image``, in [0, 1] (higher = annotate sooner).
+
+        The mean per-pixel entropy of the softmax (normalised by ``log C``), each pixel
+        weighted by ``1 + thin_weight * P(thin class)`` so that likely earrings and necklaces
+        (rare, thin, often wrong) count more.
+        """
+        return self._uncertainty(self.probabilities_small([image])[0])

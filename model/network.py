@@ -1,0 +1,83 @@
+"""The face parser and its one builder.
+
+``build_parser(config)`` is the only place a :class:`ParserConfig` becomes layers::
+
+    image B x 3 x H x W (RGB in [0, 1])
+      → backbone  (ResNet: c1..c4 at strides 4, 8, 16, output_stride)
+      → context   (position + channel self-attention on c4)
+      → decoder   (context fused with c1 and c2 at stride 4)
+      → heads     ("seg": class logits; "edge": binary edges, training mode only)
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.attention import ContextModule
+from model.backbone import ResNetBackbone
+from model.config import ParserConfig
+from model.decoder import Decoder
+from model.heads import EdgeHead, SegmentationHead
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FaceParser(nn.Module):
+    """Face parsing network (Han & Yoon, 2024, on a torchvision ResNet).
+
+    ``forward(x: B x 3 x H x W float RGB in [0, 1])`` returns a dict:
+      ``"logits"``: ``B x num_classes x H x W`` (upsampled to the input size);
+      ``"edges"``: ``B x 1 x H x W`` edge logits, only in training mode with an edge head.
+    In eval mode the edge head never runs, so it costs nothing at inference.
+    """
+
+    def __init__(self, config: ParserConfig, backbone: ResNetBackbone, context: ContextModule,
+                 decoder: Decoder, heads: nn.ModuleDict) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.context = context
+        self.decoder = decoder
+        self.heads = heads
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        size = x.shape[-2:]
+        c1, c2, c3, c4 = self.backbone((x - self.mean) / self.std)
+        features = self.decoder(self.context(c4), c1, c2)
+        logits = F.interpolate(self.heads["seg"](features), size=size, mode="bilinear",
+                               align_corners=False)
+        out = {"logits": logits}
+        if self.training and "edge" in self.heads:
+            edges = self.heads["edge"]([c1, c2, c3])
+            out["edges"] = F.interpolate(edges, size=size, mode="bilinear", align_corners=False)
+        return out
+
+
+def build_parser(config: ParserConfig, *, backbone_weights: str | os.PathLike | None = None,
+                 load_backbone_weights: bool = True) -> FaceParser:
+    """Build a randomly initialised :class:`FaceParser` from ``config``.
+
+    The backbone is initialised from ``backbone_weights`` (or ``config.backbone_weights``), a
+    local torchvision ResNet state dict, when one is given and ``load_backbone_weights``;
+    nothing is ever downloaded. Checkpoint loading passes ``load_backbone_weights=False``.
+    """
+    backbone = ResNetBackbone(config.backbone, config.output_stride)
+    weights = backbone_weights or config.backbone_weights
+    if weights and load_backbone_weights:
+        backbone.load_torchvision_weights(weights)
+    c1, c2, c3, c4 = backbone.channels
+    context = ContextModule(c4, config.context_channels, config.attention,
+                            config.attention_reduction)
+    decoder = Decoder(config.context_channels, c1, c2, config.skip_channels,
+                      config.decoder_channels)
+    heads = nn.ModuleDict({"seg": SegmentationHead(config.decoder_channels, config.num_classes,
+                                                   config.dropout)})
+    if config.edge_head:
+        heads["edge"] = EdgeHead((c1, c2, c3), config.edge_channels)
+    return FaceParser(config, backbone, context, decoder, heads)

@@ -1,0 +1,228 @@
+"""Training and fine-tuning of the parser, with optional self-distillation.
+
+``train(samples, config, steps, ...)`` runs a fixed number of optimiser steps and returns the
+model with its config and training metadata, ready for :func:`model.checkpoint.save_checkpoint`.
+Progress goes to ``on_step(step, total, losses, rate)`` every step; an exception raised there
+stops training (that is how the worker cancels a job).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from model.augment import AugmentConfig
+from model.checkpoint import Checkpoint, load_checkpoint
+from model.config import ParserConfig
+from model.dataset import BatchStream, Sample
+from model.devices import amp_dtype, autocast, available_cores, resolve_device
+from model.distill import Teacher, distillation_loss
+from model.errors import FacetError
+from model.labels import CELEBAMASK, LabelSet
+from model.losses import LossConfig, ParsingLoss
+from model.network import FaceParser, build_parser
+
+OnStep = Callable[[int, int, dict[str, float], float], None]
+
+
+@dataclass
+class TrainResult:
+    """The trained model (eval mode, on the CPU) and what a checkpoint needs beside it."""
+
+    model: FaceParser
+    config: ParserConfig
+    meta: dict[str, Any] = field(default_factory=dict)
+    labels: LabelSet = CELEBAMASK
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Learning-rate multiplier at ``step`` (0-based): linear warm-up over ``warmup`` steps,
+    then ``"poly"`` (power 0.9), ``"cosine"`` or ``"constant"`` decay to the end."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "poly":
+        return (1.0 - progress) ** 0.9
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "constant":
+        return 1.0
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+Source = Checkpoint | FaceParser | str | os.PathLike
+"""A model to start from or distil from: a loaded checkpoint, a model, or a checkpoint path."""
+
+
+def _as_checkpoint(source: Source | None, labels: LabelSet) -> Checkpoint | None:
+    if source is None or isinstance(source, Checkpoint):
+        return source
+    if isinstance(source, FaceParser):
+        return Checkpoint(source, source.config, labels, {})
+    return load_checkpoint(source)
+
+
+def _to_input(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = batch.to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
+          init: Source | None = None,
+          teacher: Source | None = None,
+          unlabeled: Sequence[np.ndarray] = (), device: str | torch.device = "cpu", seed: int = 0,
+          batch_size: int = 8, lr: float | None = None, on_step: OnStep | None = None,
+          distill_weight: float = 1.0, temperature: float = 2.0, ema_teacher: bool = False,
+          ema_decay: float = 0.99, unlabeled_batch: int | None = None,
+          labels: LabelSet = CELEBAMASK, loss: LossConfig | None = None,
+          augment: AugmentConfig | None = None, optimizer: str = "adamw",
+          schedule: str = "poly", warmup: int | None = None, weight_decay: float = 1e-4,
+          clip_norm: float = 5.0, amp: bool = True, channels_last: bool = True,
+          num_workers: int | None = None) -> TrainResult:
+    """Train for ``steps`` optimiser steps on ``samples`` (``(image H x W x 3 uint8, label H x W
+    uint8)`` pairs, any sizes; resized to ``config.input_size``).
+
+    ``init``: a checkpoint (loaded, a path, or a bare :class:`FaceParser`) to start from; its config and label set are then used
+    (``config`` may be ``None``; a different architecture is an error). ``teacher``: a frozen
+    checkpoint for self-distillation; ``ema_teacher``: distil from an EMA of the student
+    instead. With a teacher, the loss adds ``distill_weight * KL(teacher || student) * T^2`` on
+    the labelled batch and on ``unlabeled_batch`` images (default ``batch_size``) drawn from
+    ``unlabeled``. ``lr`` defaults to 1e-3 (AdamW) / 1e-2 (SGD) from scratch and a fifth of
+    that when fine-tuning from ``init``.
+    """
+    if steps < 1:
+        raise FacetError(f"steps must be at least 1, got {steps}")
+    if batch_size < 1:
+        raise FacetError(f"batch size must be at least 1, got {batch_size}")
+    if teacher is not None and ema_teacher:
+        raise FacetError("choose a teacher checkpoint or an EMA teacher, not both")
+    if len(unlabeled) and teacher is None and not ema_teacher:
+        raise FacetError("unlabelled images are only used for distillation: give a teacher "
+                         "(--distill-from) or an EMA teacher")
+    if optimizer not in ("adamw", "sgd"):
+        raise FacetError(f"unknown optimizer {optimizer!r}; use adamw or sgd")
+    dev = resolve_device(device)
+    seed_everything(seed)
+
+    init_ckpt = _as_checkpoint(init, labels)
+    if init_ckpt is not None:
+        labels = init_ckpt.labels
+        if config is not None and config.replace(backbone_weights=None) != \
+                init_ckpt.config.replace(backbone_weights=None):
+            raise FacetError("the --init checkpoint was built with a different config")
+        config = init_ckpt.config
+        model = copy.deepcopy(init_ckpt.model)
+    else:
+        config = config or ParserConfig.small(labels)
+        if config.num_classes != labels.num_classes:
+            raise FacetError(f"config has {config.num_classes} classes, labels {labels.num_classes}")
+        model = build_parser(config)
+    model = model.to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+
+    teacher_ckpt = _as_checkpoint(teacher, labels)
+    distiller: Teacher | None = None
+    if teacher_ckpt is not None:
+        if teacher_ckpt.labels != labels:
+            raise FacetError("the teacher checkpoint uses a different label set")
+        distiller = Teacher(teacher_ckpt.model)
+        distiller.model.to(dev)
+    elif ema_teacher:
+        distiller = Teacher.ema_of(model, ema_decay)
+
+    loss_cfg = loss if loss is not None else LossConfig()
+    criterion = ParsingLoss(loss_cfg, labels)
+    aug = augment if augment is not None else AugmentConfig()
+    n_unlab = (unlabeled_batch if unlabeled_batch is not None else batch_size) if len(unlabeled) else 0
+    stream = BatchStream(samples, list(unlabeled), config.input_size, batch_size, n_unlab,
+                         labels, aug, seed)
+    workers = num_workers if num_workers is not None else (
+        min(8, available_cores() - 1) if dev.type == "cuda" else 0)
+    loader = iter(DataLoader(stream, batch_size=None, num_workers=workers,
+                             pin_memory=dev.type == "cuda",
+                             persistent_workers=False, prefetch_factor=4 if workers else None))
+
+    base_lr = lr if lr is not None else (1e-3 if optimizer == "adamw" else 1e-2) * (
+        0.2 if init_ckpt is not None else 1.0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=weight_decay,
+                                fused=dev.type in ("cpu", "cuda"))
+    else:
+        opt = torch.optim.SGD(params, lr=base_lr, momentum=0.9, weight_decay=weight_decay,
+                              nesterov=True)
+    warm = warmup if warmup is not None else min(100, steps // 10)
+    use_scaler = amp and dev.type == "cuda" and amp_dtype(dev) == torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    start = time.perf_counter()
+    images_seen = 0
+    last: dict[str, float] = {}
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = base_lr * lr_factor(step, steps, warm, schedule)
+        batch = next(loader)
+        x = _to_input(batch["images"], dev, channels_last)
+        target = batch["targets"].to(dev, non_blocking=True).long()
+        n_lab = x.shape[0]
+        if "unlabeled" in batch:
+            x = torch.cat([x, _to_input(batch["unlabeled"], dev, channels_last)])
+        with autocast(dev, amp):
+            out = model(x)
+            labelled = {k: v[:n_lab] for k, v in out.items()}
+            total, terms = criterion(labelled, target)
+            if distiller is not None and distill_weight > 0:
+                terms["distill"] = distillation_loss(out["logits"], distiller.logits(x), temperature)
+                total = total + distill_weight * terms["distill"]
+        if not torch.isfinite(total):
+            raise FacetError(f"training diverged at step {step + 1} (loss {total.item()}); "
+                             "try a lower learning rate")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, clip_norm)
+        scaler.step(opt)
+        scaler.update()
+        if distiller is not None:
+            distiller.update(model)
+        images_seen += x.shape[0]
+        last = {k: float(v.detach()) for k, v in terms.items()}
+        last["total"] = float(total.detach())
+        rate = images_seen / max(time.perf_counter() - start, 1e-9)
+        if on_step is not None:
+            on_step(step + 1, steps, dict(last), rate)
+    elapsed = time.perf_counter() - start
+
+    model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
+    meta = {
+        "steps": steps, "seed": seed, "batch_size": batch_size, "unlabeled_batch": n_unlab,
+        "lr": base_lr, "optimizer": optimizer, "schedule": schedule, "warmup": warm,
+        "weight_decay": weight_decay, "clip_norm": clip_norm, "amp": bool(amp),
+        "device": str(dev), "channels_last": channels_last,
+        "n_labelled": len(samples), "n_unlabeled": len(unlabeled),
+        "loss": asdict(loss_cfg), "augment": asdict(aug),
+        "distill": None if distiller is None else {
+            "teacher": "ema" if teacher_ckpt is None else "checkpoint", "weight": distill_weight,
+            "temperature": temperature, "ema_decay": ema_decay if teacher_ckpt is None else None},
+        "init": None if init_ckpt is None else {"meta_steps": init_ckpt.meta.get("steps")},
+        "final_losses": last, "seconds": round(elapsed, 3),
+        "images_per_second": round(images_seen / max(elapsed, 1e-9), 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return TrainResult(model, config, meta, labels)

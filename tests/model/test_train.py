@@ -1,0 +1,90 @@
+"""Training: the loss goes down, progress is reported, seeds reproduce, cancellation works,
+and distillation adds its own term."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.config import ParserConfig
+from model.errors import FacetError
+from model.train import lr_factor, train
+from tests.model.faces import face_samples
+
+CONFIG = ParserConfig.small(input_size=64)
+
+
+@pytest.fixture(scope="module")
+def samples():
+    torch.set_num_threads(2)
+    return face_samples(6, 64, seed=0)
+
+
+def test_loss_goes_down_and_progress_is_reported(samples):
+    seen = []
+    result = train(samples, CONFIG, 40, batch_size=4, seed=1, lr=2e-3,
+                   on_step=lambda s, n, losses, rate: seen.append((s, n, losses, rate)))
+    assert [s for s, *_ in seen] == list(range(1, 41)) and all(n == 40 for _, n, *_ in seen)
+    assert set(seen[0][2]) == {"ce", "edge", "total"} and all(r > 0 for *_, r in seen)
+    first = sum(l["ce"] for _, _, l, _ in seen[:5]) / 5
+    last = sum(l["ce"] for _, _, l, _ in seen[-5:]) / 5
+    assert last < 0.6 * first
+    assert not result.model.training
+    assert result.meta["steps"] == 40 and result.meta["final_losses"]["total"] == seen[-1][2]["total"]
+
+
+def test_same_seed_same_run(samples):
+    runs = []
+    for _ in range(2):
+        losses = []
+        train(samples, CONFIG, 3, batch_size=2, seed=7,
+              on_step=lambda s, n, l, r: losses.append(l["total"]))
+        runs.append(losses)
+    assert runs[0] == runs[1]
+
+
+def test_exception_in_on_step_cancels(samples):
+    calls = []
+
+    def cancel(step, total, losses, rate):
+        calls.append(step)
+        if step == 2:
+            raise RuntimeError("cancelled by user")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        train(samples, CONFIG, 50, batch_size=2, on_step=cancel)
+    assert calls == [1, 2]
+
+
+def test_distillation_from_model_and_ema(samples):
+    base = train(samples, CONFIG, 2, batch_size=2).model
+    unlabeled = [im for im, _ in face_samples(3, 64, seed=50)]
+    seen = []
+    result = train(samples[:2], None, 2, init=base, teacher=base, unlabeled=unlabeled,
+                   batch_size=2, on_step=lambda s, n, l, r: seen.append(l))
+    assert "distill" in seen[-1] and seen[-1]["distill"] >= 0
+    assert result.meta["distill"]["teacher"] == "checkpoint" and result.meta["n_unlabeled"] == 3
+    # the init model itself is left untouched
+    assert not all(torch.equal(a, b) for a, b in zip(base.state_dict().values(),
+                                                     result.model.state_dict().values()))
+    ema = train(samples[:2], CONFIG, 2, ema_teacher=True, unlabeled=unlabeled, batch_size=2)
+    assert ema.meta["distill"]["teacher"] == "ema"
+
+
+def test_bad_requests(samples):
+    with pytest.raises(FacetError, match="teacher"):
+        train(samples, CONFIG, 1, unlabeled=[samples[0][0]])
+    with pytest.raises(FacetError):
+        train(samples, CONFIG, 0)
+    with pytest.raises(FacetError):
+        train([], CONFIG, 1)
+    with pytest.raises(FacetError, match="CUDA"):
+        train(samples, CONFIG, 1, device="cuda") if not torch.cuda.is_available() else \
+            (_ for _ in ()).throw(FacetError("CUDA present: nothing to check"))
+
+
+def test_schedules():
+    assert lr_factor(0, 100, 10, "poly") == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(99, 100, 10, "poly") < 0.05
+    assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5, abs=0.02)
