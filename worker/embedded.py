@@ -4,7 +4,9 @@ A separate process (not threads in the web process) because training holds the G
 lot of memory, and because Huey task timeouts need the process worker type. The child gets
 the same data dir, database URL and queue URL as the parent; it stops when the parent stops
 (:meth:`WorkerProcess.stop`, registered with :mod:`atexit`) and, on Linux, also when the parent
-dies without cleaning up (the kernel sends it SIGTERM).
+dies without cleaning up (the kernel sends it SIGTERM). It runs in its own session and process
+group, so a Ctrl-C in the terminal reaches only the parent, which then stops the worker in
+order; the consumer's own worker processes share that group (:meth:`WorkerProcess.kill_group`).
 """
 from __future__ import annotations
 
@@ -65,6 +67,14 @@ class WorkerProcess:
         self.popen.kill()
         return self.popen.wait()
 
+    def kill_group(self) -> None:
+        """SIGKILL the consumer and its worker processes at once (what a crash looks like)."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait()
+
     def __enter__(self) -> "WorkerProcess":
         return self
 
@@ -101,7 +111,8 @@ def start_worker_process(settings: Settings, workers: int | None = None,
     with log.open("ab") as out:
         popen = subprocess.Popen(worker_command(settings, workers), env=child_env,
                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 preexec_fn=_die_with_parent, cwd=str(APP.parent))
+                                 start_new_session=True, preexec_fn=_die_with_parent,
+                                 cwd=str(APP.parent))
     proc = WorkerProcess(popen, log)
     atexit.register(proc.stop)
     return proc

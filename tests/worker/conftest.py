@@ -146,3 +146,31 @@ def publish_untrained(sessions, settings: Settings, name: str = "v0.pt", seed: i
         if active:
             activate(session, version.id)
         return version.id
+
+
+def wait_for(predicate, timeout_s: float, what: str, log_path: Path | None = None,
+             interval_s: float = 0.25):
+    """Poll ``predicate()`` until it returns something truthy; fail naming ``what`` (and the
+    worker's log tail) after ``timeout_s`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    tail = ""
+    if log_path is not None and Path(log_path).is_file():
+        tail = "\n--- worker log ---\n" + "\n".join(
+            Path(log_path).read_text(errors="replace").splitlines()[-40:])
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}{tail}")
+
+
+def consumer_env(**overrides: str) -> dict[str, str]:
+    """Environment for a test consumer: tiny fresh models, few steps, one thread per process."""
+    env = {"FACET_TRAIN_STEPS": "6", "FACET_TRAIN_BATCH": "2", "FACET_TRAIN_SIZE": str(SIZE),
+           "FACET_TORCH_THREADS": "1", "FACET_DISTILL_MAX_UNLABELED": "4", "FACET_DEVICE": "cpu",
+           "FACET_RETRAIN_EVERY": "0", "FACET_WORKERS": "2", "OMP_NUM_THREADS": "1"}
+    env.update(overrides)
+    return env
