@@ -1,8 +1,48 @@
-"""Sub-commands of this package (placeholder until its owner fills it in)."""
+"""``serve``: the studio (Gradio UI + REST API) on one port. See DESIGN.md for the flags."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this package's sub-commands to ``sub``."""
+    """Add the ``serve`` sub-command to ``sub``."""
+    from model.sam import SAM_MODEL_TYPES
+
+    p = sub.add_parser("serve", help="run the annotation studio (UI at /, REST API at /api)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--data-dir", default=None, help="data folder (default $FACET_DATA_DIR or ./data)")
+    p.add_argument("--no-worker", action="store_true", help="do not start the embedded worker")
+    p.add_argument("--demo", type=int, default=0, metavar="N",
+                   help="on an empty database, add N synthetic faces (half with labels)")
+    p.add_argument("--sam-checkpoint", type=Path, default=None, metavar="PATH",
+                   help="official Segment Anything checkpoint (.pth) to enable click-to-segment")
+    p.add_argument("--sam-model", choices=SAM_MODEL_TYPES, default="vit_b",
+                   help="architecture of --sam-checkpoint (default vit_b)")
+    p.add_argument("--parser-checkpoint", type=Path, default=None, metavar="PATH",
+                   help="parser checkpoint to register and activate when no model version exists")
+    p.set_defaults(func=run_serve)
+
+
+def options_from_args(args: argparse.Namespace):
+    """:class:`webapp.options.ServeOptions` from parsed arguments (checks the port)."""
+    from model.errors import FacetError
+    from webapp.options import ServeOptions
+
+    if not 0 < args.port < 65536:
+        raise FacetError(f"--port must be 1..65535, got {args.port}")
+    if args.demo < 0:
+        raise FacetError(f"--demo must be >= 0, got {args.demo}")
+    return ServeOptions(host=args.host, port=args.port, no_worker=args.no_worker, demo=args.demo,
+                        sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model,
+                        parser_checkpoint=args.parser_checkpoint)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Handler of ``serve``: no task queue yet (app.py wires the worker in when it exists)."""
+    from db.settings import Settings
+    from webapp.server import serve
+
+    serve(Settings.resolve(data_dir=args.data_dir), options_from_args(args), tasks=None)
+    return 0

@@ -1,0 +1,278 @@
+"""The REST API of DESIGN.md under ``/api``, beside the UI, with the same users (HTTP Basic).
+
+Label maps travel as single-channel PNGs at the image's label size; a save names the revision
+it started from in ``If-Match`` (absent = "there was none") and gets 409 when that is stale.
+
+No ``from __future__ import annotations`` here: FastAPI must see the real ``Annotated``
+dependency types of the routes defined inside :func:`build_api`.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from db.exporter import export_dataset
+from db.images import STATUSES, add_image, get_image, image_file, list_images
+from db.jobs import create_job, pending_job
+from db.models import RevisionState
+from db.review import approve, reject, submit
+from db.revisions import latest_revision
+from db.versions import activate, get_version, list_versions
+from model.errors import FacetError
+from model.imageio import BadImageError, encode_label_png
+from model.sam import SamError
+from webapp.auth import AccessDenied, Actor
+from webapp.sam_service import NOT_CONFIGURED
+from webapp.studio import Studio
+from webapp.work import save_labels
+
+MAX_UPLOAD_BYTES = 64 * 2**20
+PNG = "image/png"
+_MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": PNG, ".webp": "image/webp",
+          ".bmp": "image/bmp"}
+
+
+class SamPrompt(BaseModel):
+    """Clicks ``[[x, y, 1|0], …]`` and an optional box ``[x0, y0, x1, y1]``, image pixels."""
+
+    points: list[list[float]] = Field(default_factory=list)
+    box: list[float] | None = None
+
+
+class Decision(BaseModel):
+    comment: str | None = None
+
+
+def _etag(number: int) -> str:
+    return f'"{number}"'
+
+
+def _parse_if_match(value: str | None) -> int | None:
+    """``If-Match: "3"`` (or ``3``) → 3; absent → None; anything else → 422."""
+    if value is None or not value.strip():
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise HTTPException(422, f"If-Match must be a revision number like \"3\", got {value!r}")
+    return int(raw)
+
+
+def build_api(studio: Studio) -> APIRouter:
+    """All ``/api`` routes over ``studio``."""
+    router = APIRouter(prefix="/api")
+
+    def actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+        client = request.client.host if request.client else None
+        return studio.auth.from_basic(authorization, client)
+
+    Who = Annotated[Actor, Depends(actor)]
+
+    def image_or_404(session, image_id: int):
+        image = get_image(session, image_id)
+        if image is None:
+            raise HTTPException(404, f"no image with id {image_id}")
+        return image
+
+    @router.get("/health")
+    def health() -> dict:
+        active = studio.parsers.active()
+        return {"status": "ok", "model_version": active.id if active else None,
+                "sam": studio.sam.model.key if studio.sam else None,
+                "worker": studio.tasks is not None}
+
+    @router.get("/images")
+    def images(who: Who, status: str | None = None) -> list[dict]:
+        who.require("view")
+        if status is not None and status not in STATUSES:
+            raise HTTPException(422, f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+        with studio.session() as session:
+            return [{"id": s.image.id, "filename": s.image.source_name, "width": s.image.width,
+                     "height": s.image.height, "label_width": s.image.label_width,
+                     "label_height": s.image.label_height, "status": s.status,
+                     "revision": s.revision} for s in list_images(session, status)]
+
+    @router.post("/images", status_code=201)
+    async def upload(who: Who, response: Response, file: UploadFile = File(...)) -> dict:
+        who.require("upload")
+        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise HTTPException(413, f"file larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+        name = Path(file.filename or "upload").name
+        with studio.session() as session:
+            result = add_image(session, studio.settings, data, name)
+            image = result.image
+            body = {"id": image.id, "filename": image.source_name, "width": image.width,
+                    "height": image.height, "created": result.created}
+        if not result.created:
+            response.status_code = 200
+        elif studio.tasks is not None:
+            studio.tasks.enqueue_prediction(body["id"])
+            studio.tasks.enqueue_embedding(body["id"])
+        return body
+
+    @router.get("/images/{image_id}/image")
+    def original(image_id: int, who: Who) -> FileResponse:
+        who.require("view")
+        with studio.session() as session:
+            path = image_file(studio.settings, image_or_404(session, image_id))
+        return FileResponse(path, media_type=_MEDIA.get(path.suffix.lower(), "application/octet-stream"))
+
+    @router.get("/images/{image_id}/annotation")
+    def annotation(image_id: int, who: Who) -> Response:
+        who.require("view")
+        with studio.session() as session:
+            image_or_404(session, image_id)
+            rev = latest_revision(session, image_id)
+            if rev is None:
+                raise HTTPException(404, f"image {image_id} has no annotation yet")
+            return Response(rev.label_png, media_type=PNG,
+                            headers={"ETag": _etag(rev.revision), "X-Revision-State": rev.state.value})
+
+    @router.put("/images/{image_id}/annotation")
+    async def put_annotation(image_id: int, request: Request, who: Who,
+                             if_match: Annotated[str | None, Header()] = None,
+                             state: Annotated[str, Query(pattern="^(draft|submitted)$")] = "draft",
+                             ) -> JSONResponse:
+        who.require("annotate")
+        base = _parse_if_match(if_match)
+        body = await request.body()
+        with studio.session() as session:
+            image_or_404(session, image_id)
+        outcome = save_labels(studio, who, image_id, body, base, RevisionState(state))
+        if outcome.conflict:
+            return JSONResponse(status_code=409, content={
+                "detail": f"stale revision: you started from {base if base is not None else 'none'}, "
+                          f"the image is now at revision {outcome.current}; your label map was "
+                          f"kept as draft {outcome.row_id}",
+                "current_revision": outcome.current, "kept_draft_id": outcome.row_id})
+        return JSONResponse({"revision": outcome.number}, headers={"ETag": _etag(outcome.number)})
+
+    @router.post("/images/{image_id}/submit")
+    def submit_route(image_id: int, who: Who, decision: Decision | None = None) -> dict:
+        who.require("annotate")
+        with studio.session() as session:
+            image_or_404(session, image_id)
+            rev = submit(session, image_id, who.user_id, decision.comment if decision else None)
+            number = rev.revision
+        if studio.tasks is not None:
+            studio.tasks.label_saved(image_id)
+        return {"revision": number, "state": "submitted"}
+
+    def decide(image_id: int, who: Actor, decision: Decision | None, ok: bool) -> dict:
+        who.require("review")
+        with studio.session() as session:
+            image_or_404(session, image_id)
+            comment = decision.comment if decision else None
+            rev = (approve if ok else reject)(session, image_id, who.user_id, comment)
+            number, state = rev.revision, rev.state.value
+        if ok and studio.tasks is not None:
+            studio.tasks.label_saved(image_id)
+        return {"revision": number, "state": state}
+
+    @router.post("/images/{image_id}/approve")
+    def approve_route(image_id: int, who: Who, decision: Decision | None = None) -> dict:
+        return decide(image_id, who, decision, True)
+
+    @router.post("/images/{image_id}/reject")
+    def reject_route(image_id: int, who: Who, decision: Decision | None = None) -> dict:
+        return decide(image_id, who, decision, False)
+
+    @router.get("/images/{image_id}/prediction")
+    def prediction(image_id: int, who: Who) -> Response:
+        who.require("view")
+        with studio.session() as session:
+            image_or_404(session, image_id)
+        pred = studio.parsers.prediction(image_id)
+        return Response(encode_label_png(pred.labels), media_type=PNG, headers={
+            "X-Model-Version": str(pred.version.id) if pred.version else "none",
+            "X-Prediction": "cached" if not pred.computed else "computed"} | (
+            {} if pred.version else {"X-Note": "no model yet: an empty (all background) map"}))
+
+    @router.post("/images/{image_id}/sam")
+    def sam(image_id: int, prompt: SamPrompt, who: Who) -> Response:
+        who.require("annotate")
+        if studio.sam is None:
+            raise HTTPException(503, NOT_CONFIGURED)
+        with studio.session() as session:
+            image_or_404(session, image_id)
+        mask, score = studio.sam.mask(image_id, prompt.points, prompt.box)
+        png = encode_label_png(mask.astype("uint8") * 255)
+        return Response(png, media_type=PNG, headers={"X-Sam-Score": f"{score:.4f}"})
+
+    @router.post("/train")
+    def train(who: Who) -> JSONResponse:
+        who.require("train")
+        if studio.tasks is None:
+            raise HTTPException(503, "no background worker: start `python app.py serve` without "
+                                     "--no-worker, or run `python app.py worker` beside it")
+        with studio.session() as session:
+            running = pending_job(session, "train")
+            if running is not None:
+                return JSONResponse(status_code=409, content={
+                    "detail": f"training job {running.id} is already {running.state.value}",
+                    "job": running.id})
+            job_id = create_job(session, "train", {"source": "api"}, who.user_id).id
+        studio.tasks.enqueue_training(job_id)
+        return JSONResponse(status_code=202, content={"job": job_id})
+
+    @router.get("/models")
+    def models(who: Who) -> list[dict]:
+        who.require("view")
+        with studio.session() as session:
+            return [{"id": v.id, "active": v.is_active, "metrics": v.metrics, "num_labels": v.num_labels,
+                     "parent_id": v.parent_id, "job_id": v.job_id, "note": v.note,
+                     "created_at": v.created_at.isoformat()} for v in list_versions(session)]
+
+    @router.post("/models/{version_id}/activate")
+    def activate_route(version_id: int, who: Who) -> dict:
+        who.require("activate")
+        with studio.session() as session:
+            if get_version(session, version_id) is None:
+                raise HTTPException(404, f"no model version with id {version_id}")
+            activate(session, version_id)
+        if studio.tasks is not None:
+            studio.tasks.enqueue_scoring(version_id)
+        return {"active": version_id}
+
+    @router.get("/export")
+    def export(who: Who, status: Annotated[str, Query(pattern="^(approved|submitted|any)$")] = "approved",
+               ) -> FileResponse:
+        who.require("export")
+        tmp = Path(tempfile.mkdtemp(prefix="facet-export-"))
+        try:
+            with studio.session() as session:
+                export_dataset(session, studio.settings, tmp / "celebamask-hq.zip", status=status,
+                               as_zip=True, labels=studio.labels)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return FileResponse(tmp / "celebamask-hq.zip", media_type="application/zip",
+                            filename="celebamask-hq.zip",
+                            background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+
+    return router
+
+
+def install_error_handlers(app) -> None:
+    """Map the studio's exceptions to status codes with the one-line reason as ``detail``."""
+
+    def handler(status_for):
+        async def handle(request: Request, err: Exception) -> JSONResponse:
+            status = status_for(err)
+            headers = {"WWW-Authenticate": 'Basic realm="facet"'} if status == 401 else None
+            return JSONResponse(status_code=status, content={"detail": str(err)}, headers=headers)
+        return handle
+
+    app.add_exception_handler(AccessDenied, handler(lambda e: e.status))
+    app.add_exception_handler(BadImageError, handler(lambda e: 422))
+    app.add_exception_handler(SamError, handler(lambda e: 422))
+    app.add_exception_handler(FacetError, handler(lambda e: 409 if "changed while" in str(e) else 400))
+
+
+__all__ = ["build_api", "install_error_handlers"]

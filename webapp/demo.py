@@ -1,0 +1,98 @@
+"""Start-up helpers of ``serve``: a demo database of synthetic faces, and registering a parser
+checkpoint given on the command line."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+from db.images import add_image
+from db.models import Image, Origin, RevisionState
+from db.revisions import save_revision
+from db.versions import activate, add_version, list_versions
+from model.errors import FacetError
+from model.imageio import encode_label_png
+from webapp.studio import Studio
+
+DEMO_SEED = 2024
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(image).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def fill_demo(studio: Studio, count: int, size: int = 512, labelled_fraction: float = 0.5) -> int:
+    """On a database without images, add ``count`` synthetic faces; returns how many were added.
+
+    The first ``labelled_fraction`` of them come with their exact label maps as approved,
+    imported revisions (so "train now" has data at once); the rest wait in the queue.
+    A database that already has images is left alone (returns 0).
+    """
+    from model.synth import face_seed, render_face
+
+    if count < 1:
+        raise FacetError(f"--demo needs a positive number of faces, got {count}")
+    with studio.session() as session:
+        if session.scalar(select(func.count(Image.id))):
+            return 0
+    labelled = int(count * labelled_fraction)
+    for k in range(count):
+        image, labels = render_face(face_seed(DEMO_SEED, k), size, labels=studio.labels)
+        with studio.session() as session:
+            result = add_image(session, studio.settings, _jpeg(image), f"demo_{k:04d}.jpg")
+            if k < labelled and result.created:
+                save_revision(session, result.image.id, encode_label_png(labels), None, None,
+                              state=RevisionState.approved, origin=Origin.imported,
+                              comment="demo: synthetic ground truth",
+                              num_classes=studio.labels.num_classes)
+            image_id = result.image.id
+        if studio.tasks is not None:
+            studio.tasks.enqueue_prediction(image_id)
+            studio.tasks.enqueue_embedding(image_id)
+    return count
+
+
+def register_parser(studio: Studio, checkpoint: Path) -> str:
+    """Record ``checkpoint`` as a model version and activate it, when no version exists yet.
+
+    The file is copied under the data dir's ``models/`` when it lives elsewhere (versions store
+    paths relative to the data dir). Returns a one-line report. :class:`FacetError` for a file
+    that is not a parser checkpoint.
+    """
+    from model.checkpoint import load_checkpoint
+
+    checkpoint = Path(checkpoint).expanduser().resolve()
+    with studio.session() as session:
+        if list_versions(session):
+            return f"parser: the database already has model versions; {checkpoint.name} not registered"
+    ckpt = load_checkpoint(checkpoint)  # validates the file before anything is stored
+    if ckpt.labels.names != studio.labels.names:
+        raise FacetError(f"{checkpoint} predicts {ckpt.labels.num_classes} classes that differ "
+                         "from the studio's label set")
+    data_dir = studio.settings.data_dir.resolve()
+    if data_dir not in checkpoint.parents:
+        target = studio.settings.models_dir / f"cli-{checkpoint.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint, target)
+        checkpoint = target.resolve()
+    meta = ckpt.meta or {}
+    metrics = dict(meta.get("metrics") or {})
+    for key in ("mean_f1", "per_class_f1"):
+        if key in meta and key not in metrics:
+            metrics[key] = meta[key]
+    with studio.session() as session:
+        version = add_version(session, checkpoint.relative_to(data_dir).as_posix(),
+                              ckpt.config.to_dict(), metrics,
+                              num_labels=int(meta.get("n_labelled") or 0),
+                              note="from serve --parser-checkpoint")
+        activate(session, version.id)
+        version_id = version.id
+    if studio.tasks is not None:
+        studio.tasks.enqueue_scoring(version_id)
+    return f"parser: registered {checkpoint.name} as model v{version_id} and activated it"

@@ -1,0 +1,42 @@
+"""Options of ``serve`` (DESIGN.md), independent of argparse so tests and app.py can build them."""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to run the studio.
+
+    ``sam_builders``: architecture builders by SAM model type instead of segment_anything's
+    registry (tests use a tiny SAM; not a command-line flag). ``lease_seconds``: how long
+    "next image" reserves an image for one annotator. ``demo_size``: side of the
+    synthetic ``--demo`` faces in pixels.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    no_worker: bool = False
+    demo: int = 0
+    sam_checkpoint: Path | None = None
+    sam_model: str = "vit_b"
+    parser_checkpoint: Path | None = None
+    lease_seconds: float = 900.0
+    demo_size: int = 512
+    sam_builders: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, ``127.x.x.x`` and ``::1`` (what "local only" means here)."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

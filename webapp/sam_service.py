@@ -1,0 +1,90 @@
+"""SAM for the studio: embeddings cached on disk per image and SAM model, masks per click.
+
+The worker computes embeddings in the background when images arrive; until it has, the first
+click on an image computes the embedding here (seconds) and caches it the same way, so no
+later click runs the image encoder. Coordinates are ``(x, y)`` pixels of the original image.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.cache import get_embedding_row, put_embedding_row
+from db.engine import session_scope
+from db.images import read_image
+from db.revisions import require_image
+from db.settings import Settings
+from model.sam import SamEmbedding, SamError, SamModel
+from webapp.options import ServeOptions
+
+NOT_CONFIGURED = ("SAM is off: start the studio with --sam-checkpoint PATH/TO/sam_vit_b_01ec64.pth "
+                  "(and --sam-model vit_b|vit_l|vit_h to match the file) to enable click-to-segment.")
+
+
+def embedding_path(settings: Settings, model_key: str, image_id: int) -> Path:
+    """``<cache dir>/sam/<type>-<sha12>/<image id>.npz``.
+
+    TODO(move to db/cache.py): the same formula as worker/embed.py, which webapp may not import.
+    """
+    return settings.cache_dir / "sam" / model_key.replace(":", "-") / f"{image_id}.npz"
+
+
+class SamService:
+    """A loaded :class:`SamModel` plus the embedding cache. One per server, thread-safe."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], model: SamModel) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.model = model
+        self._encode_lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, settings: Settings, sessions: sessionmaker[Session],
+                     options: ServeOptions) -> "SamService | None":
+        """``None`` without ``--sam-checkpoint``; :class:`SamError` for a bad checkpoint."""
+        if options.sam_checkpoint is None:
+            return None
+        model = SamModel.from_checkpoint(options.sam_checkpoint, options.sam_model,
+                                         builders=options.sam_builders)
+        return cls(settings, sessions, model)
+
+    def cached(self, image_id: int) -> SamEmbedding | None:
+        """The stored embedding of an image, or ``None`` when it has not been computed."""
+        with session_scope(self.sessions) as session:
+            row = get_embedding_row(session, image_id, self.model.key)
+            path = self.settings.data_dir / row.path if row is not None else None
+        if path is None or not path.is_file():
+            return None
+        return SamEmbedding.load(path)
+
+    def embedding(self, image_id: int) -> tuple[SamEmbedding, bool]:
+        """``(embedding, computed_now)``: from the cache, else computed once and cached."""
+        emb = self.cached(image_id)
+        if emb is not None:
+            return emb, False
+        with self._encode_lock:
+            emb = self.cached(image_id)   # another request may have computed it meanwhile
+            if emb is not None:
+                return emb, False
+            with session_scope(self.sessions) as session:
+                image = require_image(session, image_id)
+                pixels = read_image(self.settings, image)
+                emb = self.model.compute_embedding(pixels)
+                path = embedding_path(self.settings, self.model.key, image_id)
+                emb.save(path)
+                put_embedding_row(session, image_id, self.model.key,
+                                  path.relative_to(self.settings.data_dir).as_posix())
+            return emb, True
+
+    def mask(self, image_id: int, points: Sequence[Sequence[float]],
+             box: Sequence[float] | None) -> tuple[np.ndarray, float]:
+        """``H x W`` bool mask (original image size) and SAM's score for the prompts."""
+        emb, _ = self.embedding(image_id)
+        return self.model.predict(emb, points, box)
+
+
+__all__ = ["NOT_CONFIGURED", "SamError", "SamService", "embedding_path"]

@@ -1,0 +1,83 @@
+"""One FastAPI app: the REST API under /api and the Gradio studio at /, same users.
+
+:func:`build_app` composes it (tests call this); :func:`serve` also checks the host, fills a
+demo database, registers a parser checkpoint, and runs uvicorn until interrupted.
+"""
+from __future__ import annotations
+
+import sys
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+
+from db.settings import Settings
+from model.errors import FacetError
+from webapp.api import build_api, install_error_handlers
+from webapp.demo import fill_demo, register_parser
+from webapp.options import ServeOptions, is_loopback
+from webapp.ports import TaskQueue
+from webapp.studio import Studio
+from webapp.ui.blocks import build_blocks, css, head
+
+OPEN_MODE_BANNER = """
+************************************************************************
+  NO USERS IN THE DATABASE: the studio is OPEN to anyone on this machine
+  (loopback only, no login). Add users to require a login:
+      python app.py users add NAME --role admin
+************************************************************************"""
+
+
+def check_host(studio: Studio, host: str) -> bool:
+    """True when running open (no users). Raises :class:`FacetError` for a non-loopback host
+    without users: an open studio is never exposed to the network."""
+    open_mode = studio.auth.open_mode()
+    if open_mode and not is_loopback(host):
+        raise FacetError(f"refusing to serve on {host} without users: anyone on the network "
+                         "could edit everything. Add a user first (python app.py users add NAME "
+                         "--role admin) or use --host 127.0.0.1")
+    return open_mode
+
+
+def build_app(studio: Studio) -> FastAPI:
+    """The FastAPI app: ``/api/...`` routes first, then the Gradio UI mounted at ``/``.
+
+    The UI asks for a login when the database has users at build time; without users it is
+    open (and :func:`check_host` keeps it on loopback).
+    """
+    app = FastAPI(title="Facet", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None)
+    app.state.studio = studio
+    install_error_handlers(app)
+    app.include_router(build_api(studio))
+    auth = None if studio.auth.open_mode() else studio.auth.gradio_login
+    blocks = build_blocks(studio)
+    blocks.queue(default_concurrency_limit=4)
+    return gr.mount_gradio_app(app, blocks, path="", auth=auth,
+                               auth_message="Facet: log in with your studio account.",
+                               css=css(studio), head=head(studio), footer_links=[],
+                               show_error=True)
+
+
+def serve(settings: Settings, options: ServeOptions, tasks: TaskQueue | None) -> None:
+    """Build the studio and run it until interrupted (the ``serve`` command)."""
+    studio = Studio.create(settings, options, tasks)
+    open_mode = check_host(studio, options.host)
+    if options.demo:
+        added = fill_demo(studio, options.demo, options.demo_size)
+        print(f"demo: added {added} synthetic faces" if added else
+              "demo: the database already has images; nothing added", file=sys.stderr)
+    if options.parser_checkpoint is not None:
+        print(register_parser(studio, options.parser_checkpoint), file=sys.stderr)
+    if open_mode:
+        print(OPEN_MODE_BANNER, file=sys.stderr)
+    if studio.sam is None:
+        print("SAM: off (pass --sam-checkpoint to enable click-to-segment)", file=sys.stderr)
+    else:
+        print(f"SAM: {studio.sam.model.key}", file=sys.stderr)
+    if tasks is None:
+        print("worker: none; pre-annotations and SAM embeddings are computed on first need, "
+              "training is unavailable", file=sys.stderr)
+    app = build_app(studio)
+    print(f"Facet studio on http://{options.host}:{options.port}/ (API under /api)", file=sys.stderr)
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning")

@@ -1,0 +1,336 @@
+"""The Annotate view: queue, editor with the label overlay, palette, save/submit, history.
+
+Per-user state is a :class:`~webapp.ui.work_state.Work` in ``gr.State``. Painted strokes are
+merged into it (``render.apply_strokes``) whenever the user saves, changes the opacity, opens
+the SAM tab or leaves the image; the editor is then redrawn with the merged map.
+"""
+import functools
+from dataclasses import replace
+from datetime import datetime
+
+import gradio as gr
+
+from db.annotation_queue import next_image, release
+from db.models import Image, Origin, RevisionState, utcnow
+from db.revisions import restore_revision
+from model.errors import FacetError
+
+from webapp.studio import Studio
+from webapp.ui import palette, render
+from webapp.ui.common import actor_of, fail, info, ok, warn
+from webapp.ui.work_state import Work, open_work
+from webapp.work import history_rows, save_labels
+
+EDITOR_HEIGHT = 620
+HISTORY_COLUMNS = ["revision", "state", "origin", "author", "time (UTC)", "comment"]
+
+
+def guarded(method):
+    """Show :class:`FacetError` / ``ValueError`` of a handler in the status line instead of a
+    crash; the state is left as it was."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (FacetError, ValueError) as err:
+            return {self.status: fail(str(err))}
+    return wrapper
+
+
+def _when(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+class AnnotateView:
+    """Builds the tab inside a ``gr.Blocks`` and wires its events."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self.labels = studio.labels
+
+    # ---------------------------------------------------------------- layout
+    def build(self) -> None:
+        ls = self.labels
+        self.work = gr.State(None)
+        self.skipped = gr.State(())
+        with gr.Row(equal_height=False):
+            self.header = gr.Markdown("### Press **Next image** to start annotating.",
+                                      elem_id="facet-header")
+        self.model_line = gr.Markdown("", elem_id="facet-model-line")
+        with gr.Row():
+            self.next_btn = gr.Button("Next image ▶", variant="primary", elem_id="facet-next", scale=2)
+            self.skip_btn = gr.Button("Skip", elem_id="facet-skip", scale=1)
+            self.jump_id = gr.Number(None, label="Image id", precision=0, scale=1, placeholder="e.g. 12",
+                                     elem_id="facet-jump-id")
+            self.jump_btn = gr.Button("Open", elem_id="facet-jump", scale=1)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=4):
+                with gr.Tabs():
+                    with gr.Tab("Paint", id="paint"):
+                        self.editor = gr.ImageEditor(
+                            type="numpy", image_mode="RGBA", format="png", label="Label map",
+                            brush=palette.brush(ls, 1, 12), eraser=gr.Eraser(default_size=12), sources=(),
+                            transforms=(), layers=False, height=EDITOR_HEIGHT,
+                            interactive=True, elem_id="facet-editor")
+                        gr.Markdown("Paint with the class picked on the right (or its key). To "
+                                    "erase labels, paint **background** (key 0). Fresh strokes "
+                                    "stay solid until you save; the editor's undo and eraser "
+                                    "only take back such fresh strokes.",
+                                    elem_classes=["facet-hint"])
+                    self.sam_tab = gr.Tab("SAM (click to segment)", id="sam")
+                    with self.sam_tab:
+                        self.sam_parts = self._build_sam()
+            with gr.Column(scale=1, min_width=220):
+                self.palette = gr.Radio(palette.choices(ls), value="1", label="Class (keys)",
+                                        elem_id="facet-palette")
+                self.brush_size = gr.Slider(2, 60, value=12, step=1, label="Brush size (px)",
+                                            elem_id="facet-brush-size")
+                self.opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity",
+                                         elem_id="facet-opacity")
+                self.save_btn = gr.Button("Save draft", elem_id="facet-save")
+                self.submit_btn = gr.Button("Submit for review", variant="primary",
+                                            elem_id="facet-submit")
+                self.reload_btn = gr.Button("Reload (drop unsaved)", size="sm", elem_id="facet-reload")
+                self.status = gr.Markdown("", elem_id="facet-status")
+        with gr.Accordion("History", open=False, elem_id="facet-history-box"):
+            self.history = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False,
+                                        elem_id="facet-history", wrap=True)
+            with gr.Row():
+                self.restore_choice = gr.Dropdown([], label="Revision", scale=1,
+                                                  elem_id="facet-restore-choice")
+                self.restore_btn = gr.Button("Restore as new draft", scale=1, elem_id="facet-restore")
+
+    def _build_sam(self) -> dict:
+        from webapp.ui.sam_panel import SamPanel
+
+        self.sam_panel = SamPanel(self)
+        return self.sam_panel.build()
+
+    # ---------------------------------------------------------------- rendering
+    @property
+    def view_outputs(self) -> list:
+        return [self.work, self.editor, self.header, self.model_line, self.history,
+                self.restore_choice, self.status] + self.sam_panel.view_outputs
+
+    def render(self, work: Work | None, opacity: float, message: str) -> dict:
+        """Every output that shows ``work``."""
+        if work is None:
+            out = {self.work: None, self.editor: None, self.model_line: "", self.history: [],
+                   self.header: "### No image open — press **Next image**.",
+                   self.restore_choice: gr.update(choices=[], value=None), self.status: message}
+            out.update(self.sam_panel.render(None, opacity))
+            return out
+        start = work.start
+        if start.source == "revision":
+            r = start.revision
+            origin = f"Starting from revision {r.number} ({r.state}) by {r.author}, {_when(r.created_at)} UTC"
+            if r.state == "rejected" and r.comment:
+                origin += f" — reviewer said: “{r.comment}”"
+        elif start.source == "model":
+            origin = "Starting from the model's pre-annotation (not saved yet)"
+        else:
+            origin = ("**No model yet: the label map starts empty** (all background). Train one in "
+                      "the *Models* tab once some images are approved")
+        base = f"revision {work.base_revision}" if work.base_revision else "no revision yet"
+        header = (f"### Image #{work.image_id} · {work.filename}\n{origin}. Saving goes on top of "
+                  f"{base}.")
+        version = start.version
+        if version is not None:
+            line = f"**Model:** pre-annotated by {version.describe()}."
+        elif start.source == "revision":
+            line = "**Model:** no model pre-annotated this revision."
+        else:
+            line = "**Model:** no model version exists yet."
+        rows = history_rows(self.studio, work.image_id)
+        table = [[r.number if r.number is not None else "kept draft", r.state, r.origin, r.author,
+                  _when(r.created_at), r.comment or ""] for r in reversed(rows)]
+        numbers = [str(r.number) for r in reversed(rows) if r.number is not None]
+        out = {self.work: work, self.header: header, self.model_line: line,
+               self.editor: render.editor_value(work.photo, work.labels, opacity, self.labels),
+               self.history: table,
+               self.restore_choice: gr.update(choices=numbers, value=numbers[1] if len(numbers) > 1
+                                              else (numbers[0] if numbers else None)),
+               self.status: message}
+        out.update(self.sam_panel.render(work, opacity))
+        return out
+
+    def merged(self, work: Work, editor: dict | None) -> Work:
+        """``work`` with the editor's painted strokes applied."""
+        labels, _ = render.apply_strokes(editor, work.labels, self.labels)
+        return work.with_labels(labels)
+
+    # ---------------------------------------------------------------- queue
+    def _open(self, image_id: int, opacity: float, message: str) -> dict:
+        work = open_work(self.studio, image_id)
+        if self.studio.sam is not None and self.studio.tasks is not None \
+                and self.studio.sam.cached(image_id) is None:
+            self.studio.tasks.enqueue_embedding(image_id)  # ready before the first click, usually
+        return self.render(work, opacity, message)
+
+    def _unsaved_guard(self, work: Work | None, editor: dict | None, opacity: float) -> dict | None:
+        """A warning render when leaving ``work`` would drop unsaved changes (first time only)."""
+        if work is None:
+            return None
+        work = self.merged(work, editor)
+        if work.dirty and not work.discard_warned:
+            out = self.render(replace(work, discard_warned=True), opacity,
+                              warn(f"Image #{work.image_id} has unsaved changes: **Save draft** "
+                                   "first, or press the button again to drop them."))
+            return out
+        return None
+
+    @guarded
+    def on_next(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
+                request: gr.Request) -> dict:
+        actor = actor_of(self.studio, request).require("annotate")
+        if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
+            return stop
+        with self.studio.session() as session:
+            image = next_image(session, actor.user_id, self.studio.options.lease_seconds,
+                               exclude_ids=skipped)
+            image_id = image.id if image is not None else None
+        if image_id is None:
+            more = " (some were skipped: reload the page to see them again)" if skipped else ""
+            return {self.status: info(f"Nothing left to annotate{more}."), self.work: work}
+        return self._open(image_id, opacity, info(f"Opened image #{image_id} from the queue."))
+
+    @guarded
+    def on_skip(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
+                request: gr.Request) -> dict:
+        actor = actor_of(self.studio, request).require("annotate")
+        if work is None:
+            return {self.status: info("Nothing to skip yet: press **Next image**.")}
+        if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
+            return stop
+        with self.studio.session() as session:
+            release(session, work.image_id, actor.user_id) if actor.user_id else None
+        skipped = tuple(skipped) + (work.image_id,)
+        out = self.on_next(None, None, skipped, opacity, request)
+        out[self.skipped] = skipped
+        return out
+
+    @guarded
+    def on_jump(self, work: Work | None, editor: dict | None, image_id: float | None,
+                opacity: float, request: gr.Request) -> dict:
+        actor = actor_of(self.studio, request).require("view")
+        if image_id is None or int(image_id) < 1:
+            return {self.status: fail("Type an image id (a whole number ≥ 1) first.")}
+        if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
+            return stop
+        image_id = int(image_id)
+        message = info(f"Opened image #{image_id}.")
+        with self.studio.session() as session:
+            image = session.get(Image, image_id)
+            if image is None:
+                return {self.status: fail(f"There is no image #{image_id}.")}
+            holder = image.lease_user_id
+            if holder is not None and holder != actor.user_id and image.lease_until \
+                    and image.lease_until > utcnow():
+                message = warn(f"Image #{image_id} is reserved by another annotator until "
+                               f"{_when(image.lease_until)} UTC; if you both save, the later save "
+                               "gets a conflict.")
+        return self._open(image_id, opacity, message)
+
+    @guarded
+    def on_reload(self, work: Work | None, opacity: float, request: gr.Request) -> dict:
+        actor_of(self.studio, request).require("view")
+        if work is None:
+            return {self.status: info("No image open.")}
+        return self._open(work.image_id, opacity, info("Reloaded from the database."))
+
+    # ---------------------------------------------------------------- painting
+    def on_brush(self, class_id: str, size: float) -> dict:
+        return {self.editor: gr.update(brush=palette.brush(self.labels, int(class_id), int(size)))}
+
+    @guarded
+    def on_opacity(self, work: Work | None, editor: dict | None, opacity: float) -> dict:
+        if work is None:
+            return {}
+        work = self.merged(work, editor)
+        out = self.render(work, opacity, "")
+        out.pop(self.status)
+        return out
+
+    # ---------------------------------------------------------------- saving
+    @guarded
+    def on_save(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
+                request: gr.Request, submit: bool = False) -> dict:
+        actor = actor_of(self.studio, request).require("annotate")
+        if work is None:
+            return {self.status: info("Open an image first (**Next image**).")}
+        work = self.merged(work, editor)
+        start = work.start
+        made_by = (start.version.id if start.version is not None else
+                   start.revision.model_version_id if start.revision is not None else None)
+        state = RevisionState.submitted if submit else RevisionState.draft
+        outcome = save_labels(self.studio, actor, work.image_id, work.labels, work.base_revision,
+                              state, Origin.model if work.pristine_model else Origin.human, made_by)
+        if outcome.conflict:
+            work = replace(work, base_revision=outcome.current)
+            return self.render(work, opacity, warn(
+                f"**Not saved over revision {outcome.current}**: someone else saved it while you "
+                "worked. Your label map is kept as a draft in the history (nothing is lost). "
+                "Press the button again to put your version on top of theirs, or **Reload** to "
+                "start from theirs."))
+        if submit:
+            done = ok(f"Submitted image #{work.image_id} as revision {outcome.number} for review.")
+            nxt = self.on_next(None, None, skipped, opacity, request)
+            if nxt.get(self.work) is None:   # queue empty (or the next one failed to open)
+                out = self.render(None, opacity, "")
+                out[self.status] = f"{done}  \n{nxt.get(self.status, '')}"
+                return out
+            nxt[self.status] = f"{done}  \n{nxt[self.status]}"
+            return nxt
+        work = replace(work, base_revision=outcome.number, dirty=False, discard_warned=False)
+        return self.render(work, opacity, ok(f"Saved draft revision {outcome.number} of image "
+                                             f"#{work.image_id}."))
+
+    @guarded
+    def on_submit(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
+                  request: gr.Request) -> dict:
+        return self.on_save(work, editor, skipped, opacity, request, submit=True)
+
+    @guarded
+    def on_restore(self, work: Work | None, number: str | None, opacity: float,
+                   request: gr.Request) -> dict:
+        actor = actor_of(self.studio, request).require("annotate")
+        if work is None or not number:
+            return {self.status: info("Open an image and pick a revision to restore.")}
+        with self.studio.session() as session:
+            result = restore_revision(session, work.image_id, int(number), actor.user_id,
+                                      work.base_revision)
+            conflict, current, new = result.conflict, result.current_revision, result.revision.revision
+        if conflict:
+            return self.render(replace(work, base_revision=current), opacity, warn(
+                f"Not restored: the image moved on to revision {current} meanwhile. Reload and "
+                "try again."))
+        return self._open(work.image_id, opacity,
+                          ok(f"Restored revision {number} as new draft revision {new}."))
+
+    # ---------------------------------------------------------------- wiring
+    def wire(self) -> None:
+        views = self.view_outputs
+        common = dict(show_progress="minimal")
+        self.next_btn.click(self.on_next, [self.work, self.editor, self.skipped, self.opacity],
+                            views, **common)
+        self.skip_btn.click(self.on_skip, [self.work, self.editor, self.skipped, self.opacity],
+                            views + [self.skipped], **common)
+        self.jump_btn.click(self.on_jump, [self.work, self.editor, self.jump_id, self.opacity],
+                            views, **common)
+        self.reload_btn.click(self.on_reload, [self.work, self.opacity], views, **common)
+        self.palette.change(self.on_brush, [self.palette, self.brush_size], [self.editor],
+                            show_progress="hidden")
+        self.brush_size.release(self.on_brush, [self.palette, self.brush_size], [self.editor],
+                                show_progress="hidden")
+        self.opacity.release(self.on_opacity, [self.work, self.editor, self.opacity], views,
+                             show_progress="hidden")
+        self.save_btn.click(self.on_save, [self.work, self.editor, self.skipped, self.opacity],
+                            views, **common)
+        self.submit_btn.click(self.on_submit, [self.work, self.editor, self.skipped, self.opacity],
+                              views, **common)
+        self.restore_btn.click(self.on_restore, [self.work, self.restore_choice, self.opacity],
+                               views, **common)
+        self.sam_panel.wire()
+
+
+__all__ = ["AnnotateView"]

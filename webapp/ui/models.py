@@ -1,0 +1,147 @@
+"""The Models view: versions with validation F1 (per class as a chart), the running training
+job's loss curve, "train now" (reviewers), activate / roll back (admins)."""
+import gradio as gr
+import pandas as pd
+
+from db.jobs import create_job, job_points, latest_job, pending_job
+from db.models import JobState
+from db.versions import activate, get_version, list_versions
+from model.errors import FacetError
+from webapp.studio import Studio
+from webapp.ui.common import actor_of, fail, info, ok, warn
+
+VERSION_COLUMNS = ["version", "active", "mean F1 (val)", "labels", "created (UTC)", "note"]
+
+
+def _f1(metrics: dict) -> str:
+    f1 = (metrics or {}).get("mean_f1")
+    return f"{f1:.3f}" if f1 is not None else "–"
+
+
+class ModelsView:
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+
+    def build(self) -> None:
+        self.active_line = gr.Markdown("", elem_id="facet-models-active")
+        self.versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False,
+                                     label="Model versions", elem_id="facet-versions")
+        with gr.Row():
+            self.choice = gr.Dropdown([], label="Version", scale=2, elem_id="facet-version-choice")
+            self.activate_btn = gr.Button("Activate (promote / roll back)", scale=1,
+                                          elem_id="facet-activate")
+        self.f1_plot = gr.BarPlot(pd.DataFrame({"class": [], "F1": []}), x="class", y="F1",
+                                  title="Per-class validation F1 of the chosen version", height=300,
+                                  y_lim=[0, 1], elem_id="facet-f1")
+        with gr.Row():
+            self.job_line = gr.Markdown("", elem_id="facet-job")
+            self.train_btn = gr.Button("Train now", variant="primary", scale=0, elem_id="facet-train")
+        self.loss_plot = gr.LinePlot(pd.DataFrame({"step": [], "value": [], "term": []}), x="step",
+                                     y="value", color="term", title="Training loss (latest job)",
+                                     height=300, elem_id="facet-loss")
+        self.status = gr.Markdown("", elem_id="facet-models-status")
+        self.timer = gr.Timer(5.0, active=False)
+
+    @property
+    def outputs(self) -> list:
+        return [self.active_line, self.versions, self.choice, self.f1_plot, self.job_line,
+                self.loss_plot, self.status, self.timer]
+
+    def _f1_frame(self, version_id: int | None) -> pd.DataFrame:
+        with self.studio.session() as session:
+            version = get_version(session, version_id) if version_id else None
+            per_class = dict((version.metrics or {}).get("per_class_f1") or {}) if version else {}
+        names = [n for n in per_class if n != "background" and per_class[n] is not None]
+        return pd.DataFrame({"class": names, "F1": [round(float(per_class[n]), 4) for n in names]})
+
+    def _job(self) -> dict:
+        with self.studio.session() as session:
+            job = latest_job(session, "train")
+            if job is None:
+                line = "No training job yet."
+                frame = pd.DataFrame({"step": [], "value": [], "term": []})
+                return {self.job_line: line, self.loss_plot: frame, self.timer: gr.Timer(active=False)}
+            points = job_points(session, job.id)
+            rows = [(p.step, float(v), k) for p in points for k, v in p.values.items()
+                    if k in ("loss", "ce", "edge", "kd")]
+            running = job.state in (JobState.queued, JobState.running)
+            line = f"Job {job.id}: **{job.state.value}**, {100 * job.progress:.0f} %"
+            if job.message:
+                line += f" — {job.message}"
+            if job.error:
+                line += f"  \n✗ {job.error}"
+        frame = pd.DataFrame(rows, columns=["step", "value", "term"])
+        return {self.job_line: line, self.loss_plot: frame, self.timer: gr.Timer(active=running)}
+
+    def refresh(self, request: gr.Request, message: str = "", keep: str | None = None) -> dict:
+        actor_of(self.studio, request).require("view")
+        with self.studio.session() as session:
+            versions = list_versions(session)
+            rows = [[v.id, "✔" if v.is_active else "", _f1(v.metrics), v.num_labels,
+                     v.created_at.strftime("%Y-%m-%d %H:%M"), v.note or ""] for v in versions]
+            active = next((v for v in versions if v.is_active), None)
+            choices = [(f"v{v.id} · F1 {_f1(v.metrics)}" + (" (active)" if v.is_active else ""),
+                        str(v.id)) for v in versions]
+            line = (f"Active: **model v{active.id}**, validation mean F1 {_f1(active.metrics)}, "
+                    f"trained on {active.num_labels} labelled images." if active else
+                    "No active model yet: pre-annotations start empty. Approve some labels, then "
+                    "**Train now**.")
+        ids = [c[1] for c in choices]
+        pick = keep if keep in ids else (str(active.id) if active else (ids[0] if ids else None))
+        out = {self.active_line: line, self.versions: rows,
+               self.choice: gr.update(choices=choices, value=pick),
+               self.f1_plot: self._f1_frame(int(pick) if pick else None), self.status: message}
+        out.update(self._job())
+        return out
+
+    def on_refresh(self, request: gr.Request) -> dict:
+        try:
+            return self.refresh(request)
+        except FacetError as err:
+            return {self.status: fail(str(err))}
+
+    def on_choice(self, choice: str | None) -> dict:
+        return {self.f1_plot: self._f1_frame(int(choice) if choice else None)}
+
+    def on_tick(self) -> dict:
+        return self._job()
+
+    def on_train(self, request: gr.Request) -> dict:
+        try:
+            actor = actor_of(self.studio, request).require("train")
+            if self.studio.tasks is None:
+                return {self.status: warn("No background worker in this server (started with "
+                                          "--no-worker or without a queue): training cannot run "
+                                          "here. Run `python app.py serve` without --no-worker.")}
+            with self.studio.session() as session:
+                running = pending_job(session, "train")
+                if running is not None:
+                    return {self.status: info(f"Training job {running.id} is already "
+                                              f"{running.state.value}.")}
+                job_id = create_job(session, "train", {"source": "ui"}, actor.user_id).id
+            self.studio.tasks.enqueue_training(job_id)
+            return self.refresh(request, ok(f"Training job {job_id} queued."))
+        except FacetError as err:
+            return {self.status: fail(str(err))}
+
+    def on_activate(self, choice: str | None, request: gr.Request) -> dict:
+        try:
+            actor_of(self.studio, request).require("activate")
+            if not choice:
+                return {self.status: info("Pick a version first.")}
+            with self.studio.session() as session:
+                activate(session, int(choice))
+            if self.studio.tasks is not None:
+                self.studio.tasks.enqueue_scoring(int(choice))
+            return self.refresh(request, ok(f"Model v{choice} is now active; new pre-annotations "
+                                            "come from it."), keep=choice)
+        except FacetError as err:
+            return {self.status: fail(str(err))}
+
+    def wire(self, tab: gr.Tab) -> None:
+        tab.select(self.on_refresh, None, self.outputs, show_progress="hidden")
+        self.choice.input(self.on_choice, [self.choice], [self.f1_plot])
+        self.train_btn.click(self.on_train, None, self.outputs)
+        self.activate_btn.click(self.on_activate, [self.choice], self.outputs)
+        self.timer.tick(self.on_tick, None, [self.job_line, self.loss_plot, self.timer],
+                        show_progress="hidden")
