@@ -86,6 +86,10 @@ def material_colours(rng: np.random.Generator) -> np.ndarray:
     col[MAT["teeth"]] = np.array([0.88, 0.85, 0.76]) * rng.uniform(0.75, 1.0)
     col[MAT["tongue"]] = np.array([0.68, 0.33, 0.34]) * rng.uniform(0.7, 1.0)
     col[MAT["nostril"]] = skin * rng.uniform(0.25, 0.45)
+    col[MAT["nose_crease"]] = skin * rng.uniform(0.75, 0.88)
+    col[MAT["l_ear_in"]] = col[MAT["r_ear_in"]] = skin * rng.uniform(0.7, 0.85)
+    beard_mix = rng.uniform(0.3, 0.9)  # stubble lets skin through
+    col[MAT["beard"]] = hair * beard_mix + skin * (1 - beard_mix)
     sclera = np.array([0.92, 0.90, 0.86]) * rng.uniform(0.7, 0.95)
     col[MAT["l_sclera"]] = col[MAT["r_sclera"]] = sclera
     iris = [np.array([0.30, 0.18, 0.10]), np.array([0.35, 0.50, 0.65]),

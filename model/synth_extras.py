@@ -58,7 +58,7 @@ def draw_hat(c: Canvas, e: Extras) -> None:
         dome = ellipse(0.0, y, 1.12, y + 1.95, n=30, a0=np.pi, a1=2 * np.pi)
         put(np.concatenate([dome, bezier((1.12, y), (0.0, y + 0.08), (-1.12, y), 9)]), "hat")
         if e.hat == "cap":
-            put(ellipse(0.0, y + 0.02, 0.9, e.brim * 0.6, n=30), "hat")
+            put(ellipse(0.0, y + 0.02, 0.9, e.brim * 0.6, n=30), "hat_band")
         else:
             put(np.concatenate([bezier((-1.14, y - 0.22), (0.0, y - 0.16), (1.14, y - 0.22), 9),
                                 bezier((1.14, y + 0.02), (0.0, y + 0.1), (-1.14, y + 0.02), 9)]),

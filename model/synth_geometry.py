@@ -23,7 +23,7 @@ def head_depth(pts: np.ndarray) -> np.ndarray:
     Points outside the ellipsoid's outline get 0 (the silhouette).
     """
     x, y = pts[:, 0], (pts[:, 1] - HEAD_DEPTH_CENTER_Y) / HEAD_HALF_HEIGHT
-    return np.sqrt(np.clip(1.0 - x * x - y * y, 0.0, None))
+    return np.sqrt(np.maximum(1.0 - x * x - y * y, 0.0))
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,17 @@ def draw_hair_back(c: Canvas, h: Hair, rng: np.random.Generator) -> None:
     """Hair behind the head and neck, down to ``h.length``."""
     if h.kind == "bald":
         return
-    rx, ry = 1.08 * h.volume, 1.72 * h.volume
-    dome = ellipse(0.0, 0.05, rx, ry, n=30, a0=np.pi, a1=2 * np.pi)
+    grow = 1.15 if h.curly else 1.0
+    rx, ry = 1.08 * h.volume * grow, 1.72 * h.volume * grow ** 0.5
+    dome = ellipse(0.0, 0.05, rx, ry, n=60 if h.curly else 30, a0=np.pi, a1=2 * np.pi)
+    if h.curly:  # a bumpy outline of curls
+        dome = dome * (1 + 0.035 * np.sin(np.linspace(0, 40, len(dome)) + rng.uniform(0, 6)))[:, None]
     flare = 0.1 + 0.12 * h.length
     bottom = max(h.length, 0.3)
     right = np.array([(rx, 0.05), (rx + flare * 0.6, (bottom + 0.05) / 2), (rx + flare, bottom)])
     tips = _tips(rx + flare, -rx - flare, bottom, 15, 0.12, rng)
     left = right[::-1] * [-1, 1]
-    pts = jitter(np.concatenate([dome, right, tips, left]), rng, 0.025)
+    pts = jitter(np.concatenate([dome, right, tips, left]), rng, 0.05 if h.curly else 0.025)
     c.poly(c.pose.side(pts, c.size, depth=-0.35), "hair_back")
 
 

@@ -47,6 +47,8 @@ def draw_ear(c: Canvas, f: Features, e: Extras, sx: int) -> None:
     below = np.clip((pts[:, 1] - cy) / (f.ear_h / 2), 0.0, 1.0)
     pts[:, 0] = cx + (pts[:, 0] - cx) * (1 - 0.35 * below)  # narrower lobe
     c.poly(c.pose.side(pts, c.size, depth=-0.1), side_prefix(sx) + "ear")
+    bowl = ellipse(cx - sx * 0.02, cy - 0.02, f.ear_w * 0.3, f.ear_h * 0.3, n=16, rot=sx * 0.12)
+    c.poly(c.pose.side(bowl, c.size, depth=-0.1), side_prefix(sx) + "ear_in")
     if e.earrings is None or (not e.earring_both and sx > 0):
         return
     lobe = c.pose.side(np.array([[cx, f.ear_top + f.ear_h - 0.03]]), c.size, depth=-0.1)[0]
@@ -86,7 +88,7 @@ def draw_eye(c: Canvas, f: Features, sx: int, light: tuple[float, float, float])
     x = cx + s * f.eye_w
     c.poly(c.pose.surface(np.concatenate([np.stack([x, upper], 1), np.stack([x, lower], 1)[::-1]]),
                           c.size), p + "sclera")
-    r = f.iris * 0.55 * f.eye_w
+    r = f.iris * 0.7 * f.eye_w
     ix, iy = cx + f.gaze * f.eye_w * 0.35, 0.1 * f.eye_h
     for radius, name in ((r, "iris"), (0.42 * r, "pupil")):
         c.poly(c.pose.surface(_inside_eye(f, sx, ellipse(ix, iy, radius, radius, n=20)), c.size),
@@ -117,6 +119,8 @@ def draw_nose(c: Canvas, f: Features) -> None:
     for sx in (-1, 1):
         nostril = ellipse(sx * nw * 0.5, tip + 0.035, nw * 0.28, 0.028, n=14, rot=sx * 0.3)
         c.poly(c.pose.surface(nostril, c.size, lift=0.2), "nostril")
+        wing = bezier((sx * nw * 0.5, tip - 0.12), (sx * nw * 1.05, tip - 0.02), (sx * nw * 0.7, tip + 0.07), 8)
+        c.line(c.pose.surface(wing, c.size, lift=0.2), "nose_crease", c.pose.px(0.015, 512))
 
 
 def draw_mouth(c: Canvas, f: Features) -> None:
@@ -146,9 +150,31 @@ def draw_mouth(c: Canvas, f: Features) -> None:
         shape(down[inner] - 0.35 * opening[inner], down[inner], "tongue", x[inner])
 
 
+def draw_beard(c: Canvas, f: Features) -> None:
+    """A full beard, a goatee or a moustache: hair-coloured, but labelled skin (as in
+    CelebAMask-HQ); the lips are drawn over it."""
+    if f.beard is None:
+        return
+    x = f.mouth_w * 1.1
+    lip_top = f.mouth_y - f.ulip_h - 0.1
+    moustache = bezier((-x, f.mouth_y + 0.02), (0.0, 2 * lip_top - f.mouth_y), (x, f.mouth_y + 0.02), 12)
+    if f.beard == "moustache":
+        c.poly(c.pose.surface(band(moustache, 0.045), c.size, lift=0.09), "beard")
+        return
+    outline, protrude = face_outline(f)
+    low = outline[:, 1] > (0.35 if f.beard == "full" else f.mouth_y + 0.1)
+    if f.beard == "goatee":
+        low &= np.abs(outline[:, 0]) < f.chin_w + 0.15
+    jaw = c.pose.outline(outline[low] * 1.02, c.size, protrude[low])
+    inner = moustache[::-1] if f.beard == "full" else bezier(
+        (f.chin_w + 0.1, f.mouth_y + 0.05), (0.0, f.mouth_y + 0.35), (-f.chin_w - 0.1, f.mouth_y + 0.05), 8)
+    c.poly(np.concatenate([jaw, c.pose.surface(inner, c.size, lift=0.09)]), "beard")
+
+
 def draw_features(c: Canvas, f: Features, light: tuple[float, float, float],
                   rng: np.random.Generator) -> None:
-    """Nose, eyes, brows and mouth (drawn on a layer that the caller clips to the skin)."""
+    """Beard, nose, eyes, brows and mouth (on a layer that the caller clips to the skin)."""
+    draw_beard(c, f)
     draw_nose(c, f)
     for sx in (-1, 1):
         draw_eye(c, f, sx, light)

@@ -22,7 +22,8 @@ MATERIALS: tuple[tuple[str, str], ...] = (
     ("teeth", "mouth"), ("tongue", "mouth"), ("nostril", "nose"), ("lens", "eye_g"),
     ("hat_band", "hat"), ("cloth_trim", "cloth"), ("sleeve", "cloth"), ("nail", "hand"),
     ("finger_gap", "hand"), ("strap", "mask"), ("mask_fold", "mask"), ("pendant", "neck_l"),
-    ("hair_back", "hair"),
+    ("hair_back", "hair"), ("l_ear_in", "l_ear"), ("r_ear_in", "r_ear"), ("nose_crease", "nose"),
+    ("beard", "skin"),
 )
 """``(material, label name)``; the index is the material id drawn in the material map."""
 
@@ -59,8 +60,8 @@ SKIN_LIKE = ("skin", "nose", "l_ear", "r_ear", "neck", "hand")
 
 ELEVATION = lut({
     "cloth": 2.0, "sleeve": 5.0, "cloth_trim": 2.1, "neck": 2.4, "necklace": 2.6, "pendant": 2.7,
-    "hair_back": 1.4, "l_ear": 3.4, "r_ear": 3.4, "earring": 3.5, "skin": 4.0, "nose": 4.7,
-    "nostril": 4.4, "frame": 4.9, "lens": 4.1, "l_sclera": 3.8, "r_sclera": 3.8, "l_iris": 3.8,
+    "hair_back": 1.4, "l_ear": 3.4, "r_ear": 3.4, "l_ear_in": 3.2, "r_ear_in": 3.2, "earring": 3.5, "skin": 4.0, "nose": 5.0,
+    "nostril": 4.6, "nose_crease": 4.6, "beard": 4.1, "frame": 4.9, "lens": 4.1, "l_sclera": 3.8, "r_sclera": 3.8, "l_iris": 3.8,
     "r_iris": 3.8, "l_pupil": 3.8, "r_pupil": 3.8, "l_lash": 3.9, "r_lash": 3.9,
     "l_catchlight": 3.8, "r_catchlight": 3.8, "l_brow": 4.15, "r_brow": 4.15, "mouth": 3.7,
     "teeth": 3.8, "tongue": 3.7, "u_lip": 4.25, "l_lip": 4.25, "hair": 4.5, "hat": 5.3,

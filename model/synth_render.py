@@ -22,12 +22,12 @@ _SKIN = {"skin": 1.0, "nose": 1.0, "l_ear": 1.0, "r_ear": 1.0, "neck": 1.0, "han
 FINE = lut({**{k: 0.035 for k in _SKIN}, "hair": 0.08, "hair_back": 0.08, "l_brow": 0.25,
             "r_brow": 0.25, "cloth": 0.05, "sleeve": 0.05, "hat": 0.07, "hat_band": 0.07,
             "mask": 0.03, "u_lip": 0.05, "l_lip": 0.05, "mouth": 0.1, "tongue": 0.06,
-            "l_iris": 0.15, "r_iris": 0.15, "l_sclera": 0.02, "r_sclera": 0.02})
+            "l_iris": 0.15, "r_iris": 0.15, "l_sclera": 0.02, "r_sclera": 0.02, "beard": 0.2})
 """Per-pixel grain (pores, weave), as a fraction of the albedo."""
 MID = lut({**{k: 0.025 for k in _SKIN}, "hair": 0.1, "hair_back": 0.1, "cloth": 0.12,
            "sleeve": 0.12, "hat": 0.06, "mask": 0.04, "u_lip": 0.06, "l_lip": 0.06})
 """Blotches a few pixels wide (skin unevenness, cloth folds)."""
-STRAND = lut({"hair": 0.22, "hair_back": 0.22, "l_brow": 0.12, "r_brow": 0.12})
+STRAND = lut({"hair": 0.22, "hair_back": 0.22, "l_brow": 0.12, "r_brow": 0.12, "beard": 0.15})
 """Strand texture radiating from the crown."""
 PATTERN = lut({"cloth": 1.0, "sleeve": 1.0})
 """Stripes or checks (amplitude chosen per face)."""
@@ -36,7 +36,7 @@ GLOSS = lut({**{k: 0.07 for k in _SKIN}, "nose": 0.1, "hair": 0.06, "hair_back":
              "mask": 0.02, "hat": 0.03, "cloth": 0.02, "nail": 0.15})
 SHINE = lut({"nose": 0.18, "skin": 0.08, "u_lip": 0.25, "l_lip": 0.3, "l_sclera": 0.1,
              "r_sclera": 0.1, "l_iris": 0.25, "r_iris": 0.25, "frame": 0.6, "lens": 0.9,
-             "earring": 1.0, "necklace": 1.0, "pendant": 1.0, "teeth": 0.15, "nail": 0.3,
+             "earring": 1.0, "necklace": 1.0, "pendant": 1.0, "teeth": 0.15, "nail": 0.1,
              "hair": 0.05})
 NEUTRAL_LIGHT = lut({"l_catchlight": 1.0, "r_catchlight": 1.0})
 """Materials that keep their colour whatever the light (catchlights are the light itself)."""
@@ -56,7 +56,10 @@ def _strands(spec: FaceSpec, size: int, flat_idx: np.ndarray, rng: np.random.Gen
     coarse = rng.standard_normal(n // 8).astype(np.float32)
     idx = ((theta + np.float32(np.pi)) * np.float32(n / (2 * np.pi))
            + np.float32(6) * np.sin(radius * np.float32(3))).astype(np.int32)
-    strands = fine.take(idx % n) * np.float32(0.7) + coarse.take((idx // 8) % (n // 8)) * np.float32(0.6)
+    if spec.hair.curly:  # curls: blobs a few pixels wide instead of radial strands
+        strands = smooth_noise(rng, 70, size).ravel()[flat_idx] * np.float32(1.3)
+    else:
+        strands = fine.take(idx % n) * np.float32(0.7) + coarse.take((idx // 8) % (n // 8)) * np.float32(0.6)
     sheen = np.exp(-((radius - np.float32(rng.uniform(0.6, 1.0))) / np.float32(0.18)) ** 2)
     return strands + np.float32(0.6) * sheen
 
@@ -156,16 +159,21 @@ def render_photo(materials: np.ndarray, spec: FaceSpec, rng: np.random.Generator
     is_wall = materials == MAT["background"] if wall is not None else None
     s = shade(materials, spec)
     lt = spec.light
-    neutral = NEUTRAL_LIGHT.take(materials)
-    highlight = (GLOSS.take(materials) * s.gloss + SHINE.take(materials) * s.shine) * np.float32(lt.specular)
+    exposure = np.float32(lt.exposure)
+    highlight = (GLOSS.take(materials) * s.gloss + SHINE.take(materials) * s.shine) * np.float32(
+        lt.specular * lt.exposure)
+    neutral = np.flatnonzero(NEUTRAL_LIGHT.take(materials))  # catchlights keep their colour
     out = np.empty((3, *materials.shape), dtype=np.float32)
     for c in range(3):
         surface = col[:, c].take(materials) * tex
         if wall is not None:
             surface = np.where(is_wall, wall[c], surface)
-        light = s.ambient * np.float32(lt.ambient_colour[c]) + s.key * np.float32(lt.colour[c])
+        light = s.ambient * (np.float32(lt.ambient_colour[c]) * exposure)
+        light += s.key * (np.float32(lt.colour[c]) * exposure)
         if lt.rim is not None:
-            light += s.rim * np.float32(lt.rim_colour[c])
-        light += (1 - light) * neutral
-        out[c] = (surface * light + highlight * np.float32(lt.colour[c])) * np.float32(lt.exposure)
+            light += s.rim * (np.float32(lt.rim_colour[c]) * exposure)
+        light *= surface
+        light += highlight * np.float32(lt.colour[c])
+        light.ravel()[neutral] = col[MAT["l_catchlight"], c]
+        out[c] = light
     return camera(out, spec, rng)

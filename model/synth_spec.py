@@ -23,10 +23,10 @@ and noise, cluttered backgrounds."""
 _STYLE: dict[str, dict[str, float]] = {
     "studio": dict(yaw=0.15, yaw_max=0.35, roll=0.06, roll_max=0.18, pitch=0.08, unit_lo=0.2,
                    unit_hi=0.24, shift=0.03, hand=0.07, mask=0.05, side_light=0.1, ambient_lo=0.38,
-                   ambient_hi=0.55, tint=0.08, rim=0.1, soft_lo=8.0, soft_hi=16.0, blur_lo=0.5,
-                   blur_hi=1.2, noise_lo=0.5, noise_hi=3.0, clutter=0.15),
+                   ambient_hi=0.55, tint=0.08, rim=0.1, soft_lo=8.0, soft_hi=16.0, blur_lo=0.4,
+                   blur_hi=1.0, noise_lo=0.5, noise_hi=3.0, clutter=0.15),
     "wild": dict(yaw=0.3, yaw_max=0.6, roll=0.15, roll_max=0.4, pitch=0.15, unit_lo=0.17,
-                 unit_hi=0.27, shift=0.07, hand=0.55, mask=0.45, side_light=0.85, ambient_lo=0.08,
+                 unit_hi=0.27, shift=0.07, hand=0.55, mask=0.45, side_light=0.85, ambient_lo=0.14,
                  ambient_hi=0.3, tint=0.45, rim=0.5, soft_lo=4.0, soft_hi=8.0, blur_lo=0.8,
                  blur_hi=3.0, noise_lo=3.0, noise_hi=11.0, clutter=0.5),
 }
@@ -49,6 +49,7 @@ class Features:
     mouth_y: float; mouth_w: float; ulip_h: float; llip_h: float; smile: float
     mouth_open: float; teeth: bool; tongue: bool
     ear_top: float; ear_h: float; ear_w: float
+    beard: str | None
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Hair:
 
     kind: str; hairline: float; volume: float; fringe: float | None
     cover_l: bool; cover_r: bool; front_l: bool; front_r: bool; length: float
+    curly: bool
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def sample_features(rng: np.random.Generator) -> Features:
         mouth_y=u(0.82, 0.93), mouth_w=u(0.27, 0.42), ulip_h=u(0.04, 0.085), llip_h=u(0.06, 0.12),
         smile=u(-0.03, 0.08), mouth_open=u(0.05, 0.22) if open_mouth else 0.0,
         teeth=bool(u() < 0.7), tongue=bool(u() < 0.4),
-        ear_top=u(-0.15, 0.0), ear_h=u(0.5, 0.65), ear_w=u(0.16, 0.24))
+        ear_top=u(-0.15, 0.0), ear_h=u(0.5, 0.65), ear_w=u(0.16, 0.24),
+        beard=str(rng.choice(["full", "goatee", "moustache"])) if u() < 0.18 else None)
 
 
 def sample_hair(rng: np.random.Generator) -> Hair:
@@ -136,11 +139,12 @@ def sample_hair(rng: np.random.Generator) -> Hair:
     kind = str(rng.choice(["bald", "short", "medium", "long"], p=[0.05, 0.35, 0.3, 0.3]))
     covers = kind in ("medium", "long")
     return Hair(
-        kind=kind, hairline=u(-1.1, -0.8), volume=u(1.04, 1.22),
+        kind=kind, hairline=u(-1.0, -0.75), volume=u(1.04, 1.3),
         fringe=u(-0.55, -0.25) if kind != "bald" and u() < 0.35 else None,
         cover_l=covers and u() < 0.45, cover_r=covers and u() < 0.45,
         front_l=kind == "long" and u() < 0.4, front_r=kind == "long" and u() < 0.4,
-        length={"bald": 0.2, "short": 0.45, "medium": 1.5, "long": 3.2}[kind] * u(0.85, 1.15))
+        length={"bald": 0.2, "short": 0.45, "medium": 1.5, "long": 3.2}[kind] * u(0.85, 1.15),
+        curly=bool(u() < 0.2))
 
 
 def sample_extras(rng: np.random.Generator, p: dict[str, float]) -> Extras:
