@@ -289,10 +289,12 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
             with session_scope(res.sessions) as session:
                 job = maybe_create_training_job(session, options.retrain_every)
                 job_id = None if job is None else job.id
+                new = 0 if job is None else job.params.get("new_labels", 0)
         finally:
             lock.release()
         if job_id is not None:
-            log.info("%s new labels: starting training job %s", options.retrain_every, job_id)
+            log.info("%s new labels (FACET_RETRAIN_EVERY=%s): starting training job %s", new,
+                     options.retrain_every, job_id)
             train(job_id)
         return job_id
 

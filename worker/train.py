@@ -263,9 +263,11 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
 
     progress = ProgressWriter(sessions, job_id, options.progress_interval_s)
     extra = {k: knobs[k] for k in ("lr", "distill_weight") if knobs[k] is not None}
+    distill_batch = options.distill_batch or max(1, knobs["batch_size"] // 2)
     result = train(samples, None if init is not None else config, knobs["steps"], init=init,
                    teacher=teacher if distill else None, unlabeled=unlabeled, device=device,
-                   seed=knobs["seed"], batch_size=knobs["batch_size"], on_step=progress, **extra)
+                   seed=knobs["seed"], batch_size=knobs["batch_size"], on_step=progress,
+                   unlabeled_batch=distill_batch if unlabeled else None, **extra)
     train_s = time.monotonic() - started
 
     ckpt = settings.models_dir / f"job-{job_id}.pt"
