@@ -119,7 +119,8 @@ def draw_nose(c: Canvas, f: Features) -> None:
     for sx in (-1, 1):
         nostril = ellipse(sx * nw * 0.5, tip + 0.035, nw * 0.28, 0.028, n=14, rot=sx * 0.3)
         c.poly(c.pose.surface(nostril, c.size, lift=0.2), "nostril")
-        wing = bezier((sx * nw * 0.5, tip - 0.12), (sx * nw * 1.05, tip - 0.02), (sx * nw * 0.7, tip + 0.07), 8)
+        wing = bezier((sx * nw * 0.5, tip - 0.12), (sx * nw * 1.05, tip - 0.02),
+                      (sx * nw * 0.7, tip + 0.07), 8)
         c.line(c.pose.surface(wing, c.size, lift=0.2), "nose_crease", c.pose.px(0.015, 512))
 
 

@@ -60,12 +60,12 @@ SKIN_LIKE = ("skin", "nose", "l_ear", "r_ear", "neck", "hand")
 
 ELEVATION = lut({
     "cloth": 2.0, "sleeve": 5.0, "cloth_trim": 2.1, "neck": 2.4, "necklace": 2.6, "pendant": 2.7,
-    "hair_back": 1.4, "l_ear": 3.4, "r_ear": 3.4, "l_ear_in": 3.2, "r_ear_in": 3.2, "earring": 3.5, "skin": 4.0, "nose": 5.0,
-    "nostril": 4.6, "nose_crease": 4.6, "beard": 4.1, "frame": 4.9, "lens": 4.1, "l_sclera": 3.8, "r_sclera": 3.8, "l_iris": 3.8,
-    "r_iris": 3.8, "l_pupil": 3.8, "r_pupil": 3.8, "l_lash": 3.9, "r_lash": 3.9,
-    "l_catchlight": 3.8, "r_catchlight": 3.8, "l_brow": 4.15, "r_brow": 4.15, "mouth": 3.7,
-    "teeth": 3.8, "tongue": 3.7, "u_lip": 4.25, "l_lip": 4.25, "hair": 4.5, "hat": 5.3,
-    "hat_band": 5.3, "mask": 4.5, "mask_fold": 4.45, "strap": 4.3, "hand": 6.2, "nail": 6.3,
-    "finger_gap": 5.6,
+    "hair_back": 1.4, "l_ear": 3.4, "r_ear": 3.4, "l_ear_in": 3.2, "r_ear_in": 3.2, "earring": 3.5,
+    "skin": 4.0, "beard": 4.1, "nose": 5.0, "nostril": 4.6, "nose_crease": 4.6, "frame": 4.9,
+    "lens": 4.1, "l_sclera": 3.8, "r_sclera": 3.8, "l_iris": 3.8, "r_iris": 3.8, "l_pupil": 3.8,
+    "r_pupil": 3.8, "l_lash": 3.9, "r_lash": 3.9, "l_catchlight": 3.8, "r_catchlight": 3.8,
+    "l_brow": 4.15, "r_brow": 4.15, "mouth": 3.7, "teeth": 3.8, "tongue": 3.7, "u_lip": 4.25,
+    "l_lip": 4.25, "hair": 4.5, "hat": 5.3, "hat_band": 5.3, "mask": 4.5, "mask_fold": 4.45,
+    "strap": 4.3, "hand": 6.2, "nail": 6.3, "finger_gap": 5.6,
 })
 """Height above the background wall (arbitrary units): drives normals, occlusion and cast shadows."""

@@ -94,7 +94,8 @@ def background(spec: FaceSpec, size: int, rng: np.random.Generator) -> np.ndarra
     if spec.background == "textured":
         img *= 1 + 0.12 * smooth_noise(rng, 8, size) + 0.05 * smooth_noise(rng, 48, size)
     elif spec.background == "cluttered":
-        canvas = Image.fromarray(np.ascontiguousarray((np.clip(img, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)))
+        rgb8 = (np.clip(img, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+        canvas = Image.fromarray(np.ascontiguousarray(rgb8))
         draw = ImageDraw.Draw(canvas)
         for _ in range(int(rng.integers(12, 40))):
             col = tuple(int(v) for v in any_colour(rng) * 255)
@@ -116,13 +117,13 @@ def background(spec: FaceSpec, size: int, rng: np.random.Generator) -> np.ndarra
 def texture(materials: np.ndarray, spec: FaceSpec, rng: np.random.Generator) -> np.ndarray:
     """``H x W`` float32 brightness factor around 1 from grain, blotches, strands, patterns."""
     size = materials.shape[0]
-    tex = FINE.take(materials) * gaussian_noise(rng, size)
-    tex += MID.take(materials) * smooth_noise(rng, 40, size)
+    tex = MID.take(materials) * smooth_noise(rng, 40, size)
     strand_amp = STRAND.take(materials).ravel()
     hairy = np.flatnonzero(strand_amp)
     tex.ravel()[hairy] += strand_amp[hairy] * _strands(spec, size, hairy, rng)
     if spec.body.pattern != "plain":
         tex += PATTERN.take(materials) * _pattern(spec, size)
+    tex += FINE.take(materials) * gaussian_noise(rng, size)  # last: the only size-dependent draw
     tex += np.float32(1.0)
     return tex
 
@@ -154,8 +155,8 @@ def render_photo(materials: np.ndarray, spec: FaceSpec, rng: np.random.Generator
     col = spec.colours.copy()
     if spec.extras.glasses == "clear":
         col[MAT["lens"]] = col[MAT["skin"]] * 0.93 + 0.04
+    wall = background(spec, materials.shape[0], rng)  # first: its random draws do not depend on size
     tex = texture(materials, spec, rng)
-    wall = background(spec, materials.shape[0], rng)
     is_wall = materials == MAT["background"] if wall is not None else None
     s = shade(materials, spec)
     lt = spec.light

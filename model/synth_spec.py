@@ -42,13 +42,33 @@ HAND_TARGETS: tuple[tuple[float, float], ...] = (
 class Features:
     """Inner face: eyes, brows, nose, mouth, ears and the face outline (face units)."""
 
-    jaw: float; chin: float; chin_w: float
-    eye_dx: float; eye_w: float; eye_h: float; eye_tilt: float; iris: float; gaze: float
-    brow_y: float; brow_thick: float; brow_arch: float; brow_len: float
-    nose_tip: float; nose_w: float; bridge_w: float
-    mouth_y: float; mouth_w: float; ulip_h: float; llip_h: float; smile: float
-    mouth_open: float; teeth: bool; tongue: bool
-    ear_top: float; ear_h: float; ear_w: float
+    jaw: float
+    chin: float
+    chin_w: float
+    eye_dx: float
+    eye_w: float
+    eye_h: float
+    eye_tilt: float
+    iris: float
+    gaze: float
+    brow_y: float
+    brow_thick: float
+    brow_arch: float
+    brow_len: float
+    nose_tip: float
+    nose_w: float
+    bridge_w: float
+    mouth_y: float
+    mouth_w: float
+    ulip_h: float
+    llip_h: float
+    smile: float
+    mouth_open: float
+    teeth: bool
+    tongue: bool
+    ear_top: float
+    ear_h: float
+    ear_w: float
     beard: str | None
 
 
@@ -56,8 +76,15 @@ class Features:
 class Hair:
     """``kind`` in bald/short/medium/long; ``fringe`` is the fringe's lower edge (or None)."""
 
-    kind: str; hairline: float; volume: float; fringe: float | None
-    cover_l: bool; cover_r: bool; front_l: bool; front_r: bool; length: float
+    kind: str
+    hairline: float
+    volume: float
+    fringe: float | None
+    cover_l: bool
+    cover_r: bool
+    front_l: bool
+    front_r: bool
+    length: float
     curly: bool
 
 
@@ -65,40 +92,78 @@ class Hair:
 class Extras:
     """Accessories and occluders; ``None``/False when absent."""
 
-    hat: str | None; hat_y: float; brim: float
-    glasses: str | None; round_lens: bool; frame_px: float; lens_w: float; lens_h: float
-    earrings: str | None; earring_size: float; earring_both: bool
-    necklace: bool; necklace_px: float; necklace_drop: float; pendant: bool
-    hand: bool; hand_at: tuple[float, float]; hand_angle: float; hand_scale: float
-    hand_right: bool; sleeve: bool
-    mask: bool; mask_top: float
+    hat: str | None
+    hat_y: float
+    brim: float
+    glasses: str | None
+    round_lens: bool
+    frame_px: float
+    lens_w: float
+    lens_h: float
+    earrings: str | None
+    earring_size: float
+    earring_both: bool
+    necklace: bool
+    necklace_px: float
+    necklace_drop: float
+    pendant: bool
+    hand: bool
+    hand_at: tuple[float, float]
+    hand_angle: float
+    hand_scale: float
+    hand_right: bool
+    sleeve: bool
+    mask: bool
+    mask_top: float
 
 
 @dataclass(frozen=True)
 class Body:
     """Neck and clothes (face units); ``neckline`` in crew/v/scoop/collar."""
 
-    neck_w: float; shoulder_y: float; shoulder_w: float; neckline: str
-    pattern: str; pattern_period: float; pattern_angle: float
+    neck_w: float
+    shoulder_y: float
+    shoulder_w: float
+    neckline: str
+    pattern: str
+    pattern_period: float
+    pattern_angle: float
 
 
 @dataclass(frozen=True)
 class Light:
     """Unit ``direction`` (x right, y down, z to the viewer) towards the key light; colours RGB."""
 
-    direction: tuple[float, float, float]; colour: tuple[float, float, float]
-    ambient: float; ambient_colour: tuple[float, float, float]; softness_px: float
-    shadow: float; specular: float; rim: tuple[float, float, float] | None
-    rim_colour: tuple[float, float, float]; exposure: float; vignette: float
+    direction: tuple[float, float, float]
+    colour: tuple[float, float, float]
+    ambient: float
+    ambient_colour: tuple[float, float, float]
+    softness_px: float
+    shadow: float
+    specular: float
+    rim: tuple[float, float, float] | None
+    rim_colour: tuple[float, float, float]
+    exposure: float
+    vignette: float
 
 
 @dataclass(frozen=True, eq=False)
 class FaceSpec:
     """Everything random about one face. ``colours`` is ``NUM_MATERIALS x 3`` float32 albedo."""
 
-    style: str; pose: Pose; features: Features; hair: Hair; extras: Extras
-    body: Body; light: Light; background: str; blur_px: float; noise: float
-    chroma_noise: float; colours: np.ndarray; shape_seed: int
+    style: str
+    pose: Pose
+    features: Features
+    hair: Hair
+    extras: Extras
+    body: Body
+    light: Light
+    background: str
+    blur_px: float
+    noise: float
+    chroma_noise: float
+    colours: np.ndarray
+    shape_seed: int
 
 
 def _clipped_normal(rng: np.random.Generator, sd: float, limit: float) -> float:
