@@ -36,6 +36,7 @@ from model.synth_spec import STYLES, sample_spec
 __all__ = ["STYLES", "render_face", "face_seed", "write_synth_tree"]
 
 MIN_SIZE = 32
+MAX_SIZE = 4096
 JPEG_QUALITY = 95
 
 
@@ -44,8 +45,8 @@ def _check(seed: int, style: str, size: int) -> None:
         raise FacetError(f"unknown style {style!r}; choose one of: {', '.join(STYLES)}")
     if seed < 0:
         raise FacetError(f"seed must be >= 0, got {seed}")
-    if size < MIN_SIZE:
-        raise FacetError(f"size must be at least {MIN_SIZE} pixels, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise FacetError(f"size must be {MIN_SIZE} to {MAX_SIZE} pixels, got {size}")
 
 
 def render_face(seed: int, size: int = 512, style: str = "studio",

@@ -6,6 +6,8 @@ label (iris, pupil and sclera are all the eye; teeth are the mouth; a sleeve is 
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from model.labels import LabelSet
@@ -27,8 +29,8 @@ MATERIALS: tuple[tuple[str, str], ...] = (
 )
 """``(material, label name)``; the index is the material id drawn in the material map."""
 
-MAT: dict[str, int] = {name: i for i, (name, _) in enumerate(MATERIALS)}
-"""Material name → id (read-only by convention)."""
+MAT: MappingProxyType[str, int] = MappingProxyType({name: i for i, (name, _) in enumerate(MATERIALS)})
+"""Material name → id (read-only)."""
 
 NUM_MATERIALS = len(MATERIALS)
 
@@ -48,10 +50,11 @@ def ids(*names: str) -> list[int]:
 
 
 def lut(values: dict[str, float], default: float = 0.0) -> np.ndarray:
-    """``NUM_MATERIALS`` float32 lookup from a ``{material: value}`` dict."""
+    """``NUM_MATERIALS`` float32 read-only lookup from a ``{material: value}`` dict."""
     out = np.full(NUM_MATERIALS, default, dtype=np.float32)
     for name, value in values.items():
         out[MAT[name]] = value
+    out.flags.writeable = False
     return out
 
 

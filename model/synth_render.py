@@ -50,22 +50,23 @@ def _strands(spec: FaceSpec, size: int, flat_idx: np.ndarray, rng: np.random.Gen
     xs = (flat_idx % size).astype(np.float32) - np.float32(crown[0])
     theta = np.arctan2(ys, xs)
     radius = np.sqrt(xs * xs + ys * ys) / np.float32(spec.pose.unit * size)
-    n = 720
-    fine = rng.standard_normal(n).astype(np.float32)
-    fine = (np.roll(fine, 1) + 2 * fine + np.roll(fine, -1)) / 2
-    coarse = rng.standard_normal(n // 8).astype(np.float32)
-    idx = ((theta + np.float32(np.pi)) * np.float32(n / (2 * np.pi))
-           + np.float32(6) * np.sin(radius * np.float32(3))).astype(np.int32)
     if spec.hair.curly:  # curls: blobs a few pixels wide instead of radial strands
         strands = smooth_noise(rng, 70, size).ravel()[flat_idx] * np.float32(1.3)
     else:
-        strands = fine.take(idx % n) * np.float32(0.7) + coarse.take((idx // 8) % (n // 8)) * np.float32(0.6)
+        n = 720
+        fine = rng.standard_normal(n).astype(np.float32)
+        fine = (np.roll(fine, 1) + 2 * fine + np.roll(fine, -1)) / 2
+        coarse = rng.standard_normal(n // 8).astype(np.float32)
+        wave = np.float32(6) * np.sin(radius * np.float32(3))  # strands bend a little
+        idx = ((theta + np.float32(np.pi)) * np.float32(n / (2 * np.pi)) + wave).astype(np.int32)
+        strands = (fine.take(idx % n) * np.float32(0.7)
+                   + coarse.take((idx // 8) % (n // 8)) * np.float32(0.6))
     sheen = np.exp(-((radius - np.float32(rng.uniform(0.6, 1.0))) / np.float32(0.18)) ** 2)
     return strands + np.float32(0.6) * sheen
 
 
 def _pattern(spec: FaceSpec, size: int) -> np.ndarray:
-    """Stripes or checks of ±1 for the clothes (zeros when plain)."""
+    """``size x size`` stripes or checks of ±0.18 for the clothes (``1 x 1`` zeros when plain)."""
     b = spec.body
     if b.pattern == "plain":
         return np.zeros((1, 1), dtype=np.float32)

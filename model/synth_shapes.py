@@ -22,6 +22,7 @@ NEAR_EAR_YAW = 0.12
 SEEN_THROUGH_LENS = np.array(ids("l_sclera", "r_sclera", "l_iris", "r_iris", "l_pupil", "r_pupil",
                                  "l_catchlight", "r_catchlight", "l_lash", "r_lash", "l_brow",
                                  "r_brow"), dtype=np.uint8)
+SEEN_THROUGH_LENS.flags.writeable = False
 """Materials that stay visible (and keep their label) behind clear lenses."""
 
 
