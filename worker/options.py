@@ -18,6 +18,7 @@ FACET_TRAIN_TIMEOUT        3600      seconds before a run is stopped (process wo
 FACET_DISTILL_WEIGHT       (model)   weight of the self-distillation term
 FACET_DISTILL_MAX_UNLABELED 64       unlabelled images used for distillation per run
 FACET_DISTILL_BATCH        (half)    unlabelled images per step (default: half the batch, >= 1)
+FACET_TRAIN_LOADER_WORKERS (model)   data-loading processes per run (model.train: 0 on CPU)
 FACET_DEVICE               auto      ``auto`` (cuda when available), ``cpu`` or ``cuda``
 FACET_TORCH_THREADS        (torch)   torch intra-op threads in each worker process
 FACET_SAM_CHECKPOINT       (none)    SAM checkpoint for embeddings when a task gets none
@@ -49,6 +50,7 @@ class WorkerOptions:
     distill_weight: float | None = None
     max_unlabeled: int = 64
     distill_batch: int | None = None
+    loader_workers: int | None = None
     device: str = "auto"
     torch_threads: int | None = None
     sam_checkpoint: str | None = None
@@ -84,6 +86,7 @@ class WorkerOptions:
             distill_weight=get("FACET_DISTILL_WEIGHT", float, None),
             max_unlabeled=get("FACET_DISTILL_MAX_UNLABELED", int, cls.max_unlabeled),
             distill_batch=get("FACET_DISTILL_BATCH", int, None),
+            loader_workers=get("FACET_TRAIN_LOADER_WORKERS", int, None),
             device=get("FACET_DEVICE", str, cls.device),
             torch_threads=get("FACET_TORCH_THREADS", int, None),
             sam_checkpoint=get("FACET_SAM_CHECKPOINT", str, None),
@@ -118,7 +121,8 @@ class WorkerOptions:
             "FACET_TRAIN_TIMEOUT": self.train_timeout_s,
             "FACET_DISTILL_WEIGHT": self.distill_weight,
             "FACET_DISTILL_MAX_UNLABELED": self.max_unlabeled,
-            "FACET_DISTILL_BATCH": self.distill_batch, "FACET_DEVICE": self.device,
+            "FACET_DISTILL_BATCH": self.distill_batch,
+            "FACET_TRAIN_LOADER_WORKERS": self.loader_workers, "FACET_DEVICE": self.device,
             "FACET_TORCH_THREADS": self.torch_threads,
             "FACET_SAM_CHECKPOINT": self.sam_checkpoint, "FACET_SAM_MODEL": self.sam_model,
             "FACET_WORKERS": self.workers,

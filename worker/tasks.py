@@ -168,6 +168,13 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
 
     @h.on_startup("facet.worker_setup")
     def worker_setup() -> None:
+        """Runs in each consumer worker process as it starts."""
+        import multiprocessing
+
+        # Huey starts its process workers as daemons, and a daemonic process may not start
+        # children: torch's DataLoader worker processes (used for GPU training) would fail.
+        # Only the consumer's copy of the flag matters for stopping this process.
+        multiprocessing.current_process().daemon = False
         if options.torch_threads:
             import torch
             torch.set_num_threads(options.torch_threads)

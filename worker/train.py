@@ -267,7 +267,8 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     result = train(samples, None if init is not None else config, knobs["steps"], init=init,
                    teacher=teacher if distill else None, unlabeled=unlabeled, device=device,
                    seed=knobs["seed"], batch_size=knobs["batch_size"], on_step=progress,
-                   unlabeled_batch=distill_batch if unlabeled else None, **extra)
+                   unlabeled_batch=distill_batch if unlabeled else None,
+                   num_workers=options.loader_workers, **extra)
     train_s = time.monotonic() - started
 
     ckpt = settings.models_dir / f"job-{job_id}.pt"

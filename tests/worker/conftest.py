@@ -3,6 +3,7 @@ tiny checkpoints, and Huey in immediate mode."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,15 @@ def sessions(settings: Settings) -> sessionmaker[Session]:
     factory.kw["bind"].dispose()
 
 
+DEVICE = os.environ.get("FACET_TEST_DEVICE", "cpu")
+"""Where test training runs (``FACET_TEST_DEVICE=cuda`` on a GPU machine checks that path)."""
+
+
 @pytest.fixture
 def options() -> WorkerOptions:
     """Tiny runs: 64-px fresh models, a handful of steps, one torch thread."""
     return WorkerOptions.from_env(env={}, train_steps=4, batch_size=2, train_size=SIZE,
-                                  torch_threads=1, max_unlabeled=4, device="cpu",
+                                  torch_threads=1, max_unlabeled=4, device=DEVICE,
                                   progress_interval_s=0.0, retrain_every=3)
 
 
@@ -170,7 +175,7 @@ def wait_for(predicate, timeout_s: float, what: str, log_path: Path | None = Non
 def consumer_env(**overrides: str) -> dict[str, str]:
     """Environment for a test consumer: tiny fresh models, few steps, one thread per process."""
     env = {"FACET_TRAIN_STEPS": "6", "FACET_TRAIN_BATCH": "2", "FACET_TRAIN_SIZE": str(SIZE),
-           "FACET_TORCH_THREADS": "1", "FACET_DISTILL_MAX_UNLABELED": "4", "FACET_DEVICE": "cpu",
+           "FACET_TORCH_THREADS": "1", "FACET_DISTILL_MAX_UNLABELED": "4", "FACET_DEVICE": DEVICE,
            "FACET_RETRAIN_EVERY": "0", "FACET_WORKERS": "2", "OMP_NUM_THREADS": "1"}
     env.update(overrides)
     return env

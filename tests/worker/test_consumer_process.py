@@ -107,7 +107,8 @@ def test_a_killed_consumer_leaves_the_active_model_and_a_failed_job(settings, se
 
     with session_scope(sessions) as s:
         retry = create_job(s, "train", {"steps": 4}).id
-    with start_worker_process(settings, env=consumer_env()) as worker:
+    # data-loading processes as on a GPU machine: Huey's daemonic workers must be able to fork
+    with start_worker_process(settings, env=consumer_env(FACET_TRAIN_LOADER_WORKERS="1")) as worker:
         client.enqueue_training(retry)
         client.enqueue_prediction(ids[5])
         wait_for(lambda: _job_state(sessions, doomed) == (JobState.failed, STALE_REASON), 60,

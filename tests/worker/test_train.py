@@ -13,7 +13,7 @@ from db.versions import activate, active_version, get_version, list_versions
 from model.checkpoint import load_checkpoint
 from model.errors import FacetError
 from model.imageio import decode_label_png
-from tests.worker.conftest import SIZE, add_faces, save_label
+from tests.worker.conftest import DEVICE, SIZE, add_faces, save_label
 from worker.train import ProgressWriter, decide
 
 LABELLED = {1: "train", 2: "val", 3: "train", 4: "val", 5: "train", 6: "train"}
@@ -42,6 +42,7 @@ def test_first_run_publishes_an_active_version_and_scores_the_queue(tasks, setti
         assert version.is_active and version.job_id == job_id and version.num_labels == 6
         assert version.parent_id is None and version.metrics["baseline_mean_f1"] is None
         assert 0.0 <= version.metrics["mean_f1"] <= 1.0
+        assert version.metrics["device"].startswith(DEVICE)  # cuda when FACET_TEST_DEVICE=cuda
         assert set(version.metrics["per_class_f1"]) >= {"skin", "hair"}
         ckpt = settings.data_dir / version.checkpoint_path
         assert ckpt.parent == settings.models_dir and ckpt.is_file()
