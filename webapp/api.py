@@ -272,7 +272,9 @@ def install_error_handlers(app) -> None:
     app.add_exception_handler(AccessDenied, handler(lambda e: e.status))
     app.add_exception_handler(BadImageError, handler(lambda e: 422))
     app.add_exception_handler(SamError, handler(lambda e: 422))
-    app.add_exception_handler(FacetError, handler(lambda e: 409 if "changed while" in str(e) else 400))
+    # Other FacetErrors on these routes are state conflicts: approving what is not submitted,
+    # If-Match naming a revision that does not exist, a decision racing another one.
+    app.add_exception_handler(FacetError, handler(lambda e: 409))
 
 
 __all__ = ["build_api", "install_error_handlers"]

@@ -68,9 +68,10 @@ def register_parser(studio: Studio, checkpoint: Path) -> str:
     from model.checkpoint import load_checkpoint
 
     checkpoint = Path(checkpoint).expanduser().resolve()
+    given = checkpoint.name
     with studio.session() as session:
         if list_versions(session):
-            return f"parser: the database already has model versions; {checkpoint.name} not registered"
+            return f"parser: the database already has model versions; {given} not registered"
     ckpt = load_checkpoint(checkpoint)  # validates the file before anything is stored
     if ckpt.labels.names != studio.labels.names:
         raise FacetError(f"{checkpoint} predicts {ckpt.labels.num_classes} classes that differ "
@@ -95,4 +96,4 @@ def register_parser(studio: Studio, checkpoint: Path) -> str:
         version_id = version.id
     if studio.tasks is not None:
         studio.tasks.enqueue_scoring(version_id)
-    return f"parser: registered {checkpoint.name} as model v{version_id} and activated it"
+    return f"parser: registered {given} as model v{version_id} and activated it"

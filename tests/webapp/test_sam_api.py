@@ -1,0 +1,82 @@
+"""SAM over the API with a tiny random-weight SAM: the encoder runs once per image, ever."""
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from model.imageio import decode_label_png
+from model.sam import SamEmbedding
+from tests.model.tiny_sam import TINY_BUILDERS, write_tiny_checkpoint
+from tests.webapp.helpers import SyncTasks, app_for, auth, face_bytes, make_studio
+from tests.webapp.live import LiveServer
+from webapp.options import ServeOptions
+
+
+@pytest.fixture()
+def sam_options(tmp_path) -> ServeOptions:
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny_sam.pth")
+    return ServeOptions(sam_checkpoint=ckpt, sam_model="tiny", sam_builders=TINY_BUILDERS)
+
+
+def _encoder_calls(studio) -> list[int]:
+    calls = [0]
+    studio.sam.model.sam.image_encoder.register_forward_hook(
+        lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def _click(client, image_id, points, box=None):
+    return client.post(f"/api/images/{image_id}/sam", json={"points": points, "box": box})
+
+
+def test_worker_embeds_on_upload_and_clicks_never_run_the_encoder(tmp_path, sam_options):
+    tasks = SyncTasks()
+    studio = make_studio(tmp_path, sam_options, tasks)
+    calls = _encoder_calls(studio)
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(5, 96), "image/png")}).json()["id"]
+        assert calls[0] == 1                      # the (synchronous) worker embedded it
+        row_file = next((studio.settings.cache_dir / "sam").rglob(f"{image_id}.npz"))
+        assert SamEmbedding.load(row_file).features.dtype == np.float16
+        for points, box in [([[48, 40, 1]], None), ([[48, 40, 1], [5, 5, 0]], None),
+                            ([], [20, 20, 80, 90])]:
+            r = _click(client, image_id, points, box)
+            assert r.status_code == 200, r.text
+            mask = decode_label_png(r.content, 256, (96, 96))
+            assert set(np.unique(mask)) <= {0, 255} and np.isfinite(float(r.headers["X-Sam-Score"]))
+        assert calls[0] == 1, "a click ran the image encoder"
+        bad = _click(client, image_id, [[500, 5, 1]])
+        assert bad.status_code == 422 and "outside" in bad.json()["detail"]
+        assert _click(client, 999, [[1, 1, 1]]).status_code == 404
+
+
+def test_without_worker_the_first_click_embeds_once_and_the_cache_survives_a_restart(
+        tmp_path, sam_options):
+    studio = make_studio(tmp_path, sam_options, None)
+    calls = _encoder_calls(studio)
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(6), "image/png")}).json()["id"]
+        assert calls[0] == 0
+        first = _click(client, image_id, [[30, 30, 1]])
+        second = _click(client, image_id, [[30, 30, 1]])
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content and calls[0] == 1
+    # A new server process (new model object) reuses the embedding file on disk.
+    from webapp.studio import Studio
+    again = Studio.create(studio.settings, sam_options, None)
+    calls_again = _encoder_calls(again)
+    mask, _ = again.sam.mask(image_id, [(30, 30, 1)], None)
+    assert calls_again[0] == 0 and mask.shape == (64, 64)
+
+
+def test_without_a_checkpoint_sam_answers_503_with_how_to_enable_it(tmp_path):
+    studio = make_studio(tmp_path)
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(7), "image/png")}).json()["id"]
+        r = _click(client, image_id, [[3, 3, 1]])
+        assert r.status_code == 503 and "--sam-checkpoint" in r.json()["detail"]
+        assert client.get("/api/health").json()["sam"] is None

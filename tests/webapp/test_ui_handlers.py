@@ -1,0 +1,122 @@
+"""The UI's event handlers called directly (no browser): conflicts, roles, the model line."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from db.models import Revision
+from model.imageio import decode_label_png
+from model.labels import CELEBAMASK
+from tests.webapp.helpers import SyncTasks, make_studio, publish_version
+from webapp.demo import fill_demo
+from webapp.ui.annotate import AnnotateView
+from webapp.ui.models import ModelsView
+from webapp.ui.review import ReviewView
+
+
+def _req(name: str | None, host: str = "127.0.0.1"):
+    return SimpleNamespace(username=name, client=SimpleNamespace(host=host))
+
+
+def _stroke(shape, class_id, rows=slice(10, 14), cols=slice(5, 40)):
+    layer = np.zeros(shape + (4,), np.uint8)
+    layer[rows, cols, :3] = CELEBAMASK.palette[class_id]
+    layer[rows, cols, 3] = 255
+    return {"background": None, "layers": [layer], "composite": None}
+
+
+@pytest.fixture()
+def ui(tmp_path):
+    tasks = SyncTasks()
+    studio = make_studio(tmp_path, tasks=tasks)
+    fill_demo(studio, 2, size=64, labelled_fraction=0.0)
+    with gr.Blocks():
+        annotate, review, models = AnnotateView(studio), ReviewView(studio), ModelsView(studio)
+        annotate.build()
+        review.build()
+        models.build()
+    return studio, tasks, annotate, review, models
+
+
+def _main_line(studio, image_id):
+    with studio.session() as session:
+        return [(r.revision, r.state.value, decode_label_png(r.label_png, 19))
+                for r in session.query(Revision).filter_by(image_id=image_id).order_by(Revision.id)]
+
+
+def test_a_stale_save_gets_a_clear_message_and_the_work_is_kept(ui):
+    studio, _, view, _, _ = ui
+    a = view.on_next(None, None, (), 0.5, _req("ann"))
+    work_a = a[view.work]
+    assert "No model yet" in a[view.header] and "no model version" in a[view.model_line]
+    b = view.on_jump(None, None, work_a.image_id, 0.5, _req("rev"))
+    work_b = b[view.work]
+    assert "reserved by another annotator" in b[view.status]
+
+    saved = view.on_save(work_a, _stroke(work_a.labels.shape, 2), (), 0.5, _req("ann"))
+    assert "Saved draft revision 1" in saved[view.status]
+    lost = view.on_save(work_b, _stroke(work_b.labels.shape, 4), (), 0.5, _req("rev"))
+    assert "Not saved over revision 1" in lost[view.status] and "nothing is lost" in lost[view.status]
+    rows = _main_line(studio, work_a.image_id)
+    assert [(n, s) for n, s, _ in rows] == [(1, "draft"), (None, "draft")]
+    assert (rows[0][2][10:14, 5:40] == 2).all() and (rows[1][2][10:14, 5:40] == 4).all()
+
+    # Pressing save again puts B's version on top, knowingly.
+    again = view.on_save(lost[view.work], None, (), 0.5, _req("rev"))
+    assert "Saved draft revision 2" in again[view.status]
+    assert (_main_line(studio, work_a.image_id)[-1][2][10:14, 5:40] == 4).all()
+
+
+def test_leaving_unsaved_work_warns_once_then_submit_moves_on(ui):
+    studio, tasks, view, _, _ = ui
+    work = view.on_next(None, None, (), 0.5, _req("ann"))[view.work]
+    warned = view.on_next(work, _stroke(work.labels.shape, 13), (), 0.5, _req("ann"))
+    assert "unsaved changes" in warned[view.status]
+    kept = warned[view.work]
+    assert (kept.labels[10:14, 5:40] == 13).all()           # the strokes were not dropped
+    done = view.on_submit(kept, None, (), 0.5, _req("ann"))
+    assert "Submitted image" in done[view.status] and done[view.work].image_id != work.image_id
+    assert _main_line(studio, work.image_id)[-1][1] == "submitted"
+    assert ("label_saved", work.image_id) in tasks.calls
+
+
+def test_roles_are_enforced_in_the_views(ui):
+    studio, tasks, annotate, review, models = ui
+    work = annotate.on_next(None, None, (), 0.5, _req("ann"))[annotate.work]
+    annotate.on_submit(work, _stroke(work.labels.shape, 1), (), 0.5, _req("ann"))
+    before = [(n, st) for n, st, _ in _main_line(studio, work.image_id)]
+    denied = review.on_approve(str(work.image_id), "ok", _req("ann"))
+    assert "needs the reviewer role" in denied[review.status]
+    assert "needs the reviewer role" in review.on_refresh(_req("ann"))[review.status]
+    assert "needs the admin role" in models.on_activate("1", _req("rev"))[models.status]
+    assert "needs the reviewer role" in models.on_train(_req("ann"))[models.status]
+    assert [(n, st) for n, st, _ in _main_line(studio, work.image_id)] == before
+    assert not [c for c in tasks.calls if c[0] in ("training", "scoring")]
+    approved = review.on_approve(str(work.image_id), "ok", _req("rev"))
+    assert "Approved: image" in approved[review.status]
+    assert _main_line(studio, work.image_id)[-1][1] == "approved"
+    assert "restart" in annotate.on_next(None, None, (), 0.5, _req(None))[annotate.status]
+
+
+def test_the_model_line_names_the_version_and_its_f1(ui, tiny_parser):
+    studio, _, view, _, _ = ui
+    version = publish_version(studio, tiny_parser, "v.pt", {"mean_f1": 0.4321})
+    out = view.on_next(None, None, (), 0.5, _req("ann"))
+    assert f"model v{version} (validation mean F1 0.432" in out[view.model_line]
+    assert "model's pre-annotation" in out[view.header]
+    assert out[view.work].start.source == "model"
+    saved = view.on_save(out[view.work], None, (), 0.5, _req("ann"))
+    assert "Saved draft revision 1" in saved[view.status]
+    with studio.session() as session:
+        row = session.query(Revision).one()
+        assert row.origin.value == "model" and row.model_version_id == version
+
+
+def test_jump_errors_are_explained(ui):
+    _, _, view, _, _ = ui
+    assert "no image #99" in view.on_jump(None, None, 99, 0.5, _req("ann"))[view.status].lower()
+    assert "whole number" in view.on_jump(None, None, None, 0.5, _req("ann"))[view.status]
+
