@@ -9,7 +9,8 @@ variable                   default   meaning
 ========================== ========= ==========================================================
 FACET_RETRAIN_EVERY        10        retrain by itself after this many newly submitted/approved
                                      labels (0: only when asked from the UI/API)
-FACET_TRAIN_STEPS          120       optimiser steps of one retraining run
+FACET_TRAIN_STEPS          60 | 1500 optimiser steps of one retraining run (default: 60 on a
+                                     CPU, to publish within ~5 min on 2 cores; 1500 on a GPU)
 FACET_TRAIN_BATCH          4         images per step
 FACET_TRAIN_LR             (model)   learning rate; empty = model.train's default
 FACET_TRAIN_CONFIG         small     preset of a fresh model (``small`` | ``paper``)
@@ -35,13 +36,21 @@ from typing import Any
 
 from model.errors import FacetError
 
+CPU_STEPS = 60
+"""Default steps per run on a CPU: the small config publishes within ~5 minutes on 2 cores
+(docs/BENCHMARKS.md, "Loop"); quality is compute-bound there."""
+GPU_STEPS = 1500
+"""Default steps per run on a GPU: ~1 minute on an H100, held-out mean F1 > 0.5 after 8-16
+synthetic labels (docs/BENCHMARKS.md, "Loop")."""
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
     """Tuning of the background loop; see the module docstring for the variables."""
 
     retrain_every: int = 10
-    train_steps: int = 120
+    train_steps: int | None = None
+    """``None``: :data:`CPU_STEPS` or :data:`GPU_STEPS` by the device of the run."""
     batch_size: int = 4
     lr: float | None = None
     train_config: str = "small"
@@ -77,7 +86,7 @@ class WorkerOptions:
 
         opts = cls(
             retrain_every=get("FACET_RETRAIN_EVERY", int, cls.retrain_every),
-            train_steps=get("FACET_TRAIN_STEPS", int, cls.train_steps),
+            train_steps=get("FACET_TRAIN_STEPS", int, None),
             batch_size=get("FACET_TRAIN_BATCH", int, cls.batch_size),
             lr=get("FACET_TRAIN_LR", float, None),
             train_config=get("FACET_TRAIN_CONFIG", str, cls.train_config),
@@ -101,7 +110,7 @@ class WorkerOptions:
         """Raise :class:`FacetError` naming the first value out of range."""
         if self.retrain_every < 0:
             raise FacetError(f"FACET_RETRAIN_EVERY must be >= 0, got {self.retrain_every}")
-        if self.train_steps < 1:
+        if self.train_steps is not None and self.train_steps < 1:
             raise FacetError(f"FACET_TRAIN_STEPS must be >= 1, got {self.train_steps}")
         if self.batch_size < 1:
             raise FacetError(f"FACET_TRAIN_BATCH must be >= 1, got {self.batch_size}")
@@ -111,6 +120,12 @@ class WorkerOptions:
             raise FacetError(f"FACET_WORKERS must be >= 1, got {self.workers}")
         if self.train_timeout_s < 1:
             raise FacetError(f"FACET_TRAIN_TIMEOUT must be >= 1, got {self.train_timeout_s}")
+
+    def steps_for(self, device: str) -> int:
+        """Steps of a run on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:0"``…)."""
+        if self.train_steps is not None:
+            return self.train_steps
+        return GPU_STEPS if device.startswith("cuda") else CPU_STEPS
 
     def to_env(self) -> dict[str, str]:
         """The variables that rebuild these options in a child process (unset ones omitted)."""

@@ -121,9 +121,10 @@ class ProgressWriter:
         self.points += 1
 
 
-def job_settings(options: WorkerOptions, params: dict[str, Any]) -> dict[str, Any]:
+def job_settings(options: WorkerOptions, params: dict[str, Any],
+                 device: str = "cpu") -> dict[str, Any]:
     """The run's knobs: options, overridden by the job's params (:data:`JOB_OVERRIDES`)."""
-    out: dict[str, Any] = {"steps": options.train_steps, "lr": options.lr,
+    out: dict[str, Any] = {"steps": options.steps_for(device), "lr": options.lr,
                            "batch_size": options.batch_size, "seed": 0,
                            "distill_weight": options.distill_weight, "fresh": False}
     for key, kind in JOB_OVERRIDES.items():
@@ -137,15 +138,15 @@ def job_settings(options: WorkerOptions, params: dict[str, Any]) -> dict[str, An
     return out
 
 
-def start_run(session: Session, settings: Settings, job_id: int,
-              options: WorkerOptions) -> tuple[Snapshot, Active | None, dict[str, Any]]:
+def start_run(session: Session, settings: Settings, job_id: int, options: WorkerOptions,
+              device: str = "cpu") -> tuple[Snapshot, Active | None, dict[str, Any]]:
     """Step 1: mark the job running, fix the snapshot; returns it, the active version, knobs."""
     job = get_job(session, job_id)
     if job.state not in (JobState.queued, JobState.running):
         raise FacetError(f"job {job_id} is {job.state.value}; only a queued job can run")
     if job.kind != "train":
         raise FacetError(f"job {job_id} is a {job.kind} job, not a train job")
-    knobs = job_settings(options, dict(job.params or {}))
+    knobs = job_settings(options, dict(job.params or {}), device)
     mark_running(session, job_id)
     snapshot = take_snapshot(session, max_unlabeled=options.max_unlabeled)
     current = active_version(session)
@@ -244,7 +245,7 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         torch.set_num_threads(options.torch_threads)
 
     with session_scope(sessions) as session:
-        snapshot, active, knobs = start_run(session, settings, job_id, options)
+        snapshot, active, knobs = start_run(session, settings, job_id, options, device)
 
     teacher = init = None
     if active is not None:
