@@ -98,7 +98,8 @@ def start_worker_process(settings: Settings, workers: int | None = None,
     ``log_path``: file for the child's output (default: ``<data dir>/worker.log``; the parent's
     terminal stays readable). ``env``: extra environment variables (e.g. ``FACET_*`` options).
     The database and queue URLs are passed explicitly, so a URL given as a flag to the parent
-    reaches the child too.
+    reaches the child too. Call it from the main thread: Linux sends the parent-death signal
+    when the *thread* that started the child ends.
     """
     child_env = dict(os.environ)
     child_env.update(env or {})

@@ -19,7 +19,6 @@ from db.images import read_image
 from db.models import Image, ModelVersion
 from db.settings import Settings
 from db.versions import active_version
-from model.errors import FacetError
 from model.imageio import encode_label_png
 
 

@@ -40,12 +40,13 @@ from huey.exceptions import RetryTask, TaskLockedException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.cache import get_prediction
 from db.engine import session_scope
 from db.jobs import fail, get_job, running_job, set_progress
 from db.models import Image, Job, JobState, utcnow
 from db.settings import Settings
 from db.versions import active_version, get_version
-from worker.embed import SamCache, embed_image, has_embedding
+from worker.embed import SamCache, embed_image, embedding_path, has_embedding
 from worker.infer import PredictorCache, checkpoint_file, needs_prediction, predict_image
 from worker.options import WorkerOptions
 from worker.snapshot import needs_work_ids
@@ -209,7 +210,6 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
                 return None
             if not has_embedding(session, settings, image_id, sam.key):
                 embed_image(session, settings, sam, image)
-        from worker.embed import embedding_path
         return embedding_path(settings, sam.key, image_id).relative_to(settings.data_dir).as_posix()
 
     @h.task(name="facet.score_batch", priority=10, retries=1, retry_delay=5)
@@ -220,14 +220,19 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
             if version is None or version.id != version_id:
                 return 0  # a newer model took over; its own score_all covers these images
             path = checkpoint_file(settings, version)
-        predictor = res.predictors.get(path)
         done = 0
         for image_id in image_ids:
             with session_scope(res.sessions) as session:
                 image, version = session.get(Image, image_id), get_version(session, version_id)
                 if image is None or version is None:
                     continue
-                predict_image(session, settings, predictor, image, version, is_active=True)
+                cached = get_prediction(session, image_id, version_id)
+                if cached is not None and cached.uncertainty is not None:
+                    # e.g. a rollback to a version that saw this image before: no forward pass
+                    image.priority, image.scored_by_id = cached.uncertainty, version_id
+                else:
+                    predict_image(session, settings, res.predictors.get(path), image, version,
+                                  is_active=True)
                 done += 1
         return done
 

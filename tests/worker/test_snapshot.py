@@ -1,11 +1,10 @@
 """worker/snapshot.py: what a run trains on, the fixed validation split, counting new labels."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from db.engine import session_scope
-from db.models import Image, RevisionState
+from db.models import RevisionState
 from db.review import approve
 from model.errors import FacetError
 from tests.worker.conftest import add_face, add_faces, face, save_label
@@ -22,7 +21,7 @@ def test_labels_are_newest_submitted_or_approved_revisions_outside_test(settings
         save_label(s, rejected, face(4)[1], RevisionState.rejected)
         edited = add_face(s, settings, 5, state=RevisionState.submitted)
         save_label(s, edited, face(5)[1], RevisionState.draft)  # being reworked: not a label now
-        test = add_face(s, settings, 6, split="test", state=RevisionState.approved)
+        add_face(s, settings, 6, split="test", state=RevisionState.approved)  # never a label
         unl_test = add_face(s, settings, 7, split="test")
         none = add_face(s, settings, 8)
     with session_scope(sessions) as s:
