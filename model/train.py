@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from model.augment import AugmentConfig
@@ -64,14 +65,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-Source = Checkpoint | FaceParser | str | os.PathLike
-"""A model to start from or distil from: a loaded checkpoint, a model, or a checkpoint path."""
+Source = Checkpoint | nn.Module | str | os.PathLike
+"""A model to start from or distil from: a loaded checkpoint, a checkpoint path, or a model
+(a :class:`FaceParser`, or any module with a ``config`` attribute whose forward returns
+``{"logits": ...}``, e.g. a baseline network in the benchmarks)."""
 
 
 def _as_checkpoint(source: Source | None, labels: LabelSet) -> Checkpoint | None:
     if source is None or isinstance(source, Checkpoint):
         return source
-    if isinstance(source, FaceParser):
+    if isinstance(source, nn.Module):
+        if not isinstance(getattr(source, "config", None), ParserConfig):
+            raise FacetError("a model passed to train() needs a ParserConfig in .config")
         return Checkpoint(source, source.config, labels, {})
     return load_checkpoint(source)
 
@@ -90,7 +95,7 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
           ema_decay: float = 0.99, unlabeled_batch: int | None = None,
           labels: LabelSet = CELEBAMASK, loss: LossConfig | None = None,
           augment: AugmentConfig | None = None, optimizer: str = "adamw",
-          schedule: str = "poly", warmup: int | None = None, weight_decay: float = 1e-4,
+          schedule: str = "cosine", warmup: int | None = None, weight_decay: float = 1e-4,
           clip_norm: float = 5.0, amp: bool = True, channels_last: bool = True,
           num_workers: int | None = None) -> TrainResult:
     """Train for ``steps`` optimiser steps on ``samples`` (``(image H x W x 3 uint8, label H x W
@@ -101,8 +106,8 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
     checkpoint for self-distillation; ``ema_teacher``: distil from an EMA of the student
     instead. With a teacher, the loss adds ``distill_weight * KL(teacher || student) * T^2`` on
     the labelled batch and on ``unlabeled_batch`` images (default ``batch_size``) drawn from
-    ``unlabeled``. ``lr`` defaults to 1e-3 (AdamW) / 1e-2 (SGD) from scratch and a fifth of
-    that when fine-tuning from ``init``.
+    ``unlabeled``. ``lr`` defaults to 2e-3 (AdamW) / 2e-2 (SGD) from scratch and a fifth of
+    that when fine-tuning from ``init``; warm-up then cosine decay by default.
     """
     if steps < 1:
         raise FacetError(f"steps must be at least 1, got {steps}")
@@ -158,7 +163,7 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
                              pin_memory=dev.type == "cuda",
                              persistent_workers=False, prefetch_factor=4 if workers else None))
 
-    base_lr = lr if lr is not None else (1e-3 if optimizer == "adamw" else 1e-2) * (
+    base_lr = lr if lr is not None else (2e-3 if optimizer == "adamw" else 2e-2) * (
         0.2 if init_ckpt is not None else 1.0)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adamw":

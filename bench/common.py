@@ -1,0 +1,188 @@
+"""Shared pieces of the benchmark scripts: synthetic data, timing, tables, time budgets.
+
+Benchmarks print markdown tables to stdout and, with ``--out DIR``, also write them there.
+A SIGTERM (from ``timeout``) turns into :class:`BudgetExceeded`, so a script can still print
+the rows it finished.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from model.devices import resolve_device  # noqa: E402
+
+Sample = tuple[np.ndarray, np.ndarray]
+
+
+class BudgetExceeded(Exception):
+    """The wall-clock budget (``--budget-s`` or an outside SIGTERM) ran out."""
+
+
+def on_sigterm_raise() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise BudgetExceeded(f"signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
+
+
+class Budget:
+    """``check()`` raises :class:`BudgetExceeded` once ``seconds`` have passed (None = never)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.deadline = None if not seconds else time.monotonic() + seconds
+
+    def check(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise BudgetExceeded("time budget spent")
+
+    def left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+
+def base_args(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--quick", action="store_true", help="small settings for a 2-core CPU")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (CPU device only)")
+    p.add_argument("--out", type=Path, help="also write the tables (markdown + json) here")
+    p.add_argument("--budget-s", type=float, help="stop starting new runs after this long")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes for rendering synthetic faces (default: cores, at most 16)")
+    p.add_argument("--loader-workers", type=int, default=None,
+                   help="DataLoader workers for training (default: model.train's choice)")
+    p.add_argument("--tiny", action="store_true",
+                   help="smoke test of the script itself: a few faces, 2 steps, 1 seed")
+    return p
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads if device.type == "cpu" else max(1, os.cpu_count() or 1))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    on_sigterm_raise()
+    return device
+
+
+def _render(job: tuple[int, int, str]) -> Sample:
+    from model.synth import render_face
+
+    seed, size, style = job
+    return render_face(seed, size, style)
+
+
+def faces(style: str, count: int, size: int, seed: int, workers: int | None = None) -> list[Sample]:
+    """``count`` synthetic faces of ``style`` at ``size`` (label maps exact at that size).
+
+    Seeds ``seed * 100_000 + i``: disjoint sets for different ``seed`` values.
+    """
+    jobs = [(seed * 100_000 + i, size, style) for i in range(count)]
+    n = workers if workers is not None else min(16, os.cpu_count() or 1)
+    if n <= 1 or count < 8:
+        return [_render(j) for j in jobs]
+    with ProcessPoolExecutor(n) as pool:
+        return list(pool.map(_render, jobs, chunksize=max(1, count // (4 * n))))
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """``"mean ± std"`` in percent points (F1 given in 0-1)."""
+    if not values:
+        return "-"
+    m = 100 * statistics.fmean(values)
+    s = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{m:.2f} ± {s:.2f}"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def emit(name: str, title: str, text: str, out: Path | None, data: Any = None) -> None:
+    """Print a titled table and, with ``out``, write ``{name}.md`` (and ``{name}.json``)."""
+    block = f"### {title}\n\n{text}\n"
+    print(block, flush=True)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.md").write_text(block)
+        if data is not None:
+            (out / f"{name}.json").write_text(json.dumps(data, indent=1))
+
+
+def describe_host(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    return f"CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def thin_f1(per_class: dict[str, float | None], name: str) -> str:
+    v = per_class.get(name)
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
+def score(model: torch.nn.Module, config: Any, labels: Any, device: torch.device,
+          tests: dict[str, list[Sample]]) -> dict[str, dict]:
+    """Evaluate a trained model on each named test set (``model.evaluate`` protocol)."""
+    from model.evaluate import evaluate
+    from model.inference import Predictor
+
+    pred = Predictor(model, config, labels, device=device,
+                     threads=torch.get_num_threads() if device.type == "cpu" else None)
+    return {name: evaluate(pred, data) for name, data in tests.items()}
+
+
+def infer_ms(model: torch.nn.Module, size: int, device: torch.device, reps: int = 5) -> float:
+    """Median forward ms for one ``size x size`` image (eval mode, fp32, channels_last)."""
+    model = model.to(device).eval().to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        for i in range(reps + 2):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 2:
+                times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def mode(args: argparse.Namespace) -> str:
+    return "TINY smoke test" if args.tiny else "quick" if args.quick else "full"
+
+
+def step_seconds(samples: list[Sample], config: Any, device: torch.device, batch_size: int,
+                 loader_workers: int | None, steps: int = 12, **train_kwargs: Any) -> float:
+    """Median seconds per training step, measured on a short throw-away run (warm-up excluded)."""
+    from model.train import train
+
+    stamps: list[float] = []
+    train(samples, config, steps, device=device, batch_size=batch_size, num_workers=loader_workers,
+          on_step=lambda *a: stamps.append(time.perf_counter()), **train_kwargs)
+    return statistics.median(np.diff(stamps[3:]).tolist())
+
+
+def fit_steps(wanted: int, seconds: float, per_step: float, floor: int = 20) -> int:
+    """The most steps (at most ``wanted``, at least ``floor``) that fit in ``seconds``."""
+    return int(max(floor, min(wanted, seconds / max(per_step, 1e-6))))

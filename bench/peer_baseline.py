@@ -1,0 +1,136 @@
+"""Peer baseline: torchvision's FCN and DeepLabv3 heads on the same backbone, same data, same
+budget, against the parser.
+
+Backbone: the parser's own ResNet trunk (``small``: resnet18, random init, output stride 32;
+torchvision cannot dilate resnet18, so DeepLabv3's atrous rates 12/24/36, meant for stride 8,
+are scaled by 8/32 to 3/6/9). The baselines are trained with the same weighted cross-entropy
+(thin-class weights included) but no edge terms; the parser with its full loss.
+
+    .venv/bin/python bench/peer_baseline.py --quick
+    .venv/bin/python bench/peer_baseline.py --device cuda
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (Budget, BudgetExceeded, base_args, describe_host, emit, faces,  # noqa: E402
+                    fit_steps, infer_ms, mean_std, mode, score, setup,
+                    step_seconds, table)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torchvision.models.segmentation.deeplabv3 import DeepLabHead  # noqa: E402
+from torchvision.models.segmentation.fcn import FCNHead  # noqa: E402
+
+from model.backbone import ResNetBackbone  # noqa: E402
+from model.config import ParserConfig  # noqa: E402
+from model.losses import LossConfig  # noqa: E402
+from model.network import IMAGENET_MEAN, IMAGENET_STD, build_parser  # noqa: E402
+from model.train import train  # noqa: E402
+
+
+class HeadOnBackbone(nn.Module):
+    """A torchvision segmentation head on the deepest features of the parser's backbone.
+
+    ``forward(x: B x 3 x H x W in [0, 1]) → {"logits": B x C x H x W}`` (what ``train`` and
+    ``Predictor`` expect); ``config`` describes the backbone and input size.
+    """
+
+    def __init__(self, config: ParserConfig, head: str) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = ResNetBackbone(config.backbone, config.output_stride)
+        c4 = self.backbone.channels[-1]
+        rates = tuple(r * 8 // config.output_stride for r in (12, 24, 36))
+        self.head = DeepLabHead(c4, config.num_classes, rates) if head == "deeplabv3" \
+            else FCNHead(c4, config.num_classes)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        c4 = self.backbone((x - self.mean) / self.std)[-1]
+        return {"logits": F.interpolate(self.head(c4), size=x.shape[-2:], mode="bilinear",
+                                        align_corners=False)}
+
+
+def main() -> int:
+    p = base_args(__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seeds", type=int)
+    p.add_argument("--lr", type=float, default=2e-3)
+    args = p.parse_args()
+    device = setup(args)
+    size, n_train, n_test, steps, batch, seeds = (
+        (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 250, 8, 1) if args.quick
+        else (256, 1000, 100, 1500, 16, 2))
+    steps, seeds = args.steps or steps, args.seeds or seeds
+    budget = Budget(args.budget_s)
+    t0 = time.time()
+    train_set = faces("studio", n_train, size, seed=1, workers=args.workers)
+    tests = {"studio": faces("studio", n_test, size, seed=2, workers=args.workers),
+             "wild": faces("wild", n_test, size, seed=5, workers=args.workers)}
+    if args.budget_s and not args.tiny and not args.steps:
+        per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, batch,
+                                args.loader_workers)
+        steps = fit_steps(steps, 0.85 * budget.left() / (3 * seeds), per_step)
+        print(f"step time {per_step:.3f} s -> {steps} steps per run", flush=True)
+    config = ParserConfig.small(input_size=size, edge_head=False)
+    models = {
+        "parser (ours)": lambda: build_parser(ParserConfig.small(input_size=size)),
+        "FCN head (torchvision)": lambda: HeadOnBackbone(config, "fcn"),
+        "DeepLabv3 head (torchvision)": lambda: HeadOnBackbone(config, "deeplabv3"),
+    }
+    runs: dict[str, list[dict]] = {}
+    info: dict[str, tuple[float, float]] = {}
+    stopped = None
+    try:
+        for seed in range(seeds):
+            for name, make in models.items():
+                budget.check()
+                torch.manual_seed(seed)
+                model = make()
+                loss = LossConfig() if name.startswith("parser") else LossConfig.plain()
+                r = train(train_set, None, steps, init=model, device=device, seed=seed,
+                          batch_size=batch, num_workers=args.loader_workers, lr=args.lr,
+                          loss=loss)
+                sc = score(r.model, r.config, r.labels, device, tests)
+                st = sc["studio"]["per_class_f1"]
+                runs.setdefault(name, []).append({
+                    "studio": sc["studio"]["mean_f1"], "wild": sc["wild"]["mean_f1"],
+                    "ear_r": st["ear_r"], "neck_l": st["neck_l"], "seconds": r.meta["seconds"]})
+                if name not in info:
+                    r.model.eval()
+                    info[name] = (sum(q.numel() for q in r.model.parameters()) / 1e6,
+                                  infer_ms(r.model, size, device))
+                print(f"seed {seed} {name}: studio {100 * sc['studio']['mean_f1']:.2f} wild "
+                      f"{100 * sc['wild']['mean_f1']:.2f} ear_r {st['ear_r']} neck_l {st['neck_l']} "
+                      f"({r.meta['seconds']:.0f} s)", flush=True)
+    except (BudgetExceeded, KeyboardInterrupt) as err:
+        stopped = str(err) or type(err).__name__
+        print(f"stopped early: {stopped}", flush=True)
+
+    rows = []
+    for name in models:
+        rs = runs.get(name, [])
+        if not rs:
+            continue
+        thin = lambda key: mean_std([r[key] for r in rs if r[key] is not None])  # noqa: E731
+        rows.append([name, mean_std([r["studio"] for r in rs]), mean_std([r["wild"] for r in rs]),
+                     thin("ear_r"), thin("neck_l"), f"{info[name][0]:.1f}", f"{info[name][1]:.1f}",
+                     len(rs)])
+    title = (f"Peer baseline ({mode(args)}): resnet18 trunk (random init, "
+             f"stride 32) at {size}², {steps} steps, batch {batch}, lr {args.lr}, {n_train} studio "
+             f"training faces, {n_test} test faces per style; {describe_host(device)}; "
+             f"{time.time() - t0:.0f} s" + (f"; STOPPED EARLY ({stopped})" if stopped else ""))
+    emit("peer_baseline", title,
+         table(["model", "studio mean F1", "wild mean F1", "studio ear_r F1", "studio neck_l F1",
+                "params (M)", "forward ms", "seeds"], rows), args.out, runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
