@@ -3,7 +3,9 @@
 ``settings.queue_url`` picks the storage (DESIGN.md):
 
 * ``sqlite:///path/queue.db`` (the default, a file in the data dir): :class:`huey.SqliteHuey`;
-* ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`huey.RedisHuey`.
+* ``redis://host:port/db`` (or ``rediss://``, ``unix://``): :class:`huey.PriorityRedisHuey`
+  (the plain ``RedisHuey`` refuses task priorities, which order pre-annotations before
+  training here).
 
 Tasks are added to an instance by :func:`worker.tasks.register_tasks`; the consumer entry
 (:mod:`worker.consumer`) and the web process's client (:mod:`worker.client`) each build their
@@ -53,6 +55,6 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> huey.Huey:
         # workers all write to this one file.
         return huey.SqliteHuey(filename=str(path), timeout=30, **common)
     if scheme in ("redis", "rediss", "unix"):
-        return huey.RedisHuey(url=url, **common)
+        return huey.PriorityRedisHuey(url=url, **common)
     raise FacetError(f"unsupported queue URL {url!r}: use sqlite:///path/queue.db or "
                      "redis://host:port/db")

@@ -18,10 +18,10 @@ def test_default_queue_is_a_sqlite_file_in_the_data_dir(settings):
     assert h.store_intermediate_errors is False and not h.immediate
 
 
-def test_redis_url_gives_a_redis_huey_without_connecting():
+def test_redis_url_gives_a_redis_huey_with_priorities_without_connecting():
     s = Settings.resolve(data_dir="/tmp/x", queue_url="redis://localhost:6399/3", env={})
     h = make_huey(s)
-    assert isinstance(h, huey.RedisHuey)
+    assert isinstance(h, huey.PriorityRedisHuey)
     kw = h.storage.pool.connection_kwargs
     assert (kw["port"], kw["db"]) == (6399, 3)
 
