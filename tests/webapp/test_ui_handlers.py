@@ -52,7 +52,7 @@ def test_a_stale_save_gets_a_clear_message_and_the_work_is_kept(ui):
     a = view.on_next(None, None, (), 0.5, _req("ann"))
     work_a = a[view.work]
     assert "No model yet" in a[view.header] and "no model version" in a[view.model_line]
-    b = view.on_jump(None, None, work_a.image_id, 0.5, _req("rev"))
+    b = view.on_jump(None, None, str(work_a.image_id), 0.5, _req("rev"))
     work_b = b[view.work]
     assert "reserved by another annotator" in b[view.status]
 
@@ -119,4 +119,6 @@ def test_jump_errors_are_explained(ui):
     _, _, view, _, _ = ui
     assert "no image #99" in view.on_jump(None, None, 99, 0.5, _req("ann"))[view.status].lower()
     assert "whole number" in view.on_jump(None, None, None, 0.5, _req("ann"))[view.status]
+    assert "whole number" in view.on_jump(None, None, "abc", 0.5, _req("ann"))[view.status]
+    assert view.on_jump(None, None, " #2 ", 0.5, _req("ann"))[view.work].image_id == 2
 

@@ -60,8 +60,8 @@ class AnnotateView:
         with gr.Row():
             self.next_btn = gr.Button("Next image ▶", variant="primary", elem_id="facet-next", scale=2)
             self.skip_btn = gr.Button("Skip", elem_id="facet-skip", scale=1)
-            self.jump_id = gr.Number(None, label="Image id", precision=0, scale=1, placeholder="e.g. 12",
-                                     elem_id="facet-jump-id")
+            self.jump_id = gr.Textbox(label="Image id", placeholder="e.g. 12", scale=1, max_lines=1,
+                                      elem_id="facet-jump-id")
             self.jump_btn = gr.Button("Open", elem_id="facet-jump", scale=1)
         with gr.Row(equal_height=False):
             with gr.Column(scale=4):
@@ -137,10 +137,11 @@ class AnnotateView:
         version = start.version
         if version is not None:
             line = f"**Model:** pre-annotated by {version.describe()}."
-        elif start.source == "revision":
-            line = "**Model:** no model pre-annotated this revision."
         else:
-            line = "**Model:** no model version exists yet."
+            active = self.studio.parsers.active()
+            line = ("**Model:** no model version exists yet." if active is None else
+                    f"**Model:** this revision was not pre-annotated; the active model is "
+                    f"{active.describe()}.")
         rows = history_rows(self.studio, work.image_id)
         table = [[r.number if r.number is not None else "kept draft", r.state, r.origin, r.author,
                   _when(r.created_at), r.comment or ""] for r in reversed(rows)]
@@ -210,14 +211,15 @@ class AnnotateView:
         return out
 
     @guarded
-    def on_jump(self, work: Work | None, editor: dict | None, image_id: float | None,
+    def on_jump(self, work: Work | None, editor: dict | None, image_id: str | int | None,
                 opacity: float, request: gr.Request) -> dict:
         actor = actor_of(self.studio, request).require("view")
-        if image_id is None or int(image_id) < 1:
+        text = str(image_id if image_id is not None else "").strip().lstrip("#")
+        if not text.isdigit() or int(text) < 1:
             return {self.status: fail("Type an image id (a whole number ≥ 1) first.")}
         if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
             return stop
-        image_id = int(image_id)
+        image_id = int(text)
         message = info(f"Opened image #{image_id}.")
         with self.studio.session() as session:
             image = session.get(Image, image_id)
@@ -315,6 +317,8 @@ class AnnotateView:
                             views, **common)
         self.skip_btn.click(self.on_skip, [self.work, self.editor, self.skipped, self.opacity],
                             views + [self.skipped], **common)
+        self.jump_id.submit(self.on_jump, [self.work, self.editor, self.jump_id, self.opacity],
+                            views, **common)
         self.jump_btn.click(self.on_jump, [self.work, self.editor, self.jump_id, self.opacity],
                             views, **common)
         self.reload_btn.click(self.on_reload, [self.work, self.opacity], views, **common)

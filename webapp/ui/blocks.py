@@ -39,7 +39,9 @@ def build_blocks(studio: Studio) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Annotate", id="annotate", elem_id="facet-tab-annotate"):
                 annotate.build()
-            review_tab = gr.Tab("Review", id="review", elem_id="facet-tab-review")
+            # Hidden until on_load shows it to reviewers (gradio 6 shows a tab on an update
+            # to visible=True, but does not hide a shown one on visible=False).
+            review_tab = gr.Tab("Review", id="review", elem_id="facet-tab-review", visible=False)
             with review_tab:
                 review.build()
             dataset_tab = gr.Tab("Dataset", id="dataset", elem_id="facet-tab-dataset")
@@ -59,7 +61,7 @@ def build_blocks(studio: Studio) -> gr.Blocks:
             return {
                 whoami: f"**{actor.name}** ({actor.role.value}){logout}",
                 notice: gr.update(value=OPEN_MODE_NOTICE, visible=actor.user_id is None),
-                review_tab: gr.update(visible=actor.can("review")),
+                review_tab: gr.update(visible=True) if actor.can("review") else gr.update(),
                 models.train_btn: gr.update(interactive=actor.can("train")),
                 models.activate_btn: gr.update(interactive=actor.can("activate")),
             }

@@ -1,11 +1,11 @@
 """The Dataset view: progress counts, the per-class pixel share chart, every image's status."""
 import gradio as gr
-import pandas as pd
 
 from db.annotation_queue import queue_counts
 from db.images import list_images
 from db.stats import compute_stats
 from webapp.studio import Studio
+from webapp.ui import charts
 from webapp.ui.common import actor_of, fail
 
 IMAGE_COLUMNS = ["id", "file", "status", "revision", "split"]
@@ -19,7 +19,7 @@ class DatasetView:
         with gr.Row():
             self.counts = gr.Markdown("", elem_id="facet-dataset-counts")
             self.refresh_btn = gr.Button("Refresh", scale=0, elem_id="facet-dataset-refresh")
-        self.shares = gr.BarPlot(pd.DataFrame({"class": [], "share (%)": []}), x="class",
+        self.shares = gr.BarPlot(None, x="class",
                                  y="share (%)", title="Share of labelled pixels per class "
                                  "(newest label map of every image)", height=320,
                                  elem_id="facet-class-shares", sort="-y")
@@ -47,8 +47,8 @@ class DatasetView:
                   f"({pct(stats.approved)}) · {stats.rejected} rejected  \n"
                   f"Queue: {queue['available']} waiting, {queue['leased']} being annotated now")
         names = [n for n in stats.class_share if n != "background"]
-        frame = pd.DataFrame({"class": names,
-                              "share (%)": [round(100 * stats.class_share[n], 3) for n in names]})
+        frame = charts.frame([(n, round(100 * stats.class_share[n], 3)) for n in names],
+                             charts.SHARES)
         return {self.counts: counts, self.shares: frame, self.images: rows}
 
     def wire(self, tab: gr.Tab) -> None:

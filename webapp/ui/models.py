@@ -1,13 +1,13 @@
 """The Models view: versions with validation F1 (per class as a chart), the running training
 job's loss curve, "train now" (reviewers), activate / roll back (admins)."""
 import gradio as gr
-import pandas as pd
 
 from db.jobs import create_job, job_points, latest_job, pending_job
 from db.models import JobState
 from db.versions import activate, get_version, list_versions
 from model.errors import FacetError
 from webapp.studio import Studio
+from webapp.ui import charts
 from webapp.ui.common import actor_of, fail, info, ok, warn
 
 VERSION_COLUMNS = ["version", "active", "mean F1 (val)", "labels", "created (UTC)", "note"]
@@ -30,13 +30,15 @@ class ModelsView:
             self.choice = gr.Dropdown([], label="Version", scale=2, elem_id="facet-version-choice")
             self.activate_btn = gr.Button("Activate (promote / roll back)", scale=1,
                                           elem_id="facet-activate")
-        self.f1_plot = gr.BarPlot(pd.DataFrame({"class": [], "F1": []}), x="class", y="F1",
-                                  title="Per-class validation F1 of the chosen version", height=300,
-                                  y_lim=[0, 1], elem_id="facet-f1")
+        order = list(self.studio.labels.names[1:])
+        self.f1_plot = gr.BarPlot(None, x="class", y="F1", sort=order,
+                                  title="Per-class validation F1 of the chosen version "
+                                  "(a missing bar: F1 0)", height=300, y_lim=[0, 1],
+                                  elem_id="facet-f1")
         with gr.Row():
             self.job_line = gr.Markdown("", elem_id="facet-job")
             self.train_btn = gr.Button("Train now", variant="primary", scale=0, elem_id="facet-train")
-        self.loss_plot = gr.LinePlot(pd.DataFrame({"step": [], "value": [], "term": []}), x="step",
+        self.loss_plot = gr.LinePlot(None, x="step",
                                      y="value", color="term", title="Training loss (latest job)",
                                      height=300, elem_id="facet-loss")
         self.status = gr.Markdown("", elem_id="facet-models-status")
@@ -47,19 +49,19 @@ class ModelsView:
         return [self.active_line, self.versions, self.choice, self.f1_plot, self.job_line,
                 self.loss_plot, self.status, self.timer]
 
-    def _f1_frame(self, version_id: int | None) -> pd.DataFrame:
+    def _f1_frame(self, version_id: int | None):
         with self.studio.session() as session:
             version = get_version(session, version_id) if version_id else None
             per_class = dict((version.metrics or {}).get("per_class_f1") or {}) if version else {}
-        names = [n for n in per_class if n != "background" and per_class[n] is not None]
-        return pd.DataFrame({"class": names, "F1": [round(float(per_class[n]), 4) for n in names]})
+        return charts.frame([(n, round(float(per_class[n]), 4)) for n in self.studio.labels.names[1:]
+                             if per_class.get(n) is not None], charts.F1)
 
     def _job(self) -> dict:
         with self.studio.session() as session:
             job = latest_job(session, "train")
             if job is None:
                 line = "No training job yet."
-                frame = pd.DataFrame({"step": [], "value": [], "term": []})
+                frame = charts.frame([], charts.LOSS)
                 return {self.job_line: line, self.loss_plot: frame, self.timer: gr.Timer(active=False)}
             points = job_points(session, job.id)
             rows = [(p.step, float(v), k) for p in points for k, v in p.values.items()
@@ -70,7 +72,7 @@ class ModelsView:
                 line += f" — {job.message}"
             if job.error:
                 line += f"  \n✗ {job.error}"
-        frame = pd.DataFrame(rows, columns=["step", "value", "term"])
+        frame = charts.frame(rows, charts.LOSS)
         return {self.job_line: line, self.loss_plot: frame, self.timer: gr.Timer(active=running)}
 
     def refresh(self, request: gr.Request, message: str = "", keep: str | None = None) -> dict:
