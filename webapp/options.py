@@ -14,7 +14,8 @@ LOOPBACK_NAMES = ("localhost",)
 class ServeOptions:
     """How to run the studio.
 
-    ``sam_builders``: architecture builders by SAM model type instead of segment_anything's
+    ``no_worker``: for whoever builds the task queue (app.py); the studio itself only sees
+    whether :func:`webapp.server.serve` got one. ``sam_builders``: architecture builders by SAM model type instead of segment_anything's
     registry (tests use a tiny SAM; not a command-line flag). ``lease_seconds``: how long
     "next image" reserves an image for one annotator. ``demo_size``: side of the
     synthetic ``--demo`` faces in pixels.

@@ -78,7 +78,7 @@ def test_annotate_submit_and_approve(studio_url, browser):
     page.close()
 
 
-def test_models_view_shows_versions_f1_and_the_loss_curve(studio_url, browser):
+def test_models_and_dataset_views(studio_url, browser):
     studio, url = studio_url
     page = login(browser, url, "adm")
     page.get_by_role("tab", name="Models").click()
@@ -89,4 +89,8 @@ def test_models_view_shows_versions_f1_and_the_loss_curve(studio_url, browser):
     assert page.locator("#facet-train").is_enabled() and page.locator("#facet-activate").is_enabled()
     time.sleep(1.5)
     screenshot(page, "models")
+    page.get_by_role("tab", name="Dataset").click()
+    page.wait_for_selector("#facet-dataset-counts :text('4 images')")
+    page.wait_for_selector("#facet-class-shares canvas, #facet-class-shares svg")
+    assert "demo_0003.jpg" in page.inner_text("#facet-images")
     page.close()

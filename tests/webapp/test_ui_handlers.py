@@ -1,6 +1,7 @@
 """The UI's event handlers called directly (no browser): conflicts, roles, the model line."""
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
@@ -122,3 +123,77 @@ def test_jump_errors_are_explained(ui):
     assert "whole number" in view.on_jump(None, None, "abc", 0.5, _req("ann"))[view.status]
     assert view.on_jump(None, None, " #2 ", 0.5, _req("ann"))[view.work].image_id == 2
 
+
+
+def test_sam_clicks_in_the_ui_embed_once_and_accept_paints_the_class(tmp_path):
+    from tests.model.tiny_sam import TINY_BUILDERS, write_tiny_checkpoint
+    from webapp.options import ServeOptions
+    from webapp.ui.sam_panel import MODES
+
+    options = ServeOptions(sam_checkpoint=write_tiny_checkpoint(tmp_path / "sam.pth"),
+                           sam_model="tiny", sam_builders=TINY_BUILDERS)
+    studio = make_studio(tmp_path, options)
+    fill_demo(studio, 1, size=64, labelled_fraction=0.0)
+    calls = [0]
+    studio.sam.model.sam.image_encoder.register_forward_hook(
+        lambda *_: calls.__setitem__(0, calls[0] + 1))
+    with gr.Blocks():
+        view = AnnotateView(studio)
+        view.build()
+    panel = view.sam_panel
+    work = view.on_next(None, None, (), 0.5, _req("ann"))[view.work]
+    hat = str(CELEBAMASK.id("hat"))
+    tab = panel.on_tab(work, _stroke(work.labels.shape, 13), 0.5, hat)
+    work = tab[view.work]
+    assert (work.labels[10:14, 5:40] == 13).all()                  # strokes merged on the way in
+    assert "first click" in tab[panel.sam_status] and calls[0] == 0
+    for point in [(32, 30), (20, 40)]:
+        out = panel.on_click(work, MODES[0], 0.5, hat, SimpleNamespace(index=list(point)), _req("ann"))
+        work = out[view.work]
+    corner = panel.on_click(work, MODES[2], 0.5, hat, SimpleNamespace(index=[5, 5]), _req("ann"))
+    assert "opposite corner" in corner[panel.sam_status]
+    work = panel.on_click(corner[view.work], MODES[2], 0.5, hat, SimpleNamespace(index=[60, 60]),
+                          _req("ann"))[view.work]
+    assert calls[0] == 1 and work.box == (5, 5, 60, 60) and len(work.clicks) == 2
+    assert work.preview.shape == work.labels.shape and 0 < work.preview.sum() < work.preview.size
+    accepted = panel.on_accept(work, hat, False, 0.5, _req("ann"))
+    done = accepted[view.work]
+    assert np.array_equal(done.labels[work.preview], np.full(work.preview.sum(), int(hat), np.uint8))
+    assert done.dirty and done.preview is None and not done.clicks
+    keep = panel.on_accept(replace(done, preview=work.preview), "1", True, 0.5, _req("ann"))
+    assert (keep[view.work].labels[work.preview] == int(hat)).all()  # other classes left alone
+
+
+def test_history_restores_any_earlier_revision_as_a_new_draft(ui):
+    studio, _, view, _, _ = ui
+    work = view.on_next(None, None, (), 0.5, _req("ann"))[view.work]
+    first = view.on_save(work, _stroke(work.labels.shape, 2), (), 0.5, _req("ann"))
+    second = view.on_save(first[view.work], _stroke(work.labels.shape, 7, rows=slice(30, 40)), (),
+                          0.5, _req("ann"))
+    assert second[view.history][0][:3] == [2, "draft", "human"]       # newest first, with author
+    assert second[view.history][0][3] == "ann"
+    restored = view.on_restore(second[view.work], "1", 0.5, _req("ann"))
+    assert "Restored revision 1 as new draft revision 3" in restored[view.status]
+    rows = _main_line(studio, work.image_id)
+    assert [n for n, _, _ in rows] == [1, 2, 3] and np.array_equal(rows[2][2], rows[0][2])
+    assert np.array_equal(restored[view.work].labels, rows[0][2])
+    stale = view.on_restore(second[view.work], "1", 0.5, _req("ann"))   # started from 2, now 3
+    assert "moved on to revision 3" in stale[view.status]
+
+
+def test_a_rejected_label_goes_back_to_the_queue_with_the_comment(ui):
+    studio, _, annotate, review, _ = ui
+    work = annotate.on_next(None, None, (), 0.5, _req("ann"))[annotate.work]
+    annotate.on_submit(work, _stroke(work.labels.shape, 1), (), 0.5, _req("ann"))
+    shown = review.on_refresh(_req("rev"))
+    assert shown[review.summary].startswith(f"**Image #{work.image_id}**")
+    out = review.on_reject(str(work.image_id), "ears are missing", _req("rev"))
+    assert "Rejected (back in the queue)" in out[review.status]
+    back = annotate.on_jump(None, None, str(work.image_id), 0.5, _req("ann"))
+    assert "(rejected)" in back[annotate.header] and "ears are missing" in back[annotate.header]
+    with studio.session() as session:
+        from db.annotation_queue import next_image
+        from db.users import get_user_by_name
+        queued = next_image(session, get_user_by_name(session, "ann").id,
+                            exclude_ids=[i for i in (1, 2) if i != work.image_id])
+        assert queued is not None and queued.id == work.image_id

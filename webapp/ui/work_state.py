@@ -6,7 +6,7 @@ the original image).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -63,9 +63,3 @@ def open_work(studio: Studio, image_id: int) -> Work:
         photo = resize_image(read_image(studio.settings, image), size)
     return Work(image_id, name, photo, start.labels.copy(), start, start.base_revision, scale)
 
-
-@dataclass
-class Skipped:
-    """Images this session skipped (kept out of "next image" until the page is reloaded)."""
-
-    ids: list[int] = field(default_factory=list)
