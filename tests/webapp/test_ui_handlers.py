@@ -197,3 +197,14 @@ def test_a_rejected_label_goes_back_to_the_queue_with_the_comment(ui):
         queued = next_image(session, get_user_by_name(session, "ann").id,
                             exclude_ids=[i for i in (1, 2) if i != work.image_id])
         assert queued is not None and queued.id == work.image_id
+
+
+def test_skip_moves_on_and_keeps_the_skipped_image_out_of_next(ui):
+    _, _, view, _, _ = ui
+    first = view.on_next(None, None, (), 0.5, _req("ann"))[view.work]
+    skipped = view.on_skip(first, None, (), 0.5, _req("ann"))
+    assert skipped[view.skipped] == (first.image_id,)
+    second = skipped[view.work]
+    assert second.image_id != first.image_id
+    done = view.on_skip(second, None, skipped[view.skipped], 0.5, _req("ann"))
+    assert "Nothing left to annotate (some were skipped" in done[view.status]

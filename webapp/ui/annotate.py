@@ -14,7 +14,6 @@ from db.annotation_queue import next_image, release
 from db.models import Image, Origin, RevisionState, utcnow
 from db.revisions import restore_revision
 from model.errors import FacetError
-
 from webapp.studio import Studio
 from webapp.ui import palette, render
 from webapp.ui.common import actor_of, fail, info, ok, warn
@@ -203,8 +202,9 @@ class AnnotateView:
             return {self.status: info("Nothing to skip yet: press **Next image**.")}
         if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
             return stop
-        with self.studio.session() as session:
-            release(session, work.image_id, actor.user_id) if actor.user_id else None
+        if actor.user_id is not None:
+            with self.studio.session() as session:
+                release(session, work.image_id, actor.user_id)
         skipped = tuple(skipped) + (work.image_id,)
         out = self.on_next(None, None, skipped, opacity, request)
         out[self.skipped] = skipped
