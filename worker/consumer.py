@@ -8,7 +8,9 @@ At start, before any worker process exists:
 * every job still ``running`` in the database is marked failed ("worker stopped during the
   run: killed or crashed"): its process is gone, or this consumer would not be starting;
 * the training lock is flushed (a SIGKILLed consumer leaves it set in the queue storage, and
-  it would block every later run).
+  it would block every later run);
+* checkpoint files a killed run left under the models dir are removed: temporary files of an
+  unfinished atomic write, and ``job-<id>.pt`` of a failed job that no version points to.
 
 Assumption behind both: **one consumer runs training at a time** for a given database and
 queue. Scale out by adding consumers for embeddings and pre-annotations (they may run on other
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.engine import session_scope
 from db.jobs import fail
 from db.models import Job, JobState
+from db.models import ModelVersion
 from db.settings import Settings
 from worker.options import WorkerOptions
 
@@ -43,6 +46,30 @@ def fail_interrupted_jobs(sessions: sessionmaker[Session]) -> list[int]:
         for job_id in ids:
             fail(session, job_id, STALE_REASON)
     return ids
+
+
+def remove_orphan_checkpoints(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
+    """Delete what killed runs left in ``settings.models_dir``; returns the removed file names.
+
+    Only files this package writes are considered: ``job-<id>.pt`` (kept when a version row
+    points to it or its job is not failed) and the ``.job-<id>.pt.*.tmp`` temporaries of
+    :func:`model.imageio.write_atomic`.
+    """
+    folder = settings.models_dir
+    if not folder.is_dir():
+        return []
+    removed = [p for p in folder.glob(".job-*.pt.*.tmp") if p.is_file()]
+    with session_scope(sessions) as session:
+        used = {p for p in session.scalars(select(ModelVersion.checkpoint_path))}
+        failed = set(session.scalars(select(Job.id).where(Job.state == JobState.failed)))
+    for path in folder.glob("job-*.pt"):
+        stem = path.stem.removeprefix("job-")
+        rel = path.relative_to(settings.data_dir).as_posix()
+        if stem.isdigit() and int(stem) in failed and rel not in used:
+            removed.append(path)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return sorted(p.name for p in removed)
 
 
 def _die_with_parent() -> None:
@@ -64,6 +91,9 @@ def run_consumer(settings: Settings, options: WorkerOptions) -> int:
     failed = fail_interrupted_jobs(sessions)
     if failed:
         log.warning("marked %d interrupted job(s) failed: %s", len(failed), failed)
+    orphans = remove_orphan_checkpoints(sessions, settings)
+    if orphans:
+        log.warning("removed checkpoint files of failed runs: %s", orphans)
     sessions.kw["bind"].dispose()  # workers fork next; each opens its own connections
 
     h = make_huey(settings)

@@ -45,3 +45,29 @@ def test_a_run_whose_process_died_is_failed_while_live_ones_are_kept(sessions):
         assert str(dead.pid) in get_job(s, gone).error
         assert get_job(s, alive).state == JobState.running
         assert get_job(s, elsewhere).state == JobState.running
+
+
+def test_files_of_killed_runs_are_removed_and_published_ones_kept(settings, sessions):
+    from db.jobs import fail
+    from db.versions import add_version
+    from worker.consumer import remove_orphan_checkpoints
+
+    with session_scope(sessions) as s:
+        published = create_job(s, "train").id
+        mark_running(s, published)
+        finish(s, published)
+        add_version(s, f"models/job-{published}.pt", {}, {}, job_id=published)
+        crashed = create_job(s, "train").id
+        mark_running(s, crashed)
+        fail(s, crashed, "killed")
+        running = create_job(s, "train").id
+        mark_running(s, running)
+    folder = settings.models_dir
+    folder.mkdir(parents=True)
+    names = [f"job-{published}.pt", f"job-{crashed}.pt", f"job-{running}.pt",
+             f".job-{crashed}.pt.abc123.tmp", "v0.pt", "notes.txt"]
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    removed = remove_orphan_checkpoints(sessions, settings)
+    assert removed == sorted([f"job-{crashed}.pt", f".job-{crashed}.pt.abc123.tmp"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(set(names) - set(removed))
