@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+TaskQueueFactory = Callable[[Any, Any], Any]
+"""``make_tasks(settings, options) -> TaskQueue | None`` (see :mod:`webapp.ports`)."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``serve`` sub-command to ``sub``."""
+def register(sub: argparse._SubParsersAction, make_tasks: TaskQueueFactory | None = None) -> None:
+    """Add the ``serve`` sub-command to ``sub``.
+
+    ``make_tasks`` builds the background task queue from the settings and
+    :class:`~webapp.options.ServeOptions` (honouring ``--no-worker``); app.py passes the
+    worker's, so this package never imports worker/. Without it, ``serve`` runs with no queue.
+    """
     from model.sam import SAM_MODEL_TYPES
 
     p = sub.add_parser("serve", help="run the annotation studio (UI at /, REST API at /api)")
@@ -22,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="architecture of --sam-checkpoint (default vit_b)")
     p.add_argument("--parser-checkpoint", type=Path, default=None, metavar="PATH",
                    help="parser checkpoint to register and activate when no model version exists")
-    p.set_defaults(func=run_serve)
+    p.set_defaults(func=lambda args: run_serve(args, make_tasks))
 
 
 def options_from_args(args: argparse.Namespace):
@@ -39,10 +49,13 @@ def options_from_args(args: argparse.Namespace):
                         parser_checkpoint=args.parser_checkpoint)
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    """Handler of ``serve``: no task queue yet (app.py wires the worker in when it exists)."""
+def run_serve(args: argparse.Namespace, make_tasks: TaskQueueFactory | None = None) -> int:
+    """Handler of ``serve``: build the settings, options and task queue, then run."""
     from db.settings import Settings
     from webapp.server import serve
 
-    serve(Settings.resolve(data_dir=args.data_dir), options_from_args(args), tasks=None)
+    settings = Settings.resolve(data_dir=args.data_dir)
+    options = options_from_args(args)
+    tasks = make_tasks(settings, options) if make_tasks is not None else None
+    serve(settings, options, tasks)
     return 0
