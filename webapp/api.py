@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Requ
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from db.exporter import export_dataset
 from db.images import STATUSES, add_image, get_image, image_file, list_images
@@ -104,12 +105,16 @@ def build_api(studio: Studio) -> APIRouter:
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"file larger than {MAX_UPLOAD_BYTES // 2**20} MB")
         name = Path(file.filename or "upload").name
-        with studio.session() as session:
-            result = add_image(session, studio.settings, data, name)
-            image = result.image
-            body = {"id": image.id, "filename": image.source_name, "width": image.width,
-                    "height": image.height, "created": result.created}
-        if not result.created:
+
+        def store() -> tuple[dict, bool]:   # decoding and the DB write run off the event loop
+            with studio.session() as session:
+                result = add_image(session, studio.settings, data, name)
+                image = result.image
+                return ({"id": image.id, "filename": image.source_name, "width": image.width,
+                         "height": image.height, "created": result.created}, result.created)
+
+        body, created = await run_in_threadpool(store)
+        if not created:
             response.status_code = 200
         elif studio.tasks is not None:
             studio.tasks.enqueue_prediction(body["id"])
@@ -142,9 +147,13 @@ def build_api(studio: Studio) -> APIRouter:
         who.require("annotate")
         base = _parse_if_match(if_match)
         body = await request.body()
-        with studio.session() as session:
-            image_or_404(session, image_id)
-        outcome = save_labels(studio, who, image_id, body, base, RevisionState(state))
+
+        def store():   # the DB write runs off the event loop
+            with studio.session() as session:
+                image_or_404(session, image_id)
+            return save_labels(studio, who, image_id, body, base, RevisionState(state))
+
+        outcome = await run_in_threadpool(store)
         if outcome.conflict:
             return JSONResponse(status_code=409, content={
                 "detail": f"stale revision: you started from {base if base is not None else 'none'}, "
