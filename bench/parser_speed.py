@@ -2,14 +2,16 @@
 softmax, resize back, argmax), peak memory, and training step time.
 
 Variants are timed in interleaved rounds in one process (the host is shared, so a slow
-moment hits every variant alike); ratios are against ``fp32`` (contiguous), measured in the
-same run. Peak memory is measured per variant in a fresh subprocess.
+moment hits every variant alike); ratios are against the first variant (``fp32``, contiguous
+memory), measured in the same run. CPU peak memory is measured per variant in a fresh
+subprocess (peak RSS); CUDA peak memory in-process (``max_memory_allocated``).
 
     .venv/bin/python bench/parser_speed.py --quick                  # small, 2 CPU threads
     .venv/bin/python bench/parser_speed.py --config paper --device cuda --batch-size 8
 """
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import statistics
@@ -38,24 +40,24 @@ VARIANTS = {  # name: (amp, channels_last)
 }
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def make_predictor(config: ParserConfig, device: torch.device, variant: str) -> Predictor:
     torch.manual_seed(0)
-    model = build_parser(config)
+    model = build_parser(config).to(device)
     with torch.no_grad():  # realistic BN statistics instead of the identity at init
-        model.train()(torch.rand(2, 3, config.input_size, config.input_size))
+        model.train()(torch.rand(2, 3, config.input_size, config.input_size, device=device))
     amp, cl = VARIANTS[variant]
     return Predictor(model.eval(), config, CELEBAMASK, {}, device=device,
                      threads=torch.get_num_threads() if device.type == "cpu" else None,
                      amp=amp, channels_last=cl)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_predict(pred: Predictor, images: list[np.ndarray], reps: int) -> list[float]:
-    """Seconds per image, ``reps`` single-image calls."""
+    """Seconds per image over ``reps`` single-image calls."""
     out = []
     for i in range(reps):
         t = time.perf_counter()
@@ -65,23 +67,33 @@ def time_predict(pred: Predictor, images: list[np.ndarray], reps: int) -> list[f
     return out
 
 
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(config: ParserConfig, device: torch.device, variant: str, size: int) -> dict:
-    """Run in a fresh process: RSS (or CUDA) peak of loading + predicting."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """In a fresh process: peak RSS before loading, after loading, after 3 predictions."""
+    start = rss_mb()
     pred = make_predictor(config, device, variant)
+    loaded = rss_mb()
     image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     for _ in range(3):
         pred.predict(image)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {"rss_start_mb": before, "rss_loaded_mb": loaded, "rss_peak_mb": peak, "cuda_peak_mb": cuda}
+    return {"rss_start_mb": start, "rss_loaded_mb": loaded, "rss_peak_mb": rss_mb()}
+
+
+def cpu_memory(args: argparse.Namespace, config: ParserConfig, variant: str) -> str:
+    cmd = [sys.executable, __file__, "--config", args.config, "--device", "cpu",
+           "--threads", str(args.threads), "--image-size", str(args.image_size),
+           "--input-size", str(config.input_size), "--memory-child", variant]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    return f"{m['rss_peak_mb']:.0f} RSS (+{m['rss_peak_mb'] - m['rss_start_mb']:.0f} over bare torch)"
 
 
 def train_step_times(config: ParserConfig, device: torch.device, batch: int, steps: int,
-                     amp: bool, cl: bool) -> list[float]:
+                     amp: bool, cl: bool) -> tuple[list[float], float | None]:
+    """Seconds per optimiser step (random data, no augmentation) and the CUDA peak in MB."""
     torch.manual_seed(0)
     model = build_parser(config).to(device).train()
     if cl:
@@ -93,6 +105,8 @@ def train_step_times(config: ParserConfig, device: torch.device, batch: int, ste
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, CELEBAMASK.num_classes, (batch, s, s), device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for i in range(steps + 2):  # two warm-up steps
         sync(device)
@@ -105,17 +119,18 @@ def train_step_times(config: ParserConfig, device: torch.device, batch: int, ste
         sync(device)
         if i >= 2:
             times.append(time.perf_counter() - t)
-    return times
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return times, peak
 
 
 def main() -> int:
     p = base_args(__doc__.split("\n\n")[0])
     p.add_argument("--config", default="small", choices=("small", "paper"))
     p.add_argument("--image-size", type=int, default=512, help="side of the test images")
-    p.add_argument("--batch-size", type=int, default=8, help="training batch")
-    p.add_argument("--infer-batch", type=int, default=16, help="batch for images/s (GPU)")
     p.add_argument("--input-size", type=int, help="override the preset's network input size")
-    p.add_argument("--memory-child", help=argparse_hidden())
+    p.add_argument("--batch-size", type=int, default=8, help="training batch")
+    p.add_argument("--infer-batch", type=int, default=16, help="batch for images/s (CUDA)")
+    p.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.tiny:
         args.input_size, args.image_size, args.batch_size, args.infer_batch = 64, 64, 1, 2
@@ -125,79 +140,81 @@ def main() -> int:
     if args.memory_child:
         print(json.dumps(memory_child(config, device, args.memory_child, args.image_size)))
         return 0
+    cuda = device.type == "cuda"
+    host = describe_host(device)
+    reps, rounds, train_steps = ((1, 1, 1) if args.tiny else (5, 4, 3) if args.quick
+                                 else (5, 4, 6) if cuda else (10, 6, 10))
 
-    reps, rounds, train_steps = (1, 1, 1) if args.tiny else (5, 4, 3) if args.quick else (10, 6, 10)
+    # 1. Inference latency per image, variants interleaved.
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (args.image_size,) * 2 + (3,), dtype=np.uint8) for _ in range(4)]
-    variants = list(VARIANTS) if device.type == "cpu" else ["fp32 channels_last", "bf16 channels_last"]
-    preds = {v: make_predictor(config, device, v) for v in variants}
+    variants = list(VARIANTS)
+    preds, mem = {}, {}
     for v in variants:
-        time_predict(preds[v], images, 2)  # warm-up (oneDNN / cuDNN plans)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        preds[v] = make_predictor(config, device, v)
+        time_predict(preds[v], images, 2)  # warm-up (oneDNN primitives / cuDNN plans)
+        if cuda:
+            mem[v] = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} CUDA"
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(rounds):
         for v in variants:
             times[v] += time_predict(preds[v], images, reps)
     med = {v: 1000 * statistics.median(t) for v, t in times.items()}
-    base = med[variants[0]]
-
-    mem = {}
-    for v in variants:
-        cmd = [sys.executable, __file__, "--config", args.config, "--device", str(device),
-               "--threads", str(args.threads), "--image-size", str(args.image_size),
-               "--input-size", str(config.input_size), "--memory-child", v]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        mem[v] = json.loads(out.stdout.strip().splitlines()[-1])
-
-    rows = []
-    for v in variants:
-        m = mem[v]
-        peak = f"{m['cuda_peak_mb']:.0f} (CUDA)" if m["cuda_peak_mb"] is not None else \
-            f"{m['rss_peak_mb']:.0f} (+{m['rss_peak_mb'] - m['rss_start_mb']:.0f})"
-        rows.append([v, f"{med[v]:.1f}", f"{statistics.quantiles(times[v], n=10)[-1] * 1000:.1f}",
-                     f"{base / med[v]:.2f}x", peak])
-    host = describe_host(device)
+    if not cuda:
+        for v in variants:
+            mem[v] = cpu_memory(args, config, v)
+    rows = [[v, f"{med[v]:.1f}", f"{1000 * max(times[v]):.1f}", f"{med[variants[0]] / med[v]:.2f}x",
+             mem[v]] for v in variants]
     emit(f"speed_infer_{args.config}",
-         f"Inference, `{args.config}` ({config.backbone}, {config.input_size}² input), "
-         f"{args.image_size}×{args.image_size} image, {host}",
-         table(["variant", "ms / image (median)", "p90 ms", "speed vs fp32", "peak RSS MB (+ over start)"],
-               rows), args.out, {"median_ms": med, "memory": mem})
+         f"Inference, `{args.config}` ({config.backbone}, {config.input_size}² network input), "
+         f"one {args.image_size}×{args.image_size} image per call, {host}",
+         table(["variant", "ms / image (median)", "max ms", "speed vs fp32", "peak memory MB"], rows),
+         args.out, {"ms": {v: t for v, t in times.items()}, "memory": mem})
+    del preds
 
-    # Training steps (random data: compute only, no augmentation).
-    tvars = [("fp32", False, False), ("bf16 channels_last", True, True)] if device.type == "cpu" \
-        else [("bf16 channels_last", True, True)]
+    # 2. Training steps, and (CUDA) batched inference throughput.
+    tvars = [("fp32", False, False), ("bf16 channels_last", True, True)]
+    if cuda:  # the number asked for first, in case the fp32 baseline does not fit
+        tvars.reverse()
     trows, tdata = [], {}
     for name, amp, cl in tvars:
-        t = train_step_times(config, device, args.batch_size, train_steps, amp, cl)
-        tdata[name] = t
-    tbase = statistics.median(tdata[tvars[0][0]])
-    for name, _, _ in tvars:
-        m = statistics.median(tdata[name])
+        try:
+            t, peak = train_step_times(config, device, args.batch_size, train_steps, amp, cl)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            trows.append([name, args.batch_size, "out of memory", "", "", "", ""])
+            continue
+        tdata[name] = {"seconds": t, "cuda_peak_mb": peak}
+    fp32 = tdata.get("fp32")
+    tbase = statistics.median(fp32["seconds"]) if fp32 else None
+    for name in tdata:
+        m = statistics.median(tdata[name]["seconds"])
+        peak = tdata[name]["cuda_peak_mb"]
         trows.append([name, args.batch_size, f"{1000 * m:.0f}", f"{1 / m:.2f}",
-                      f"{args.batch_size / m:.1f}", f"{tbase / m:.2f}x"])
-    if device.type == "cuda":
-        # Inference throughput with batches (what a GPU is for).
-        pred = preds["bf16 channels_last"]
+                      f"{args.batch_size / m:.1f}", f"{tbase / m:.2f}x" if tbase else "-",
+                      "-" if peak is None else f"{peak:.0f}"])
+    if cuda:
+        pred = make_predictor(config, device, "bf16 channels_last")
         batch = [images[i % 4] for i in range(args.infer_batch)]
         pred.predict_batch(batch)
         sync(device)
-        t = time.perf_counter()
-        n = 0
-        while time.perf_counter() - t < (1 if args.tiny else 10):
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < (1 if args.tiny else 5):
             pred.predict_batch(batch)
             n += len(batch)
         sync(device)
-        ips = n / (time.perf_counter() - t)
-        trows.append([f"inference bf16, batch {args.infer_batch}", "", "", "", f"{ips:.1f} img/s", ""])
+        ips = n / (time.perf_counter() - t0)
+        tdata["inference_images_per_s"] = ips
+        trows.append([f"inference, bf16, batches of {args.infer_batch} (incl. resize in/out)",
+                      "", "", "", f"{ips:.1f}", "", ""])
     emit(f"speed_train_{args.config}",
-         f"Training step, `{args.config}` at {config.input_size}², {host}",
-         table(["variant", "batch", "ms / step", "steps / s", "images / s", "vs first row"], trows),
-         args.out, {k: v for k, v in tdata.items()})
+         f"Training step, `{args.config}` at {config.input_size}² (random data, loss + backward + "
+         f"AdamW), {host}",
+         table(["variant", "batch", "ms / step", "steps / s", "images / s", "speed vs fp32",
+                "CUDA peak MB"], trows), args.out, tdata)
     return 0
-
-
-def argparse_hidden() -> str:
-    import argparse
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ stops training (that is how the worker cancels a job).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -86,6 +87,48 @@ def _to_input(batch: torch.Tensor, device: torch.device, channels_last: bool) ->
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def _student(config: ParserConfig | None, init: Checkpoint | None,
+             labels: LabelSet) -> tuple[nn.Module, ParserConfig]:
+    """The model to train: a copy of ``init``'s model, or a fresh one built from ``config``."""
+    if init is not None:
+        if config is not None and config.replace(backbone_weights=None) != \
+                init.config.replace(backbone_weights=None):
+            raise FacetError("the --init checkpoint was built with a different config")
+        return copy.deepcopy(init.model), init.config
+    config = config or ParserConfig.small(labels)
+    if config.num_classes != labels.num_classes:
+        raise FacetError(f"config has {config.num_classes} classes, labels {labels.num_classes}")
+    return build_parser(config), config
+
+
+def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _optimizer(name: str, params: list[nn.Parameter], lr: float, weight_decay: float,
+               device: torch.device) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay,
+                                 fused=device.type in ("cpu", "cuda"))
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+
+
+@contextlib.contextmanager
+def _batches(stream: BatchStream, workers: int, pin: bool) -> Iterator[Iterator[dict]]:
+    """Endless batches from ``stream``; DataLoader worker processes end with the block, also
+    when training stops with an exception."""
+    loader = DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin,
+                        prefetch_factor=4 if workers else None)
+    it = iter(loader)
+    try:
+        yield it
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)  # multi-process iterators only
+        if shutdown is not None:
+            shutdown()
+
+
 def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
           init: Source | None = None,
           teacher: Source | None = None,
@@ -101,8 +144,8 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
     """Train for ``steps`` optimiser steps on ``samples`` (``(image H x W x 3 uint8, label H x W
     uint8)`` pairs, any sizes; resized to ``config.input_size``).
 
-    ``init``: a checkpoint (loaded, a path, or a bare :class:`FaceParser`) to start from; its config and label set are then used
-    (``config`` may be ``None``; a different architecture is an error). ``teacher``: a frozen
+    ``init``: a checkpoint (loaded, a path, or a bare model) to start from; its config and label
+    set are then used (``config`` may be ``None``; a different architecture is an error). ``teacher``: a frozen
     checkpoint for self-distillation; ``ema_teacher``: distil from an EMA of the student
     instead. With a teacher, the loss adds ``distill_weight * KL(teacher || student) * T^2`` on
     the labelled batch and on ``unlabeled_batch`` images (default ``batch_size``) drawn from
@@ -122,24 +165,11 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
         raise FacetError(f"unknown optimizer {optimizer!r}; use adamw or sgd")
     dev = resolve_device(device)
     seed_everything(seed)
-
     init_ckpt = _as_checkpoint(init, labels)
     if init_ckpt is not None:
         labels = init_ckpt.labels
-        if config is not None and config.replace(backbone_weights=None) != \
-                init_ckpt.config.replace(backbone_weights=None):
-            raise FacetError("the --init checkpoint was built with a different config")
-        config = init_ckpt.config
-        model = copy.deepcopy(init_ckpt.model)
-    else:
-        config = config or ParserConfig.small(labels)
-        if config.num_classes != labels.num_classes:
-            raise FacetError(f"config has {config.num_classes} classes, labels {labels.num_classes}")
-        model = build_parser(config)
-    model = model.to(dev)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.train()
+    model, config = _student(config, init_ckpt, labels)
+    model = _place(model, dev, channels_last).train()
 
     teacher_ckpt = _as_checkpoint(teacher, labels)
     distiller: Teacher | None = None
@@ -147,7 +177,7 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
         if teacher_ckpt.labels != labels:
             raise FacetError("the teacher checkpoint uses a different label set")
         distiller = Teacher(teacher_ckpt.model)
-        distiller.model.to(dev)
+        distiller.model = _place(distiller.model, dev, channels_last)
     elif ema_teacher:
         distiller = Teacher.ema_of(model, ema_decay)
 
@@ -159,59 +189,52 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
                          labels, aug, seed)
     workers = num_workers if num_workers is not None else (
         min(8, available_cores() - 1) if dev.type == "cuda" else 0)
-    loader = iter(DataLoader(stream, batch_size=None, num_workers=workers,
-                             pin_memory=dev.type == "cuda",
-                             persistent_workers=False, prefetch_factor=4 if workers else None))
 
     base_lr = lr if lr is not None else (2e-3 if optimizer == "adamw" else 2e-2) * (
         0.2 if init_ckpt is not None else 1.0)
     params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=weight_decay,
-                                fused=dev.type in ("cpu", "cuda"))
-    else:
-        opt = torch.optim.SGD(params, lr=base_lr, momentum=0.9, weight_decay=weight_decay,
-                              nesterov=True)
+    opt = _optimizer(optimizer, params, base_lr, weight_decay, dev)
     warm = warmup if warmup is not None else min(100, steps // 10)
-    use_scaler = amp and dev.type == "cuda" and amp_dtype(dev) == torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=amp and dev.type == "cuda" and amp_dtype(dev) == torch.float16)
 
     start = time.perf_counter()
     images_seen = 0
     last: dict[str, float] = {}
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = base_lr * lr_factor(step, steps, warm, schedule)
-        batch = next(loader)
-        x = _to_input(batch["images"], dev, channels_last)
-        target = batch["targets"].to(dev, non_blocking=True).long()
-        n_lab = x.shape[0]
-        if "unlabeled" in batch:
-            x = torch.cat([x, _to_input(batch["unlabeled"], dev, channels_last)])
-        with autocast(dev, amp):
-            out = model(x)
-            labelled = {k: v[:n_lab] for k, v in out.items()}
-            total, terms = criterion(labelled, target)
-            if distiller is not None and distill_weight > 0:
-                terms["distill"] = distillation_loss(out["logits"], distiller.logits(x), temperature)
-                total = total + distill_weight * terms["distill"]
-        if not torch.isfinite(total):
-            raise FacetError(f"training diverged at step {step + 1} (loss {total.item()}); "
-                             "try a lower learning rate")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(params, clip_norm)
-        scaler.step(opt)
-        scaler.update()
-        if distiller is not None:
-            distiller.update(model)
-        images_seen += x.shape[0]
-        last = {k: float(v.detach()) for k, v in terms.items()}
-        last["total"] = float(total.detach())
-        rate = images_seen / max(time.perf_counter() - start, 1e-9)
-        if on_step is not None:
-            on_step(step + 1, steps, dict(last), rate)
+    with _batches(stream, workers, pin=dev.type == "cuda") as batches:
+        for step in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = base_lr * lr_factor(step, steps, warm, schedule)
+            batch = next(batches)
+            x = _to_input(batch["images"], dev, channels_last)
+            target = batch["targets"].to(dev, non_blocking=True).long()
+            n_lab = x.shape[0]
+            if "unlabeled" in batch:
+                x = torch.cat([x, _to_input(batch["unlabeled"], dev, channels_last)])
+            with autocast(dev, amp):
+                out = model(x)
+                total, terms = criterion({k: v[:n_lab] for k, v in out.items()}, target)
+                if distiller is not None and distill_weight > 0:
+                    terms["distill"] = distillation_loss(out["logits"], distiller.logits(x),
+                                                         temperature)
+                    total = total + distill_weight * terms["distill"]
+            if not torch.isfinite(total):
+                raise FacetError(f"training diverged at step {step + 1} (loss {total.item()}); "
+                                 "try a lower learning rate")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, clip_norm)
+            scaler.step(opt)
+            scaler.update()
+            if distiller is not None:
+                distiller.update(model)
+            images_seen += x.shape[0]
+            last = {k: float(v.detach()) for k, v in terms.items()}
+            last["total"] = float(total.detach())
+            if on_step is not None:
+                on_step(step + 1, steps, dict(last),
+                        images_seen / max(time.perf_counter() - start, 1e-9))
     elapsed = time.perf_counter() - start
 
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()

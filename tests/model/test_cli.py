@@ -16,8 +16,8 @@ from model.celebamask import IMAGE_DIR, MERGED_DIR
 from model.labels import CELEBAMASK
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
-TRAIN_STEPS = 150
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+TRAIN_STEPS = 120
 
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -52,9 +52,9 @@ def trees(tmp_path_factory):
     from model.synth import write_synth_tree
 
     root = tmp_path_factory.mktemp("cli")
-    write_synth_tree(root / "train", 60, seed=1, style="studio", progress=False)
-    write_synth_tree(root / "test", 10, seed=2, style="studio", progress=False)
-    write_synth_tree(root / "wild", 4, seed=3, style="wild", progress=False)
+    write_synth_tree(root / "train", 40, seed=1, style="studio", size=256, progress=False)
+    write_synth_tree(root / "test", 8, seed=2, style="studio", size=512, progress=False)
+    write_synth_tree(root / "wild", 3, seed=3, style="wild", size=256, progress=False)
     return root
 
 
@@ -62,7 +62,8 @@ def trees(tmp_path_factory):
 def trained(trees):
     ckpt = trees / "parser.pt"
     run = cli("train", "--data", trees / "train", "--out", ckpt, "--config", "small",
-              "--steps", TRAIN_STEPS, "--batch-size", 8, "--input-size", 128, "--seed", 0)
+              "--steps", TRAIN_STEPS, "--batch-size", 8, "--input-size", 128, "--seed", 0,
+              "--threads", 1)
     assert run.returncode == 0, run.stderr[-2000:]
     assert ckpt.is_file() and "wrote" in run.stdout
     return ckpt
@@ -70,35 +71,35 @@ def trained(trees):
 
 @pytest.mark.slow
 def test_evaluate_matches_predict_pngs_and_beats_chance(trees, trained, capsys):
-    ev = cli("evaluate", "--checkpoint", trained, "--data", trees / "test", "--json")
+    ev = cli("evaluate", "--checkpoint", trained, "--data", trees / "test", "--json",
+             "--threads", 1)
     assert ev.returncode == 0, ev.stderr[-2000:]
     scores = json.loads(ev.stdout)
-    assert set(CELEBAMASK.names) == set(scores["per_class_f1"]) and scores["n_images"] == 10
+    assert set(CELEBAMASK.names) == set(scores["per_class_f1"]) and scores["n_images"] == 8
 
     out = trees / "pred"
-    pr = cli("predict", "--checkpoint", trained, "--images", trees / "test" / IMAGE_DIR, "--out", out)
+    pr = cli("predict", "--checkpoint", trained, "--images", trees / "test" / IMAGE_DIR,
+             "--out", out, "--threads", 1)
     assert pr.returncode == 0, pr.stderr[-2000:]
     stems = sorted(p.stem for p in (trees / "test" / IMAGE_DIR).iterdir())
     assert sorted(p.stem for p in out.glob("*.png")) == stems
 
     mean_f1, per_class, count = f1_from_pngs(out, trees / "test")
-    assert count == 10
+    assert count == 8
     assert scores["mean_f1"] == pytest.approx(mean_f1, abs=1e-6)
     for c, value in per_class.items():
         assert scores["per_class_f1"][CELEBAMASK.names[c]] == pytest.approx(value, abs=1e-6)
 
-    # chance: every pixel gets the most frequent class of the test set
-    gts = [np.asarray(Image.open(p)) for p in sorted((trees / "test" / MERGED_DIR).glob("*.png"))]
-    majority = np.bincount(np.concatenate([g.ravel() for g in gts]), minlength=19).argmax()
-    const_dir = trees / "const"
-    const_dir.mkdir()
-    for p, g in zip(sorted((trees / "test" / MERGED_DIR).glob("*.png")), gts):
-        Image.fromarray(np.full_like(g, majority)).save(const_dir / p.name)
-    chance, _, _ = f1_from_pngs(const_dir, trees / "test")
+    # chance: labelling pixels at random with the test set's class frequencies p_c gives an
+    # expected F1 of p_c for class c (precision = recall = p_c)
+    gts = np.concatenate([np.asarray(Image.open(p)).ravel()
+                          for p in sorted((trees / "test" / MERGED_DIR).glob("*.png"))])
+    share = np.bincount(gts, minlength=CELEBAMASK.num_classes) / gts.size
+    chance = float(np.mean([share[c] for c in range(1, CELEBAMASK.num_classes) if share[c] > 0]))
     with capsys.disabled():
         print(f"\n[cli e2e] {TRAIN_STEPS} steps: mean F1 {100 * mean_f1:.2f} "
-              f"(evaluate {100 * scores['mean_f1']:.2f}), majority-class chance {100 * chance:.2f}")
-    assert mean_f1 > 0.35 and mean_f1 > 5 * chance
+              f"(evaluate {100 * scores['mean_f1']:.2f}), chance {100 * chance:.2f}")
+    assert mean_f1 > 0.15 and mean_f1 > 4 * chance
 
 
 @pytest.mark.slow
@@ -108,28 +109,34 @@ def test_finetune_with_distillation_from_checkpoint(trees, trained):
     out = trees / "finetuned.pt"
     run = cli("train", "--data", trees / "wild", "--out", out, "--init", trained,
               "--distill-from", trained, "--unlabeled", trees / "wild" / IMAGE_DIR,
-              "--steps", 3, "--batch-size", 2)
+              "--steps", 3, "--batch-size", 2, "--threads", 1)
     assert run.returncode == 0, run.stderr[-2000:]
     before, after = load_checkpoint(trained), load_checkpoint(out)
     assert after.config == before.config
     assert after.meta["distill"]["teacher"] == "checkpoint"
-    assert after.meta["n_unlabeled"] == 4 and after.meta["steps"] == 3
+    assert after.meta["n_unlabeled"] == 3 and after.meta["steps"] == 3
     assert "distill" in after.meta["final_losses"]
     changed = [k for k, v in before.model.state_dict().items()
                if not np.array_equal(v.numpy(), after.model.state_dict()[k].numpy())]
     assert changed
 
 
-def test_errors_are_one_line(tmp_path):
+def test_errors_are_one_line(tmp_path, capsys):
+    import app
+
+    (tmp_path / "empty").mkdir()
     cases = [
         (["train", "--data", tmp_path / "nope", "--out", tmp_path / "x.pt", "--steps", 1], "not found"),
+        (["train", "--data", tmp_path / "empty", "--out", tmp_path / "x.pt"], "not a CelebAMask-HQ tree"),
         (["evaluate", "--checkpoint", tmp_path / "missing.pt", "--data", tmp_path], "not found"),
-        (["predict", "--checkpoint", tmp_path / "missing.pt", "--images", tmp_path, "--out",
-          tmp_path / "o"], "no images"),
-        (["train", "--data", tmp_path, "--out", tmp_path / "x.pt", "--device", "cuda"], "CUDA"),
+        (["predict", "--checkpoint", tmp_path / "missing.pt", "--images", tmp_path / "empty",
+          "--out", tmp_path / "o"], "no images"),
     ]
+    if not __import__("torch").cuda.is_available():
+        cases.append((["train", "--data", tmp_path, "--out", tmp_path / "x.pt", "--device", "cuda"],
+                      "CUDA is not available"))
     for args, words in cases:
-        run = cli(*args, timeout=120)
-        assert run.returncode == 2, (args, run.stderr)
-        lines = [line for line in run.stderr.strip().splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], run.stderr
+        assert app.main([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err

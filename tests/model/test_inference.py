@@ -25,7 +25,7 @@ def predictor(tmp_path_factory):
         model.train()(torch.rand(4, 3, 64, 64))
     path = tmp_path_factory.mktemp("p") / "p.pt"
     save_checkpoint(path, model.eval(), config, CELEBAMASK, {"version": 7})
-    return Predictor.load(path, threads=2)
+    return Predictor.load(path, threads=1)
 
 
 def test_predict_any_size(predictor):

@@ -14,8 +14,7 @@ from model.network import build_parser
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    torch.set_num_threads(2)
+def _seed():
     torch.manual_seed(0)
 
 

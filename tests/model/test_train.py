@@ -15,7 +15,6 @@ CONFIG = ParserConfig.small(input_size=64)
 
 @pytest.fixture(scope="module")
 def samples():
-    torch.set_num_threads(2)
     return face_samples(6, 64, seed=0)
 
 
