@@ -20,11 +20,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="facet", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    webapp.cli.register(sub)   # serve
+    webapp.cli.register(sub, make_tasks=worker_task_queue)   # serve
     worker.cli.register(sub)   # worker
     db.cli.register(sub)       # import, export, stats, users, db
     model.cli.register(sub)    # synth, train, evaluate, predict
     return parser
+
+
+def worker_task_queue(settings, options):
+    """The studio's task queue for ``serve``: Huey messages to the worker (webapp ← worker).
+
+    Without ``--no-worker`` a consumer child process is started beside the web server (and
+    stopped with it); with ``--no-worker`` the tasks wait in the queue for workers started
+    elsewhere with ``python app.py worker`` (same database, queue and data dir).
+    """
+    from worker.client import HueyTaskQueue
+    from worker.embedded import start_worker_process
+
+    if not options.no_worker:
+        proc = start_worker_process(settings)
+        print(f"worker: started (pid {proc.pid}, log {proc.log_path})", file=sys.stderr)
+    sam_checkpoint = str(options.sam_checkpoint) if options.sam_checkpoint else None
+    return HueyTaskQueue(settings, sam_checkpoint=sam_checkpoint, sam_model=options.sam_model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,8 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from model.errors import FacetError
 from model.imageio import write_atomic
+from model.sam_types import SAM_MODEL_TYPES
 
-SAM_MODEL_TYPES: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")
 """The official model sizes ``--sam-model`` accepts."""
 
 SamBuilder = Callable[..., Sam]

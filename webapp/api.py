@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from db.exporter import export_dataset
 from db.images import STATUSES, add_image, get_image, image_file, list_images
-from db.jobs import create_job, pending_job
 from db.models import RevisionState
 from db.review import approve, reject, submit
 from db.revisions import latest_revision
@@ -30,7 +29,7 @@ from model.imageio import BadImageError, encode_label_png
 from model.sam import SamError
 from webapp.auth import AccessDenied, Actor
 from webapp.sam_service import NOT_CONFIGURED
-from webapp.studio import Studio
+from webapp.studio import NoWorkerError, Studio, TrainingPendingError
 from webapp.work import save_labels
 
 MAX_UPLOAD_BYTES = 64 * 2**20
@@ -217,17 +216,12 @@ def build_api(studio: Studio) -> APIRouter:
     @router.post("/train")
     def train(who: Who) -> JSONResponse:
         who.require("train")
-        if studio.tasks is None:
-            raise HTTPException(503, "no background worker: start `python app.py serve` without "
-                                     "--no-worker, or run `python app.py worker` beside it")
-        with studio.session() as session:
-            running = pending_job(session, "train")
-            if running is not None:
-                return JSONResponse(status_code=409, content={
-                    "detail": f"training job {running.id} is already {running.state.value}",
-                    "job": running.id})
-            job_id = create_job(session, "train", {"source": "api"}, who.user_id).id
-        studio.tasks.enqueue_training(job_id)
+        try:
+            job_id = studio.queue_training(who.user_id, "api")
+        except NoWorkerError as err:
+            raise HTTPException(503, str(err)) from None
+        except TrainingPendingError as err:
+            return JSONResponse(status_code=409, content={"detail": str(err), "job": err.job_id})
         return JSONResponse(status_code=202, content={"job": job_id})
 
     @router.get("/models")

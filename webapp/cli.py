@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction, make_tasks: TaskQueueFactory | Non
     :class:`~webapp.options.ServeOptions` (honouring ``--no-worker``); app.py passes the
     worker's, so this package never imports worker/. Without it, ``serve`` runs with no queue.
     """
-    from model.sam import SAM_MODEL_TYPES
+    from model.sam_types import SAM_MODEL_TYPES
 
     p = sub.add_parser("serve", help="run the annotation studio (UI at /, REST API at /api)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

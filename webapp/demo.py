@@ -58,6 +58,23 @@ def fill_demo(studio: Studio, count: int, size: int = 512, labelled_fraction: fl
     return count
 
 
+def train_first_model(studio: Studio) -> str:
+    """Queue a training run when the database has labels but no model yet (the demo's first
+    pre-annotations); returns a one-line report."""
+    from webapp.studio import NoWorkerError, TrainingPendingError
+
+    with studio.session() as session:
+        if list_versions(session):
+            return "demo: a model already exists; no training queued"
+    try:
+        job_id = studio.queue_training(None, "demo")
+    except NoWorkerError:
+        return "demo: no worker, so no first model; press 'train now' once a worker runs"
+    except TrainingPendingError as err:
+        return f"demo: training job {err.job_id} already queued"
+    return f"demo: training a first model in the background (job {job_id}); watch the Models tab"
+
+
 def register_parser(studio: Studio, checkpoint: Path) -> str:
     """Record ``checkpoint`` as a model version and activate it, when no version exists yet.
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from db.settings import Settings
 from model.errors import FacetError
 from webapp.api import build_api, install_error_handlers
-from webapp.demo import fill_demo, register_parser
+from webapp.demo import fill_demo, register_parser, train_first_model
 from webapp.options import ServeOptions, is_loopback
 from webapp.ports import TaskQueue
 from webapp.studio import Studio
@@ -67,6 +67,8 @@ def serve(settings: Settings, options: ServeOptions, tasks: TaskQueue | None) ->
         added = fill_demo(studio, options.demo, options.demo_size)
         print(f"demo: added {added} synthetic faces" if added else
               "demo: the database already has images; nothing added", file=sys.stderr)
+        if added:
+            print(train_first_model(studio), file=sys.stderr)
     if options.parser_checkpoint is not None:
         print(register_parser(studio, options.parser_checkpoint), file=sys.stderr)
     if open_mode:

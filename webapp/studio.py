@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.database import open_database
+from db.jobs import create_job, pending_job
 from db.engine import session_scope
 from db.settings import Settings
+from model.errors import FacetError
 from model.labels import CELEBAMASK, LabelSet
 from webapp.auth import Auth
 from webapp.options import ServeOptions
@@ -48,3 +50,32 @@ class Studio:
         """A session that commits on success (``db.engine.session_scope``)."""
         with session_scope(self.sessions) as session:
             yield session
+
+    def queue_training(self, user_id: int | None, source: str) -> int:
+        """Create a ``train`` job and enqueue it; returns its id.
+
+        Raises :class:`NoWorkerError` without a task queue and :class:`TrainingPendingError`
+        when a training job is already queued or running (one at a time).
+        """
+        if self.tasks is None:
+            raise NoWorkerError("no background worker: start `python app.py serve` without "
+                                "--no-worker, or run `python app.py worker` beside it")
+        with self.session() as session:
+            pending = pending_job(session, "train")
+            if pending is not None:
+                raise TrainingPendingError(pending.id, pending.state.value)
+            job_id = create_job(session, "train", {"source": source}, user_id).id
+        self.tasks.enqueue_training(job_id)
+        return job_id
+
+
+class NoWorkerError(FacetError):
+    """The server has no task queue, so background work cannot run."""
+
+
+class TrainingPendingError(FacetError):
+    """A training job is already queued or running."""
+
+    def __init__(self, job_id: int, state: str) -> None:
+        super().__init__(f"training job {job_id} is already {state}")
+        self.job_id = job_id

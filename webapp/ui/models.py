@@ -2,11 +2,11 @@
 job's loss curve, "train now" (reviewers), activate / roll back (admins)."""
 import gradio as gr
 
-from db.jobs import create_job, job_points, latest_job, pending_job
+from db.jobs import job_points, latest_job
 from db.models import JobState
 from db.versions import activate, get_version, list_versions
 from model.errors import FacetError
-from webapp.studio import Studio
+from webapp.studio import NoWorkerError, Studio, TrainingPendingError
 from webapp.ui import charts
 from webapp.ui.common import actor_of, fail, info, ok, warn
 
@@ -111,17 +111,14 @@ class ModelsView:
     def on_train(self, request: gr.Request) -> dict:
         try:
             actor = actor_of(self.studio, request).require("train")
-            if self.studio.tasks is None:
+            try:
+                job_id = self.studio.queue_training(actor.user_id, "ui")
+            except NoWorkerError:
                 return {self.status: warn("No background worker in this server (started with "
                                           "--no-worker or without a queue): training cannot run "
                                           "here. Run `python app.py serve` without --no-worker.")}
-            with self.studio.session() as session:
-                running = pending_job(session, "train")
-                if running is not None:
-                    return {self.status: info(f"Training job {running.id} is already "
-                                              f"{running.state.value}.")}
-                job_id = create_job(session, "train", {"source": "ui"}, actor.user_id).id
-            self.studio.tasks.enqueue_training(job_id)
+            except TrainingPendingError as err:
+                return {self.status: info(f"Training job {err.job_id} is already running or queued.")}
             return self.refresh(request, ok(f"Training job {job_id} queued."))
         except FacetError as err:
             return {self.status: fail(str(err))}
