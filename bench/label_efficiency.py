@@ -43,7 +43,7 @@ class Settings:
 
 
 QUICK = Settings(size=128, n_studio=150, n_wild_labelled_pool=48, n_unlabeled=48, n_test=24,
-                 teacher_steps=250, finetune_steps=40, batch_size=8, ks=(4, 8, 16), seeds=(0, 1, 2))
+                 teacher_steps=300, finetune_steps=40, batch_size=8, ks=(4, 8, 16), seeds=(0, 1, 2))
 TINY = Settings(size=64, n_studio=8, n_wild_labelled_pool=8, n_unlabeled=4, n_test=3,
                 teacher_steps=2, finetune_steps=2, batch_size=2, ks=(2, 4), seeds=(0,))
 FULL = Settings(size=256, n_studio=1000, n_wild_labelled_pool=200, n_unlabeled=400, n_test=100,
@@ -59,7 +59,8 @@ def main() -> int:
     p.add_argument("--ema", action="store_true", help="EMA teacher instead of the frozen one")
     p.add_argument("--distill-weight", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate")
+    p.add_argument("--lr", type=float, default=4e-4,
+                   help="fine-tuning learning rate (model.train's default from a checkpoint)")
     args = p.parse_args()
     device = setup(args)
     s = TINY if args.tiny else QUICK if args.quick else FULL
@@ -76,11 +77,13 @@ def main() -> int:
     wild_pool = faces("wild", s.n_wild_labelled_pool, s.size, seed=3, workers=args.workers)
     wild_unlabeled = [im for im, _ in faces("wild", s.n_unlabeled, s.size, seed=4, workers=args.workers)]
     print(f"data ready in {time.time() - t0:.0f} s", flush=True)
-    if args.budget_s and not args.tiny:
+    if args.budget_s:
         # Fit the step counts into the budget from measured step times (plain and distilling).
-        t_plain = step_seconds(studio[:16], config, device, s.batch_size, args.loader_workers)
+        probe = 4 if args.tiny else 12
+        t_plain = step_seconds(studio[:16], config, device, s.batch_size, args.loader_workers,
+                               steps=probe)
         t_sd = step_seconds(studio[:16], config, device, s.batch_size, args.loader_workers,
-                            ema_teacher=True, unlabeled=wild_unlabeled[:16],
+                            steps=probe, ema_teacher=True, unlabeled=wild_unlabeled[:16],
                             unlabeled_batch=s.batch_size)
         avail = 0.85 * budget.left()
         n_runs = len(s.ks) * len(s.seeds)
