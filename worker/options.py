@@ -9,8 +9,8 @@ variable                   default   meaning
 ========================== ========= ==========================================================
 FACET_RETRAIN_EVERY        10        retrain by itself after this many newly submitted/approved
                                      labels (0: only when asked from the UI/API)
-FACET_TRAIN_STEPS          60 | 1500 optimiser steps of one retraining run (default: 60 on a
-                                     CPU, to publish within ~5 min on 2 cores; 1500 on a GPU)
+FACET_TRAIN_STEPS          40 | 1500 optimiser steps of one retraining run (default: 40 on a
+                                     CPU, to publish within 5 min on 2 cores; 1500 on a GPU)
 FACET_TRAIN_BATCH          4         images per step
 FACET_TRAIN_LR             (model)   learning rate; empty = model.train's default
 FACET_TRAIN_CONFIG         small     preset of a fresh model (``small`` | ``paper``)
@@ -36,9 +36,10 @@ from typing import Any
 
 from model.errors import FacetError
 
-CPU_STEPS = 60
-"""Default steps per run on a CPU: the small config publishes within ~5 minutes on 2 cores
-(docs/BENCHMARKS.md, "Loop"); quality is compute-bound there."""
+CPU_STEPS = 40
+"""Default steps per run on a CPU: the small config publishes 16 labels in about 2 minutes on
+this project's shared 2-core box (60 steps took 6-8 minutes under heavy load); quality is
+compute-bound there (docs/BENCHMARKS.md, "Loop")."""
 GPU_STEPS = 1500
 """Default steps per run on a GPU: ~1 minute on an H100, held-out mean F1 > 0.5 after 8-16
 synthetic labels (docs/BENCHMARKS.md, "Loop")."""
