@@ -1,8 +1,8 @@
 """Shared pieces of the benchmark scripts: synthetic data, timing, tables, time budgets.
 
 Benchmarks print markdown tables to stdout and, with ``--out DIR``, also write them there.
-A SIGTERM (from ``timeout``) turns into :class:`BudgetExceeded`, so a script can still print
-the rows it finished.
+A SIGTERM (from ``timeout``) turns into :class:`BudgetExceeded` (see :class:`Stop`), so a
+script can still print the rows it finished.
 """
 from __future__ import annotations
 
@@ -34,10 +34,21 @@ class BudgetExceeded(Exception):
     """The wall-clock budget (``--budget-s`` or an outside SIGTERM) ran out."""
 
 
-def on_sigterm_raise() -> None:
-    def handler(signum: int, frame: Any) -> None:
+class Stop:
+    """SIGTERM (``timeout`` signals the whole process group) raises :class:`BudgetExceeded` in
+    the main process; DataLoader workers die of the same signal, and the error that their
+    death raises next in the main process also counts as a stop once ``received`` is set."""
+
+    def __init__(self) -> None:
+        self.received = False
+        signal.signal(signal.SIGTERM, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received = True
         raise BudgetExceeded(f"signal {signum}")
-    signal.signal(signal.SIGTERM, handler)
+
+    def is_stop(self, err: BaseException) -> bool:
+        return isinstance(err, (BudgetExceeded, KeyboardInterrupt)) or self.received
 
 
 class Budget:
@@ -70,15 +81,14 @@ def base_args(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def setup(args: argparse.Namespace) -> torch.device:
+def setup(args: argparse.Namespace) -> tuple[torch.device, Stop]:
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads if device.type == "cpu" else max(1, os.cpu_count() or 1))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    on_sigterm_raise()
-    return device
+    return device, Stop()
 
 
 def _render(job: tuple[int, int, str]) -> Sample:

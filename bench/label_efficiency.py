@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Budget, BudgetExceeded, base_args, describe_host, emit, faces,  # noqa: E402
+from common import (Budget, base_args, describe_host, emit, faces,  # noqa: E402
                     fit_steps, mean_std, mode, score, setup, step_seconds,
                     table)
 
@@ -62,7 +62,7 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=4e-4,
                    help="fine-tuning learning rate (model.train's default from a checkpoint)")
     args = p.parse_args()
-    device = setup(args)
+    device, stop = setup(args)
     s = TINY if args.tiny else QUICK if args.quick else FULL
     s = Settings(**{**s.__dict__,
                     "teacher_steps": args.teacher_steps or s.teacher_steps,
@@ -125,8 +125,10 @@ def main() -> int:
                     print(f"K={k} seed={seed} {name}: wild {100 * sc['wild']['mean_f1']:.2f} "
                           f"studio {100 * sc['studio']['mean_f1']:.2f} ({r.meta['seconds']:.0f} s)",
                           flush=True)
-    except (BudgetExceeded, KeyboardInterrupt) as err:
-        stopped = str(err) or type(err).__name__
+    except (Exception, KeyboardInterrupt) as err:  # a stop is reported below; others re-raised
+        if not stop.is_stop(err):
+            raise
+        stopped = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"stopped early: {stopped}", flush=True)
 
     rows = [] if base is None else [["0 (teacher)", "-", f"{100 * base['wild']['mean_f1']:.2f}",

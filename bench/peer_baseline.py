@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Budget, BudgetExceeded, base_args, describe_host, emit, faces,  # noqa: E402
+from common import (Budget, base_args, describe_host, emit, faces,  # noqa: E402
                     fit_steps, infer_ms, mean_std, mode, score, setup,
                     step_seconds, table)
 
@@ -63,7 +63,7 @@ def main() -> int:
     p.add_argument("--seeds", type=int)
     p.add_argument("--lr", type=float, default=2e-3)
     args = p.parse_args()
-    device = setup(args)
+    device, stop = setup(args)
     size, n_train, n_test, steps, batch, seeds = (
         (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick
         else (256, 1000, 100, 1500, 16, 2))
@@ -109,8 +109,10 @@ def main() -> int:
                 print(f"seed {seed} {name}: studio {100 * sc['studio']['mean_f1']:.2f} wild "
                       f"{100 * sc['wild']['mean_f1']:.2f} ear_r {st['ear_r']} neck_l {st['neck_l']} "
                       f"({r.meta['seconds']:.0f} s)", flush=True)
-    except (BudgetExceeded, KeyboardInterrupt) as err:
-        stopped = str(err) or type(err).__name__
+    except (Exception, KeyboardInterrupt) as err:  # a stop is reported below; others re-raised
+        if not stop.is_stop(err):
+            raise
+        stopped = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"stopped early: {stopped}", flush=True)
 
     rows = []

@@ -22,6 +22,10 @@ from model.errors import FacetError
 from model.labels import LabelSet
 from model.network import FaceParser
 
+LARGE_OUTPUT_PIXELS = 1 << 23
+"""Upsampled probability values held at once (32 MB of float32): all 19 classes up to
+~660 x 660, fewer classes at a time beyond."""
+
 THIN_CLASSES: tuple[str, ...] = ("ear_r", "neck_l")
 """Classes whose likely pixels weigh more in :meth:`Predictor.uncertainty`."""
 
@@ -84,10 +88,26 @@ class Predictor:
 
     @torch.inference_mode()
     def _finish(self, probs: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """``C x S x S`` probabilities → label and confidence at ``size = (H, W)``."""
-        if tuple(probs.shape[-2:]) != tuple(size):
-            probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
-        conf, label = probs.max(dim=0)
+        """``C x S x S`` probabilities → label and confidence at ``size = (H, W)``.
+
+        Large outputs are upsampled a few classes at a time, keeping a running maximum, so
+        that memory stays at a few ``H x W`` maps instead of ``C`` of them.
+        """
+        if tuple(probs.shape[-2:]) == tuple(size):
+            conf, label = probs.max(dim=0)
+        else:
+            group = max(1, LARGE_OUTPUT_PIXELS // (size[0] * size[1]))
+            conf = label = None
+            for start in range(0, probs.shape[0], group):
+                up = F.interpolate(probs[None, start:start + group], size=size, mode="bilinear",
+                                   align_corners=False)[0]
+                c, i = up.max(dim=0)
+                if conf is None:
+                    conf, label = c, i
+                else:
+                    better = c > conf
+                    conf = torch.where(better, c, conf)
+                    label = torch.where(better, i + start, label)
         return label.to(torch.uint8).cpu().numpy(), conf.cpu().numpy().astype(np.float32)
 
     def predict(self, image: np.ndarray,

@@ -93,3 +93,14 @@ def test_evaluate_uses_label_resolution_and_one_matrix(predictor):
     assert scores["mean_f1"] == pytest.approx(cm.mean_f1())
     for name, f1 in cm.per_class_f1().items():
         assert scores["per_class_f1"][name] == (None if f1 is None else pytest.approx(f1))
+
+
+def test_large_outputs_are_upsampled_in_class_groups_with_the_same_result(predictor, monkeypatch):
+    import model.inference as inference
+
+    image = np.random.default_rng(3).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    label, conf = predictor.predict(image)
+    monkeypatch.setattr(inference, "LARGE_OUTPUT_PIXELS", 90 * 120 * 4)   # 4 classes at a time
+    label_g, conf_g = predictor.predict(image)
+    assert np.array_equal(label, label_g)
+    np.testing.assert_array_equal(conf, conf_g)
