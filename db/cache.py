@@ -1,11 +1,14 @@
 """Cached per-image results: model pre-annotations and SAM embedding files."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Prediction, SamEmbedding, utcnow
 from db.revisions import require_image
+from db.settings import Settings
 from model.imageio import decode_label_png
 from model.labels import CELEBAMASK
 
@@ -50,3 +53,9 @@ def put_embedding_row(session: Session, image_id: int, sam_model: str, path: str
     row.path, row.created_at = str(path), utcnow()
     session.flush()
     return row
+
+
+def embedding_path(settings: Settings, model_key: str, image_id: int) -> Path:
+    """Where the SAM embedding of ``image_id`` by the model ``model_key`` lives:
+    ``<cache dir>/sam/<type>-<sha12>/<image id>.npz`` (the worker writes it, the studio reads it)."""
+    return settings.cache_dir / "sam" / model_key.replace(":", "-") / f"{image_id}.npz"

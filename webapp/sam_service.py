@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.cache import get_embedding_row, put_embedding_row
+from db.cache import embedding_path, get_embedding_row, put_embedding_row
 from db.engine import session_scope
 from db.images import read_image
 from db.revisions import require_image
@@ -23,14 +22,6 @@ from webapp.options import ServeOptions
 
 NOT_CONFIGURED = ("SAM is off: start the studio with --sam-checkpoint PATH/TO/sam_vit_b_01ec64.pth "
                   "(and --sam-model vit_b|vit_l|vit_h to match the file) to enable click-to-segment.")
-
-
-def embedding_path(settings: Settings, model_key: str, image_id: int) -> Path:
-    """``<cache dir>/sam/<type>-<sha12>/<image id>.npz``.
-
-    TODO(move to db/cache.py): the same formula as worker/embed.py, which webapp may not import.
-    """
-    return settings.cache_dir / "sam" / model_key.replace(":", "-") / f"{image_id}.npz"
 
 
 class SamService:
@@ -87,4 +78,4 @@ class SamService:
         return self.model.predict(emb, points, box)
 
 
-__all__ = ["NOT_CONFIGURED", "SamError", "SamService", "embedding_path"]
+__all__ = ["NOT_CONFIGURED", "SamError", "SamService"]

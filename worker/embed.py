@@ -15,15 +15,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from db.cache import get_embedding_row, put_embedding_row
+from db.cache import embedding_path, get_embedding_row, put_embedding_row
 from db.images import read_image
 from db.models import Image
 from db.settings import Settings
-
-
-def embedding_path(settings: Settings, model_key: str, image_id: int) -> Path:
-    """Where the embedding of ``image_id`` by the SAM model ``model_key`` is stored."""
-    return settings.cache_dir / "sam" / model_key.replace(":", "-") / f"{image_id}.npz"
 
 
 def has_embedding(session: Session, settings: Settings, image_id: int, model_key: str) -> bool:

@@ -40,13 +40,13 @@ from huey.exceptions import RetryTask, TaskLockedException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.cache import get_prediction
+from db.cache import embedding_path, get_prediction
 from db.engine import session_scope
 from db.jobs import fail, get_job, running_job, set_progress
 from db.models import Image, Job, JobState, utcnow
 from db.settings import Settings
 from db.versions import active_version, get_version
-from worker.embed import SamCache, embed_image, embedding_path, has_embedding
+from worker.embed import SamCache, embed_image, has_embedding
 from worker.infer import PredictorCache, checkpoint_file, needs_prediction, predict_image
 from worker.options import WorkerOptions
 from worker.snapshot import needs_work_ids

@@ -12,7 +12,7 @@ from db.models import Image, JobState, Prediction, RevisionState
 from model.imageio import decode_label_png
 from tests.worker.conftest import SIZE, add_face, add_faces, publish_untrained
 from worker.client import HueyTaskQueue
-from worker.embed import embedding_path
+from db.cache import embedding_path
 from worker.tasks import TRAIN_LOCK
 
 
