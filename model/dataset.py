@@ -33,10 +33,15 @@ def _require_dir(path: Path, what: str) -> None:
 
 
 def load_tree(root: str | os.PathLike, labels: LabelSet = CELEBAMASK,
-              limit: int | None = None) -> list[Sample]:
+              limit: int | None = None, size: int | None = None) -> list[Sample]:
     """The labelled samples of a CelebAMask-HQ tree, sorted by id, images resized to their
-    label maps. A :class:`FacetError` when ``root`` is not a tree or has no labelled image."""
-    return [(im, lab) for _, im, lab in load_tree_named(root, labels, limit)]
+    label maps (or both to ``size x size`` when given: training needs no more, and a large
+    tree then fits in memory). A :class:`FacetError` when ``root`` is not a tree or has no
+    labelled image."""
+    out = []
+    for _, im, lab in load_tree_named(root, labels, limit):
+        out.append(resize_pair(im, lab, size) if size else (im, lab))
+    return out
 
 
 def load_tree_named(root: str | os.PathLike, labels: LabelSet = CELEBAMASK,
@@ -77,14 +82,17 @@ def image_files(root: str | os.PathLike) -> list[Path]:
     return files
 
 
-def load_images(root: str | os.PathLike, limit: int | None = None) -> list[np.ndarray]:
-    """Decode the images of :func:`image_files` (for unlabelled pools)."""
+def load_images(root: str | os.PathLike, limit: int | None = None,
+                size: int | None = None) -> list[np.ndarray]:
+    """Decode the images of :func:`image_files` (for unlabelled pools), resized to
+    ``size x size`` when given."""
     out = []
     for path in image_files(root)[:limit]:
         try:
-            out.append(decode_image(path))
+            image = decode_image(path)
         except BadImageError as err:
             raise FacetError(f"{path.name}: {err}") from None
+        out.append(resize_pair(image, None, size)[0] if size else image)
     return out
 
 

@@ -85,8 +85,9 @@ def run_train(args: argparse.Namespace) -> int:
     elif args.input_size and args.input_size != init.config.input_size:
         raise FacetError(f"--input-size {args.input_size} differs from the --init checkpoint's "
                          f"{init.config.input_size}")
-    samples = load_tree(args.data, labels)
-    unlabeled = load_images(args.unlabeled) if args.unlabeled else []
+    size = (init.config if init else config).input_size
+    samples = load_tree(args.data, labels, size=size)
+    unlabeled = load_images(args.unlabeled, size=size) if args.unlabeled else []
     bar = _progress(args.steps, "train")
 
     def on_step(step: int, total: int, losses: dict[str, float], rate: float) -> None:
