@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Prediction, SamEmbedding, utcnow
+from db.images import read_image
+from db.models import Image, ModelVersion, Prediction, SamEmbedding, utcnow
 from db.revisions import require_image
 from db.settings import Settings
-from model.imageio import decode_label_png
+from db.versions import active_version
+from model.imageio import decode_label_png, encode_label_png, resize_image, resize_labels
 from model.labels import CELEBAMASK
 
 
@@ -59,3 +62,29 @@ def embedding_path(settings: Settings, model_key: str, image_id: int) -> Path:
     """Where the SAM embedding of ``image_id`` by the model ``model_key`` lives:
     ``<cache dir>/sam/<type>-<sha12>/<image id>.npz`` (the worker writes it, the studio reads it)."""
     return settings.cache_dir / "sam" / model_key.replace(":", "-") / f"{image_id}.npz"
+
+
+def store_prediction(session: Session, settings: Settings, predictor, image: Image,
+                     version: ModelVersion, *, is_active: bool | None = None) -> np.ndarray:
+    """Pre-annotate ``image`` with ``predictor`` (a ``model.inference.Predictor`` of ``version``)
+    and store it; returns the ``label_height x label_width`` uint8 label map. The web process
+    and the worker both call this.
+
+    The image is resized to its label size (``label_width x label_height``, what the annotator
+    paints on) before the forward pass, and the label map is stored at that size. When
+    ``version`` is the active one (``is_active``; looked up when ``None``) the score is written
+    to ``image.priority`` and ``image.scored_by_id``. Flushes; the caller commits.
+    """
+    size = (image.label_width, image.label_height)
+    pixels = resize_image(read_image(settings, image), size)
+    label, _confidence, score = predictor.predict_with_uncertainty(pixels)
+    label = resize_labels(np.asarray(label, dtype=np.uint8), size)
+    put_prediction(session, image.id, version.id, encode_label_png(label), float(score),
+                   num_classes=predictor.labels.num_classes)
+    if is_active is None:
+        current = active_version(session)
+        is_active = current is not None and current.id == version.id
+    if is_active:
+        image.priority, image.scored_by_id = float(score), version.id
+    session.flush()
+    return label

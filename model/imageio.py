@@ -101,6 +101,20 @@ def encode_label_png(label_map: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def resize_labels(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an ``H x W`` uint8 label map to ``size = (width, height)``."""
+    if (label.shape[1], label.shape[0]) == tuple(size):
+        return label
+    return np.asarray(Image.fromarray(label).resize(size, Image.NEAREST), dtype=np.uint8)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of an ``H x W x 3`` uint8 image to ``size = (width, height)``."""
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR), dtype=np.uint8)
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
     path = Path(path)

@@ -11,17 +11,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image as PILImage
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.cache import get_prediction, put_prediction
+from db.cache import get_prediction, store_prediction
 from db.engine import session_scope
-from db.images import read_image
 from db.models import ModelVersion
 from db.revisions import require_image
 from db.settings import Settings
 from db.versions import active_version
-from model.imageio import decode_label_png, encode_label_png
+from model.imageio import decode_label_png
 from model.labels import LabelSet
 
 
@@ -50,20 +48,6 @@ class PredictionResult:
     labels: np.ndarray
     version: VersionInfo | None
     computed: bool
-
-
-def resize_labels(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of an ``H x W`` label map to ``size = (width, height)``."""
-    if (label.shape[1], label.shape[0]) == tuple(size):
-        return label
-    return np.asarray(PILImage.fromarray(label).resize(size, PILImage.NEAREST), dtype=np.uint8)
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of an ``H x W x 3`` uint8 image to ``size = (width, height)``."""
-    if (image.shape[1], image.shape[0]) == tuple(size):
-        return image
-    return np.asarray(PILImage.fromarray(image).resize(size, PILImage.BILINEAR), dtype=np.uint8)
 
 
 class ParserService:
@@ -117,19 +101,12 @@ class ParserService:
                 return PredictionResult(decode_label_png(row.label_png, 256), VersionInfo.of(version),
                                         False)
         with self._lock, session_scope(self.sessions) as session:
-            # TODO(move to db/ or model/): mirrors worker/infer.py predict_image, which
-            # webapp may not import; keep the two in step (label-size input, nearest resize).
             image = require_image(session, image_id)
             version = session.get(ModelVersion, version.id)
             row = get_prediction(session, image_id, version.id)
             if row is not None:  # computed by someone else while we waited
                 return PredictionResult(decode_label_png(row.label_png, 256), VersionInfo.of(version),
                                         False)
-            predictor = self._predictor(version)
-            pixels = resize_image(read_image(self.settings, image), size)
-            label, _conf, score = predictor.predict_with_uncertainty(pixels)
-            label = resize_labels(np.asarray(label, dtype=np.uint8), size)
-            put_prediction(session, image_id, version.id, encode_label_png(label), float(score),
-                           num_classes=self.labels.num_classes)
-            image.priority, image.scored_by_id = float(score), version.id
+            label = store_prediction(session, self.settings, self._predictor(version), image,
+                                     version, is_active=True)
             return PredictionResult(label, VersionInfo.of(version), True)

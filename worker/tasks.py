@@ -40,14 +40,14 @@ from huey.exceptions import RetryTask, TaskLockedException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.cache import embedding_path, get_prediction
+from db.cache import embedding_path, get_prediction, store_prediction
 from db.engine import session_scope
 from db.jobs import fail, get_job, running_job, set_progress
 from db.models import Image, Job, JobState, utcnow
 from db.settings import Settings
 from db.versions import active_version, get_version
 from worker.embed import SamCache, embed_image, has_embedding
-from worker.infer import PredictorCache, checkpoint_file, needs_prediction, predict_image
+from worker.infer import PredictorCache, checkpoint_file, needs_prediction
 from worker.options import WorkerOptions
 from worker.snapshot import needs_work_ids
 from worker.trigger import TRAIN_KIND, maybe_create_training_job
@@ -192,8 +192,8 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
             path, version_id = checkpoint_file(settings, version), version.id
         predictor = res.predictors.get(path)
         with session_scope(res.sessions) as session:
-            predict_image(session, settings, predictor, session.get(Image, image_id),
-                          get_version(session, version_id))
+            store_prediction(session, settings, predictor, session.get(Image, image_id),
+                             get_version(session, version_id))
         return version_id
 
     @h.task(name="facet.embed", priority=20, retries=1, retry_delay=5)
@@ -231,8 +231,8 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
                     # e.g. a rollback to a version that saw this image before: no forward pass
                     image.priority, image.scored_by_id = cached.uncertainty, version_id
                 else:
-                    predict_image(session, settings, res.predictors.get(path), image, version,
-                                  is_active=True)
+                    store_prediction(session, settings, res.predictors.get(path), image, version,
+                                     is_active=True)
                 done += 1
         return done
 

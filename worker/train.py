@@ -44,7 +44,8 @@ from db.settings import Settings
 from db.versions import activate, active_version, add_version, get_version
 from model.errors import FacetError
 from model.imageio import decode_label_png
-from worker.infer import checkpoint_file, device_for, resize_image
+from model.imageio import resize_image
+from worker.infer import checkpoint_file, device_for
 from worker.options import WorkerOptions
 from worker.snapshot import LabelledImage, Snapshot, take_snapshot
 

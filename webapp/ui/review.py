@@ -12,7 +12,7 @@ from db.review import approve, list_submitted, reject
 from db.revisions import latest_revision, require_image
 from model.errors import FacetError
 from model.imageio import decode_label_png
-from webapp.parsers import resize_image
+from model.imageio import resize_image
 from webapp.studio import Studio
 from webapp.ui import render
 from webapp.ui.common import actor_of, fail, info, ok

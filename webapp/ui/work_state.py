@@ -12,7 +12,7 @@ import numpy as np
 
 from db.images import read_image
 from db.revisions import require_image
-from webapp.parsers import resize_image
+from model.imageio import resize_image
 from webapp.studio import Studio
 from webapp.work import StartPoint, start_point
 
