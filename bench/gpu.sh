@@ -12,7 +12,8 @@
 set -x
 OUT="${OUT:-./out}"
 mkdir -p "$OUT"
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3   # a GPU machine without our .venv uses its own Python
 START=$(date +%s)
 exec > >(tee -a "$OUT/gpu_run.log") 2>&1
 
