@@ -309,6 +309,14 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         parent_id = None
         if active is not None and get_version(session, active.version_id) is not None:
             parent_id = active.version_id
+        now_active = active_version(session)
+        compared_with = None if active is None else active.version_id
+        if activate_it and (now_active.id if now_active is not None else None) != compared_with:
+            # Someone activated another version (a rollback) during the run: this run was scored
+            # against a model that no longer serves, so it must not override that decision.
+            activate_it = False
+            note = (f"kept inactive: version {now_active.id if now_active else 'none'} was "
+                    f"activated during the run (compared with {compared_with or 'no model'})")
         version = add_version(session, ckpt.relative_to(settings.data_dir).as_posix(),
                               result.config.to_dict(), metrics, parent_id=parent_id,
                               job_id=job_id, num_labels=snapshot.num_labels, note=note)
@@ -317,7 +325,7 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         finish(session, job_id,
                f"version {version.id}: validation mean F1 {new_f1:.3f}"
                + ("" if base_f1 is None else f" (active model {base_f1:.3f})")
-               + ("; now active" if activate_it else "; kept inactive (worse)"))
+               + ("; now active" if activate_it else f"; {note}"))
         version_id = version.id
     log.info("training job %s published version %s (mean F1 %.4f, baseline %s, active=%s)",
              job_id, version_id, new_f1, base_f1, activate_it)

@@ -9,7 +9,7 @@ from db.cache import get_prediction
 from db.engine import session_scope
 from db.jobs import create_job, fail, get_job, job_points, mark_running
 from db.models import JobState, ModelVersion
-from db.versions import activate, active_version, get_version, list_versions
+from db.versions import activate, active_version, add_version, get_version, list_versions
 from model.checkpoint import load_checkpoint
 from model.errors import FacetError
 from model.imageio import decode_label_png
@@ -131,3 +131,34 @@ def test_decide_keeps_ties_and_refuses_regressions():
     assert decide(0.5, 0.5) == (True, None)
     active, note = decide(0.49, 0.5)
     assert not active and "0.4900" in note and "0.5000" in note
+
+
+def test_a_rollback_during_a_run_is_not_overridden_by_its_publish(tasks, settings, sessions,
+                                                                   monkeypatch):
+    import model.evaluate as model_evaluate
+
+    add_faces(sessions, settings, LABELLED, UNLABELLED)
+    _, first = _train(tasks, sessions, **GOOD)
+    with session_scope(sessions) as s:
+        older = add_version(s, get_version(s, first).checkpoint_path, {}, {"mean_f1": 0.1},
+                            note="an older model an admin brings back").id
+    real_evaluate = model_evaluate.evaluate
+    calls = []
+
+    def evaluate_while_an_admin_rolls_back(*args, **kwargs):
+        scores = real_evaluate(*args, **kwargs)
+        calls.append(scores)
+        if len(calls) == 1:  # the new model: clearly better, and meanwhile the admin rolls back
+            with session_scope(sessions) as s:
+                activate(s, older)
+            scores = {**scores, "mean_f1": 1.0}
+        return scores
+
+    monkeypatch.setattr(model_evaluate, "evaluate", evaluate_while_an_admin_rolls_back)
+    job_id, new = _train(tasks, sessions, steps=2, batch_size=4)
+    with session_scope(sessions) as s:
+        assert active_version(s).id == older
+        version = get_version(s, new)
+        assert not version.is_active and version.metrics["mean_f1"] == 1.0
+        assert "activated during the run" in version.note
+        assert get_job(s, job_id).state == JobState.succeeded
