@@ -15,6 +15,7 @@ from db.settings import Settings
 from model.errors import FacetError
 from webapp.api import build_api, install_error_handlers
 from webapp.demo import fill_demo, register_parser, train_first_model
+from webapp.guards import SameOriginGuard
 from webapp.options import ServeOptions, is_loopback
 from webapp.ports import TaskQueue
 from webapp.studio import Studio
@@ -48,6 +49,7 @@ def build_app(studio: Studio) -> FastAPI:
     app = FastAPI(title="Facet", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None)
     app.state.studio = studio
+    app.add_middleware(SameOriginGuard, open_mode=studio.auth.open_mode)
     install_error_handlers(app)
     app.include_router(build_api(studio))
     auth = None if studio.auth.open_mode() else studio.auth.gradio_login
