@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from db.models import Image, Origin, Revision, RevisionState
 from model.errors import FacetError
-from model.imageio import decode_label_png
+from model.imageio import decode_label_png, encode_label_png
 from model.labels import CELEBAMASK
 
 
@@ -93,6 +93,11 @@ def _lock_image(session: Session, image_id: int) -> Image:
     return image
 
 
+def _is_8bit_greyscale_png(png: bytes) -> bool:
+    """True for a PNG whose IHDR says bit depth 8, colour type 0 (Pillow's mode L)."""
+    return png[12:16] == b"IHDR" and png[24:26] == b"\x08\x00"
+
+
 def save_revision(session: Session, image_id: int, label_png: bytes, author_id: int | None,
                   base_revision: int | None, state: RevisionState | str = RevisionState.draft,
                   origin: Origin | str = Origin.human, model_version_id: int | None = None,
@@ -111,7 +116,9 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
     except ValueError as err:
         raise FacetError(str(err)) from None
     image = _lock_image(session, image_id)
-    decode_label_png(label_png, num_classes, (image.label_width, image.label_height))
+    label_map = decode_label_png(label_png, num_classes, (image.label_width, image.label_height))
+    if not _is_8bit_greyscale_png(label_png):  # e.g. a palette PNG: store mode L only
+        label_png = encode_label_png(label_map)
     before = current_number(session, image_id)  # numbers only grow: a base above it never exists
     if base_revision is not None and (before is None or base_revision > before):
         raise FacetError(f"image {image_id} has no revision {base_revision} "

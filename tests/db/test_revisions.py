@@ -149,3 +149,21 @@ def test_restore_appends_a_copy_of_an_earlier_revision(sessions, image_and_users
             restore_revision(s, image_id, 9, a, 4)
         stale = restore_revision(s, image_id, 2, a, 3)
         assert stale.conflict and latest_revision(s, image_id).revision == 4
+
+
+def test_a_palette_png_is_stored_as_mode_l_with_the_same_ids(sessions, image_and_users):
+    import io
+
+    from PIL import Image as PILImage
+
+    image_id, a, _ = image_and_users
+    ids = np.arange(64, dtype=np.uint8).reshape(8, 8) % 19
+    buf = io.BytesIO()
+    PILImage.fromarray(ids, mode="L").convert("P").save(buf, format="PNG")
+    with session_scope(sessions) as s:
+        save_revision(s, image_id, buf.getvalue(), a, None)
+    with session_scope(sessions) as s:
+        stored = latest_revision(s, image_id).label_png
+    assert PILImage.open(io.BytesIO(stored)).mode == "L"
+    assert np.array_equal(decode_label_png(stored, 19), ids)
+    assert stored == encode_label_png(ids)
