@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.database import open_database
-from db.jobs import create_job, pending_job
+from db.jobs import create_job, fail, pending_job
 from db.engine import session_scope
 from db.settings import Settings
 from model.errors import FacetError
@@ -65,7 +65,12 @@ class Studio:
             if pending is not None:
                 raise TrainingPendingError(pending.id, pending.state.value)
             job_id = create_job(session, "train", {"source": source}, user_id).id
-        self.tasks.enqueue_training(job_id)
+        try:
+            self.tasks.enqueue_training(job_id)
+        except Exception as err:  # the queue is down: a job left queued would block training
+            with self.session() as session:
+                fail(session, job_id, f"could not be queued: {err}")
+            raise FacetError(f"training could not be queued: {err}") from err
         return job_id
 
 

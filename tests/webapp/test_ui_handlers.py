@@ -208,3 +208,22 @@ def test_skip_moves_on_and_keeps_the_skipped_image_out_of_next(ui):
     assert second.image_id != first.image_id
     done = view.on_skip(second, None, skipped[view.skipped], 0.5, _req("ann"))
     assert "Nothing left to annotate (some were skipped" in done[view.status]
+
+
+def test_a_training_request_the_queue_refuses_does_not_block_later_ones(tmp_path):
+    from db.jobs import latest_job
+    from db.models import JobState
+    from model.errors import FacetError
+
+    class DownQueue(SyncTasks):
+        def enqueue_training(self, job_id: int) -> None:
+            raise ConnectionError("queue unreachable")
+
+    studio = make_studio(tmp_path, tasks=DownQueue())
+    with pytest.raises(FacetError, match="could not be queued: queue unreachable"):
+        studio.queue_training(None, "test")
+    with studio.session() as session:
+        assert latest_job(session, "train").state == JobState.failed
+    studio.tasks = SyncTasks()
+    studio.tasks.studio = studio
+    assert studio.queue_training(None, "test") > 0  # not "already queued"
