@@ -265,6 +265,9 @@ def import_path(session: Session, settings: Settings, path: str | os.PathLike, *
     path = Path(path)
     if not path.exists():
         raise FacetError(f"{path}: no such file or folder")
+    if path.is_dir() and (path.name in (ANNO_DIR, MERGED_DIR) or path.parent.name == ANNO_DIR):
+        raise FacetError(f"{path} holds the label masks of a CelebAMask-HQ tree, not faces: "
+                         f"import the tree's root (the folder with {IMAGE_DIR}/) instead")
     if path.is_dir():
         return import_folder(session, settings, path.resolve(), labels=labels,
                              progress=progress, batch_size=batch_size)

@@ -22,7 +22,7 @@ from db.exporter import export_dataset
 from db.images import STATUSES, add_image, get_image, image_file, list_images
 from db.models import RevisionState
 from db.review import approve, reject, submit
-from db.revisions import latest_revision
+from db.revisions import current_number, latest_revision
 from db.versions import activate, get_version, list_versions
 from model.errors import FacetError
 from model.imageio import BadImageError, encode_label_png
@@ -53,10 +53,17 @@ def _etag(number: int) -> str:
     return f'"{number}"'
 
 
-def _parse_if_match(value: str | None) -> int | None:
-    """``If-Match: "3"`` (or ``3``) → 3; absent → None; anything else → 422."""
+ANY_REVISION = "*"
+"""``If-Match: *``: save over whatever revision is current (no conflict check)."""
+
+
+def _parse_if_match(value: str | None) -> int | str | None:
+    """``If-Match: "3"`` (or ``3``) → 3; ``*`` → :data:`ANY_REVISION`; absent → None;
+    anything else → 422."""
     if value is None or not value.strip():
         return None
+    if value.strip() == ANY_REVISION:
+        return ANY_REVISION
     raw = value.strip().removeprefix("W/").strip('"')
     if not raw.isdigit():
         raise HTTPException(422, f"If-Match must be a revision number like \"3\", got {value!r}")
@@ -150,7 +157,8 @@ def build_api(studio: Studio) -> APIRouter:
         def store():   # the DB write runs off the event loop
             with studio.session() as session:
                 image_or_404(session, image_id)
-            return save_labels(studio, who, image_id, body, base, RevisionState(state))
+                start = current_number(session, image_id) if base == ANY_REVISION else base
+            return save_labels(studio, who, image_id, body, start, RevisionState(state))
 
         outcome = await run_in_threadpool(store)
         if outcome.conflict:

@@ -265,3 +265,17 @@ def test_archive_total_size_cap_refuses_the_member_that_crosses_it(tmp_path):
     refused = extract_into(archive, tmp_path / "root", max_total=1000)
     assert [(r.name, "expands past 1000 bytes" in r.reason) for r in refused] == [("b.bin", True)]
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["a.bin", "c.bin"]
+
+
+@pytest.mark.parametrize("inner", ["CelebAMask-HQ-mask-anno", "CelebAMask-HQ-mask-anno/0",
+                                   "CelebAMask-HQ-mask"])
+def test_importing_a_trees_mask_folder_is_refused_and_adds_nothing(settings, sessions, tmp_path,
+                                                                   inner):
+    folder = tmp_path / "tree" / inner
+    folder.mkdir(parents=True)
+    (folder / "00000_skin.png").write_bytes(png_bytes(np.full((512, 512), 255, np.uint8)))
+    with session_scope(sessions) as s:
+        with pytest.raises(FacetError, match="label masks of a CelebAMask-HQ tree"):
+            import_path(s, settings, folder)
+    with session_scope(sessions) as s:
+        assert s.scalar(select(func.count(Image.id))) == 0

@@ -181,3 +181,19 @@ def test_active_model_is_picked_up_without_restart(api, tiny_parser):
     v3 = publish_version(studio, tiny_parser, "v3.pt")
     assert client.get(f"/api/images/{image_id}/prediction").headers["X-Model-Version"] == str(v3)
     assert studio.parsers.loaded_versions() == [v2, v3]   # only the newest two stay in memory
+
+
+def test_if_match_star_saves_over_whatever_is_current(api):
+    _studio, _tasks, url = api
+    ann = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+    image_id = ann.post("/api/images", files={"file": ("f.png", face_bytes(3), "image/png")}).json()["id"]
+    for value, expected in ((1, 1), (2, 2)):
+        labels = np.full((64, 64), value, np.uint8)
+        r = ann.put(f"/api/images/{image_id}/annotation", content=png_of(labels),
+                    headers={"If-Match": "*", "Content-Type": "image/png"})
+        assert r.status_code == 200 and r.json()["revision"] == expected, r.text
+    got = ann.get(f"/api/images/{image_id}/annotation")
+    assert got.headers["ETag"] == '"2"' and (decode_label_png(got.content, 19) == 2).all()
+    stale = ann.put(f"/api/images/{image_id}/annotation", content=png_of(np.zeros((64, 64), np.uint8)),
+                    headers={"If-Match": '"1"', "Content-Type": "image/png"})
+    assert stale.status_code == 409  # an explicit revision is still checked
