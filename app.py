@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from model.errors import FacetError
+
+if TYPE_CHECKING:
+    from db.settings import Settings
+    from webapp.options import ServeOptions
+    from worker.client import HueyTaskQueue
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def worker_task_queue(settings, options):
+def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueue:
     """The studio's task queue for ``serve``: Huey messages to the worker (webapp ← worker).
 
     Without ``--no-worker`` a consumer child process is started beside the web server (and
