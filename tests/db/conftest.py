@@ -1,30 +1,14 @@
-"""Shared fixtures: a temp data dir with a migrated SQLite database, and small row helpers."""
+"""Small row helpers for the db tests (the ``settings``/``sessions`` fixtures are in tests/conftest.py)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from db.database import open_database
 from db.models import Image
-from db.settings import Settings
 from model.imageio import encode_label_png
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for a fresh data dir under ``tmp_path`` (SQLite file, SQLite queue)."""
-    return Settings.resolve(data_dir=tmp_path / "data", env={})
-
-
-@pytest.fixture
-def sessions(settings: Settings) -> sessionmaker[Session]:
-    """A session factory over the migrated database of :func:`settings`."""
-    factory = open_database(settings)
-    yield factory
-    factory.kw["bind"].dispose()
 
 
 def label_png(value: int = 1, size: tuple[int, int] = (8, 8)) -> bytes:

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image as PILImage
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from db.database import open_database
 from db.engine import session_scope
 from db.images import add_image
 from db.models import RevisionState
@@ -33,16 +32,6 @@ def _few_threads():
     yield
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.resolve(data_dir=tmp_path / "data", env={})
-
-
-@pytest.fixture
-def sessions(settings: Settings) -> sessionmaker[Session]:
-    factory = open_database(settings)
-    yield factory
-    factory.kw["bind"].dispose()
 
 
 DEVICE = os.environ.get("FACET_TEST_DEVICE", "cpu")
