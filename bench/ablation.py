@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Budget, base_args, describe_host, emit, faces,  # noqa: E402
-                    fit_steps, infer_ms, mean_std, mode, score, setup,
-                    step_seconds, table)
+from common import (base_args, describe_host, emit, infer_ms, mean_std,  # noqa: E402
+                    mode, score, setup, studio_comparison, table)
 
 from model.config import ParserConfig  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
@@ -37,20 +36,9 @@ def main() -> int:
     p.add_argument("--seeds", type=int)
     args = p.parse_args()
     device, stop = setup(args)
-    size, n_train, n_test, steps, batch, seeds = (
-        (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick
-        else (256, 1000, 100, 1500, 16, 2))
-    steps, seeds = args.steps or steps, args.seeds or seeds
-    budget = Budget(args.budget_s)
-    t0 = time.time()
-    train_set = faces("studio", n_train, size, seed=1, workers=args.workers)
-    tests = {"studio": faces("studio", n_test, size, seed=2, workers=args.workers),
-             "wild": faces("wild", n_test, size, seed=5, workers=args.workers)}
-    if args.budget_s and not args.steps:
-        per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, batch,
-                                args.loader_workers, steps=4 if args.tiny else 12)
-        steps = fit_steps(steps, 0.85 * budget.left() / (len(VARIANTS) * seeds), per_step)
-        print(f"step time {per_step:.3f} s -> {steps} steps per run", flush=True)
+    run = studio_comparison(args, device, runs_per_seed=len(VARIANTS))
+    size, steps, batch, seeds = run.size, run.steps, run.batch, run.seeds
+    train_set, tests, budget, t0 = run.train_set, run.tests, run.budget, run.started
     runs: dict[str, list[dict]] = {}
     extra: dict[str, float] = {}
     stopped = None
@@ -87,7 +75,7 @@ def main() -> int:
         rows.append([name, mean_std([r["studio"] for r in rs]), mean_std([r["wild"] for r in rs]),
                      thin("ear_r"), thin("neck_l"), f"{extra[name]:.1f}", len(rs)])
     title = (f"Ablation ({mode(args)}): `small` at {size}², {steps} steps, "
-             f"batch {batch}, {n_train} studio training faces, {n_test} test faces per style; "
+             f"batch {batch}, {len(train_set)} studio training faces, {len(tests['studio'])} test faces per style; "
              f"{describe_host(device)}; {time.time() - t0:.0f} s"
              + (f"; STOPPED EARLY ({stopped})" if stopped else ""))
     emit("ablation", title, table(["variant", "studio mean F1", "wild mean F1", "studio ear_r F1",

@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -198,3 +199,42 @@ def step_seconds(samples: list[Sample], config: Any, device: torch.device, batch
 def fit_steps(wanted: int, seconds: float, per_step: float, floor: int = 20) -> int:
     """The most steps (at most ``wanted``, at least ``min(floor, wanted)``) that fit in ``seconds``."""
     return int(max(min(floor, wanted), min(wanted, seconds / max(per_step, 1e-6))))
+
+
+@dataclass(frozen=True)
+class StudioComparison:
+    """Data and budget of a fixed-budget comparison trained on studio faces (ablation, peer
+    baseline): every run trains ``steps`` steps of ``batch`` images of ``size`` pixels."""
+
+    size: int
+    steps: int
+    batch: int
+    seeds: int
+    train_set: list[Sample]
+    tests: dict[str, list[Sample]]
+    budget: Budget
+    started: float
+
+
+def studio_comparison(args: argparse.Namespace, device: torch.device,
+                      runs_per_seed: int) -> StudioComparison:
+    """Sizes for ``--tiny``/``--quick``/full, the studio training set and the studio + wild
+    test sets; with ``--budget-s`` (and no ``--steps``) the steps per run are fitted to the
+    budget from a measured step time, for ``runs_per_seed x seeds`` runs."""
+    from model.config import ParserConfig
+
+    size, n_train, n_test, steps, batch, seeds = (
+        (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick
+        else (256, 1000, 100, 1500, 16, 2))
+    steps, seeds = args.steps or steps, args.seeds or seeds
+    budget = Budget(args.budget_s)
+    started = time.time()
+    train_set = faces("studio", n_train, size, seed=1, workers=args.workers)
+    tests = {"studio": faces("studio", n_test, size, seed=2, workers=args.workers),
+             "wild": faces("wild", n_test, size, seed=5, workers=args.workers)}
+    if args.budget_s and not args.steps:
+        per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, batch,
+                                args.loader_workers, steps=4 if args.tiny else 12)
+        steps = fit_steps(steps, 0.85 * budget.left() / (runs_per_seed * seeds), per_step)
+        print(f"step time {per_step:.3f} s -> {steps} steps per run", flush=True)
+    return StudioComparison(size, steps, batch, seeds, train_set, tests, budget, started)
