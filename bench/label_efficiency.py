@@ -59,6 +59,8 @@ def main() -> int:
     p.add_argument("--ema", action="store_true", help="EMA teacher instead of the frozen one")
     p.add_argument("--distill-weight", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--confidence", type=float, default=None,
+                   help="distil only where the teacher is this sure and agrees with the label")
     p.add_argument("--lr", type=float, default=4e-4,
                    help="fine-tuning learning rate (model.train's default from a checkpoint)")
     args = p.parse_args()
@@ -96,7 +98,8 @@ def main() -> int:
 
     results: dict[tuple[int, str], list[dict]] = {}
     base: dict[str, dict] | None = None
-    sd_name = "self-distill (EMA)" if args.ema else "self-distill"
+    sd_name = "self-distill" + (" (EMA)" if args.ema else "") + (
+        f" (trusted ≥ {args.confidence})" if args.confidence is not None else "")
     stopped = None
     try:
         teacher = train(studio, config, s.teacher_steps, device=device, seed=0,
@@ -109,6 +112,7 @@ def main() -> int:
         ft = dict(device=device, batch_size=s.batch_size, lr=args.lr, init=teacher_ckpt,
                   num_workers=args.loader_workers)
         sd = dict(distill_weight=args.distill_weight, temperature=args.temperature,
+                  distill_confidence=args.confidence,
                   unlabeled=wild_unlabeled, unlabeled_batch=s.batch_size)
         sd.update({"ema_teacher": True} if args.ema else {"teacher": teacher_ckpt})
         for seed in s.seeds:      # seeds outer: a run cut short still covers every K

@@ -11,17 +11,39 @@ from torch import nn
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                      temperature: float) -> torch.Tensor:
+                      temperature: float, weights: torch.Tensor | None = None) -> torch.Tensor:
     """``B x C x H x W`` logits → mean over pixels of ``KL(softmax(t/T) || softmax(s/T)) * T^2``.
 
     Zero when the logits are equal; the ``T^2`` factor keeps gradient sizes comparable
-    across temperatures.
+    across temperatures. ``weights`` (``B x H x W``, 0..1) weigh each pixel's term; the
+    result is still a mean over all pixels, so masked-out pixels only lower it.
     """
     t = float(temperature)
     log_p_student = F.log_softmax(student_logits.float() / t, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits.float() / t, dim=1)
     kl = F.kl_div(log_p_student, log_p_teacher, reduction="none", log_target=True).sum(dim=1)
+    if weights is not None:
+        kl = kl * weights
     return kl.mean() * (t * t)
+
+
+@torch.no_grad()
+def trusted_pixels(teacher_logits: torch.Tensor, min_confidence: float,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``B x H x W`` float mask (0/1) of the pixels where the teacher may teach.
+
+    A pixel counts when the teacher's top class has probability ≥ ``min_confidence`` and, for
+    the first ``labels.shape[0]`` images (the labelled part of the batch, ``N x H x W`` class
+    ids), that class is the label: where an annotator's label says otherwise the teacher is
+    wrong, and its soft target would pull against the label.
+    """
+    probs = torch.softmax(teacher_logits.float(), dim=1)
+    confidence, top = probs.max(dim=1)
+    trusted = confidence >= min_confidence
+    if labels is not None:
+        n = labels.shape[0]
+        trusted[:n] &= top[:n] == labels
+    return trusted.float()
 
 
 class Teacher:

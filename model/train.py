@@ -1,6 +1,7 @@
 """Training and fine-tuning of the parser, with optional self-distillation.
 
-``train(samples, config, steps, ...)`` runs a fixed number of optimiser steps and returns the
+``train(samples, config, steps, ...)`` runs a fixed number of optimiser steps (or, with
+``time_budget_s``, as many as fit in that many seconds, at most ``steps``) and returns the
 model with its config and training metadata, ready for :func:`model.checkpoint.save_checkpoint`.
 Progress goes to ``on_step(step, total, losses, rate)`` every step; an exception raised there
 stops training (that is how the worker cancels a job).
@@ -26,7 +27,7 @@ from model.checkpoint import Checkpoint, load_checkpoint
 from model.config import ParserConfig
 from model.dataset import BatchStream, Sample
 from model.devices import amp_dtype, autocast, available_cores, resolve_device
-from model.distill import Teacher, distillation_loss
+from model.distill import Teacher, distillation_loss, trusted_pixels
 from model.errors import FacetError
 from model.labels import CELEBAMASK, LabelSet
 from model.losses import LossConfig, ParsingLoss
@@ -58,6 +59,25 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     if schedule == "constant":
         return 1.0
     raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def schedule_position(step: int, steps: int, elapsed_s: float,
+                      time_budget_s: float | None) -> int:
+    """Where a run stands on its ``steps``-long learning-rate schedule after ``step`` steps.
+
+    Without a budget that is ``step``. With ``time_budget_s`` it is the larger of ``step`` and
+    the elapsed share of the budget times ``steps``: the schedule then follows the clock, so a
+    run on a slow or busy machine still warms up, decays and ends on time, just with fewer
+    steps. The run is over when the position reaches ``steps``.
+    """
+    if time_budget_s is None:
+        return step
+    return max(step, min(steps, int(steps * elapsed_s / time_budget_s)))
+
+
+def default_lr(optimizer: str = "adamw", fine_tune: bool = False) -> float:
+    """2e-3 for AdamW, 2e-2 for SGD from scratch; a fifth of that when fine-tuning."""
+    return (2e-3 if optimizer == "adamw" else 2e-2) * (0.2 if fine_tune else 1.0)
 
 
 def seed_everything(seed: int) -> None:
@@ -136,11 +156,12 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
           batch_size: int = 8, lr: float | None = None, on_step: OnStep | None = None,
           distill_weight: float = 1.0, temperature: float = 2.0, ema_teacher: bool = False,
           ema_decay: float = 0.99, unlabeled_batch: int | None = None,
+          distill_confidence: float | None = None,
           labels: LabelSet = CELEBAMASK, loss: LossConfig | None = None,
           augment: AugmentConfig | None = None, optimizer: str = "adamw",
           schedule: str = "cosine", warmup: int | None = None, weight_decay: float = 1e-4,
           clip_norm: float = 5.0, amp: bool = True, channels_last: bool = True,
-          num_workers: int | None = None) -> TrainResult:
+          num_workers: int | None = None, time_budget_s: float | None = None) -> TrainResult:
     """Train for ``steps`` optimiser steps on ``samples`` (``(image H x W x 3 uint8, label H x W
     uint8)`` pairs, any sizes; resized to ``config.input_size``).
 
@@ -149,8 +170,15 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
     checkpoint for self-distillation; ``ema_teacher``: distil from an EMA of the student
     instead. With a teacher, the loss adds ``distill_weight * KL(teacher || student) * T^2`` on
     the labelled batch and on ``unlabeled_batch`` images (default ``batch_size``) drawn from
-    ``unlabeled``. ``lr`` defaults to 2e-3 (AdamW) / 2e-2 (SGD) from scratch and a fifth of
+    ``unlabeled``. ``distill_confidence``: distil only at the pixels the teacher is sure of (top
+    class probability at least this) and, on labelled images, right about
+    (:func:`model.distill.trusted_pixels`); ``None`` distils every pixel. ``lr`` defaults to 2e-3 (AdamW) / 2e-2 (SGD) from scratch and a fifth of
     that when fine-tuning from ``init``; warm-up then cosine decay by default.
+
+    ``time_budget_s``: stop after that many seconds of training (data preparation not
+    counted), or after ``steps`` steps if that comes first; warm-up and decay follow the
+    clock (:func:`schedule_position`). ``on_step`` then gets the total the run is heading
+    for at its current pace, and the metadata records the steps actually made.
     """
     if steps < 1:
         raise FacetError(f"steps must be at least 1, got {steps}")
@@ -163,6 +191,8 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
                          "(--distill-from) or an EMA teacher")
     if optimizer not in ("adamw", "sgd"):
         raise FacetError(f"unknown optimizer {optimizer!r}; use adamw or sgd")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise FacetError(f"the time budget must be a positive number of seconds, got {time_budget_s}")
     dev = resolve_device(device)
     seed_everything(seed)
     init_ckpt = _as_checkpoint(init, labels)
@@ -190,8 +220,7 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
     workers = num_workers if num_workers is not None else (
         min(8, available_cores() - 1) if dev.type == "cuda" else 0)
 
-    base_lr = lr if lr is not None else (2e-3 if optimizer == "adamw" else 2e-2) * (
-        0.2 if init_ckpt is not None else 1.0)
+    base_lr = lr if lr is not None else default_lr(optimizer, fine_tune=init_ckpt is not None)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _optimizer(optimizer, params, base_lr, weight_decay, dev)
     warm = warmup if warmup is not None else min(100, steps // 10)
@@ -201,10 +230,12 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
     start = time.perf_counter()
     images_seen = 0
     last: dict[str, float] = {}
+    done = 0
     with _batches(stream, workers, pin=dev.type == "cuda") as batches:
-        for step in range(steps):
+        position = 0
+        while position < steps:
             for group in opt.param_groups:
-                group["lr"] = base_lr * lr_factor(step, steps, warm, schedule)
+                group["lr"] = base_lr * lr_factor(position, steps, warm, schedule)
             batch = next(batches)
             x = _to_input(batch["images"], dev, channels_last)
             target = batch["targets"].to(dev, non_blocking=True).long()
@@ -215,11 +246,13 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
                 out = model(x)
                 total, terms = criterion({k: v[:n_lab] for k, v in out.items()}, target)
                 if distiller is not None and distill_weight > 0:
-                    terms["distill"] = distillation_loss(out["logits"], distiller.logits(x),
-                                                         temperature)
+                    soft = distiller.logits(x)
+                    trust = None if distill_confidence is None else trusted_pixels(
+                        soft, distill_confidence, target)
+                    terms["distill"] = distillation_loss(out["logits"], soft, temperature, trust)
                     total = total + distill_weight * terms["distill"]
             if not torch.isfinite(total):
-                raise FacetError(f"training diverged at step {step + 1} (loss {total.item()}); "
+                raise FacetError(f"training diverged at step {done + 1} (loss {total.item()}); "
                                  "try a lower learning rate")
             opt.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
@@ -230,16 +263,19 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
             if distiller is not None:
                 distiller.update(model)
             images_seen += x.shape[0]
+            done += 1
+            now = time.perf_counter() - start
+            position = schedule_position(done, steps, now, time_budget_s)
             last = {k: float(v.detach()) for k, v in terms.items()}
             last["total"] = float(total.detach())
             if on_step is not None:
-                on_step(step + 1, steps, dict(last),
-                        images_seen / max(time.perf_counter() - start, 1e-9))
+                heading = done if position >= steps else _heading_for(done, steps, now, time_budget_s)
+                on_step(done, heading, dict(last), images_seen / max(now, 1e-9))
     elapsed = time.perf_counter() - start
 
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     meta = {
-        "steps": steps, "seed": seed, "batch_size": batch_size, "unlabeled_batch": n_unlab,
+        "steps": done, "max_steps": steps, "time_budget_s": time_budget_s, "seed": seed, "batch_size": batch_size, "unlabeled_batch": n_unlab,
         "lr": base_lr, "optimizer": optimizer, "schedule": schedule, "warmup": warm,
         "weight_decay": weight_decay, "clip_norm": clip_norm, "amp": bool(amp),
         "device": str(dev), "channels_last": channels_last,
@@ -247,10 +283,20 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
         "loss": asdict(loss_cfg), "augment": asdict(aug),
         "distill": None if distiller is None else {
             "teacher": "ema" if teacher_ckpt is None else "checkpoint", "weight": distill_weight,
-            "temperature": temperature, "ema_decay": ema_decay if teacher_ckpt is None else None},
+            "temperature": temperature, "confidence": distill_confidence,
+            "ema_decay": ema_decay if teacher_ckpt is None else None},
         "init": None if init_ckpt is None else {"meta_steps": init_ckpt.meta.get("steps")},
         "final_losses": last, "seconds": round(elapsed, 3),
         "images_per_second": round(images_seen / max(elapsed, 1e-9), 3),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return TrainResult(model, config, meta, labels)
+
+
+def _heading_for(done: int, steps: int, elapsed_s: float, time_budget_s: float | None) -> int:
+    """The step count a run will end with, as known after ``done`` steps (for progress bars):
+    ``steps``, or with a budget the steps that fit in it at the pace so far (``done`` once
+    the budget is spent)."""
+    if time_budget_s is None:
+        return steps
+    return max(done, min(steps, round(done * time_budget_s / max(elapsed_s, 1e-9))))

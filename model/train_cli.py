@@ -15,12 +15,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="CelebAMask-HQ tree with labels")
     p.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
     p.add_argument("--config", default="small", choices=("small", "paper"))
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=2000, help="optimiser steps (at most, with --seconds)")
+    p.add_argument("--seconds", type=float,
+                   help="train for this long instead (the schedule follows the clock)")
     p.add_argument("--init", type=Path, help="checkpoint to start from")
     p.add_argument("--distill-from", type=Path, help="teacher checkpoint for self-distillation")
     p.add_argument("--ema-teacher", action="store_true",
                    help="distil from a moving average of the model itself")
     p.add_argument("--unlabeled", type=Path, help="folder (or tree) of unlabelled images")
+    p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the KL term")
+    p.add_argument("--distill-confidence", type=float,
+                   help="distil only where the teacher's top class is this likely (0-1) and "
+                        "agrees with the label")
+    p.add_argument("--lovasz", type=float, default=0.0, metavar="WEIGHT",
+                   help="add the Lovász-softmax loss with this weight")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
@@ -64,11 +72,18 @@ def run_train(args: argparse.Namespace) -> int:
     from model.dataset import load_images, load_tree
     from model.devices import default_threads, resolve_device
     from model.labels import CELEBAMASK
+    from model.losses import LossConfig
     from model.train import train
 
     device = resolve_device(args.device)
     if args.steps < 1 or args.batch_size < 1:
         raise FacetError("--steps and --batch-size must be at least 1")
+    if args.seconds is not None and not args.seconds > 0:
+        raise FacetError("--seconds must be positive")
+    if args.distill_confidence is not None and not 0.0 <= args.distill_confidence <= 1.0:
+        raise FacetError("--distill-confidence must be between 0 and 1")
+    if args.lovasz < 0 or args.distill_weight < 0:
+        raise FacetError("--lovasz and --distill-weight must not be negative")
     if args.out.exists() and args.out.is_dir():
         raise FacetError(f"--out {args.out} is a folder; give a checkpoint file name")
     if device.type == "cpu":
@@ -91,6 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
     bar = _progress(args.steps, "train")
 
     def on_step(step: int, total: int, losses: dict[str, float], rate: float) -> None:
+        bar.total = total  # with --seconds: the steps that fit at the pace so far
         bar.set_postfix(loss=f"{losses['total']:.3f}", rate=f"{rate:.1f} img/s", refresh=False)
         bar.update(1)
 
@@ -98,7 +114,10 @@ def run_train(args: argparse.Namespace) -> int:
         result = train(samples, config, args.steps, init=init, teacher=teacher,
                        ema_teacher=args.ema_teacher, unlabeled=unlabeled, device=device,
                        seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                       on_step=on_step, labels=labels, amp=not args.no_amp)
+                       on_step=on_step, labels=labels, amp=not args.no_amp,
+                       time_budget_s=args.seconds, distill_weight=args.distill_weight,
+                       distill_confidence=args.distill_confidence,
+                       loss=LossConfig(lovasz_weight=args.lovasz))
     finally:
         bar.close()
     meta = dict(result.meta, data=str(args.data),
@@ -106,7 +125,7 @@ def run_train(args: argparse.Namespace) -> int:
                 teacher=str(args.distill_from) if args.distill_from else None)
     save_checkpoint(args.out, result.model, result.config, result.labels, meta)
     final = result.meta["final_losses"]
-    print(f"wrote {args.out} ({args.steps} steps, final loss {final['total']:.4f}, "
+    print(f"wrote {args.out} ({result.meta['steps']} steps, final loss {final['total']:.4f}, "
           f"{result.meta['images_per_second']:.1f} img/s)")
     return 0
 

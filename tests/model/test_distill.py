@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from model.config import ParserConfig
-from model.distill import Teacher, distillation_loss
+from model.distill import Teacher, distillation_loss, trusted_pixels
 from model.network import build_parser
 
 
@@ -25,6 +25,25 @@ def test_kl_direction_and_t_squared_scaling():
     s_small, t_small = s * 0.05, t * 0.05
     a, b = distillation_loss(s_small, t_small, 4.0), distillation_loss(s_small, t_small, 8.0)
     assert a.item() == pytest.approx(b.item(), rel=0.05)
+
+
+def test_the_teacher_teaches_only_where_it_is_sure_and_not_contradicted_by_a_label():
+    # 2 images x 3 classes x 1 x 3 pixels; image 0 is labelled, image 1 is not
+    teacher = torch.tensor([[[[5.0, 0.0, 5.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0]]],
+                            [[[5.0, 0.0, 0.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0]]]])
+    labels = torch.tensor([[[0, 0, 2]]])        # pixel 2: the teacher says 0, the label 2
+    mask = trusted_pixels(teacher, 0.9, labels)
+    assert mask.tolist() == [[[1.0, 0.0, 0.0]], [[1.0, 0.0, 0.0]]]   # pixel 1: unsure (1/3)
+    assert trusted_pixels(teacher, 0.0).tolist() == [[[1.0, 1.0, 1.0]]] * 2
+
+    student = torch.randn(2, 3, 1, 3)
+    full = distillation_loss(student, teacher, 2.0, torch.ones(2, 1, 3))
+    assert full.item() == pytest.approx(distillation_loss(student, teacher, 2.0).item())
+    # masked pixels add nothing: the loss equals the per-pixel KL of the kept pixels / all pixels
+    per_pixel = [distillation_loss(student[b:b + 1, :, :, i:i + 1], teacher[b:b + 1, :, :, i:i + 1],
+                                   2.0).item() for b in range(2) for i in range(3)]
+    kept = distillation_loss(student, teacher, 2.0, mask).item()
+    assert kept == pytest.approx((per_pixel[0] + per_pixel[3]) / 6, rel=1e-5)
 
 
 def test_frozen_teacher_never_changes_and_ema_teacher_follows():

@@ -7,7 +7,7 @@ import torch
 
 from model.config import ParserConfig
 from model.errors import FacetError
-from model.train import lr_factor, train
+from model.train import lr_factor, schedule_position, train
 from tests.model.faces import face_samples
 
 CONFIG = ParserConfig.small(input_size=64)
@@ -87,3 +87,27 @@ def test_schedules():
     assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
     assert lr_factor(99, 100, 10, "poly") < 0.05
     assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_time_budget_ends_the_run_on_time_and_the_schedule_follows_the_clock(samples):
+    seen = []
+    result = train(samples, CONFIG, 100_000, batch_size=2, seed=1, time_budget_s=1.5,
+                   on_step=lambda s, n, losses, rate: seen.append((s, n)))
+    made = result.meta["steps"]
+    assert 1 <= made < 100_000 and result.meta["max_steps"] == 100_000
+    assert seen[-1] == (made, made), "the last step reports itself as the last"
+    assert all(n < 100_000 for _, n in seen), "the reported total is the pace-based estimate"
+    # the budget is met to within one step (a step at 64 px takes well under a second here)
+    assert 1.5 <= result.meta["seconds"] < 1.5 + 3 * result.meta["seconds"] / made + 1.0
+    # steps come first when they run out before the clock
+    quick = train(samples, CONFIG, 3, batch_size=2, time_budget_s=600.0)
+    assert quick.meta["steps"] == 3
+    with pytest.raises(FacetError, match="time budget"):
+        train(samples, CONFIG, 3, time_budget_s=0)
+
+
+def test_schedule_position_follows_steps_or_the_clock():
+    assert schedule_position(7, 100, 50.0, None) == 7
+    assert schedule_position(7, 100, 50.0, 100.0) == 50       # half the time: half the schedule
+    assert schedule_position(70, 100, 50.0, 100.0) == 70      # a fast run is ahead of its clock
+    assert schedule_position(7, 100, 250.0, 100.0) == 100     # over time: the schedule is done
