@@ -19,9 +19,12 @@ studio does.
 
 Usage::
 
-    python bench/loop.py [--size 128] [--steps 60] [--ks 4,8,16,32]
-                         [--orders uncertainty,random] [--pool 48] [--heldout 16] [--next 8]
-                         [--wild 0.25] [--device cpu] [--threads 2] [--config small]
+    python bench/loop.py [--size 256] [--train-size N] [--seconds S] [--steps N]
+                         [--ks 4,8,16,32] [--orders uncertainty,random] [--pool 48]
+                         [--heldout 16] [--next 8] [--wild 0.25] [--device cpu] [--threads 2]
+
+``--train-size``, ``--seconds``, ``--steps`` and ``--batch`` default to the worker's own
+defaults (``worker/options.py``: on a CPU a 160-px model, batch 8, 150 s of training per run).
 
 Prints a Markdown table (and the machine's load average before and after).
 """
@@ -79,6 +82,8 @@ class Row:
     to_publish_s: float | None = None
     to_scored_s: float | None = None
     train_s: float | None = None
+    steps: int | None = None
+    distilled: bool | None = None
 
 
 def style_of(i: int, wild: float) -> str:
@@ -123,11 +128,13 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
         for i in range(args.pool):
             image, label = render_face(i, size=args.size, style=style_of(i, args.wild))
             truth[add_image(s, settings, png(image), f"face{i}.png").image.id] = label
-    env = {"FACET_TRAIN_STEPS": str(args.steps), "FACET_TRAIN_SIZE": str(args.size),
-           "FACET_TRAIN_CONFIG": args.config, "FACET_TRAIN_BATCH": str(args.batch),
-           "FACET_TORCH_THREADS": str(args.threads), "FACET_DEVICE": args.device,
-           "FACET_RETRAIN_EVERY": "0", "FACET_WORKERS": "1",
+    env = {"FACET_TRAIN_CONFIG": args.config, "FACET_TORCH_THREADS": str(args.threads),
+           "FACET_DEVICE": args.device, "FACET_RETRAIN_EVERY": "0", "FACET_WORKERS": "1",
            "FACET_DISTILL_MAX_UNLABELED": str(args.pool), "OMP_NUM_THREADS": str(args.threads)}
+    for name, value in (("FACET_TRAIN_STEPS", args.steps), ("FACET_TRAIN_SECONDS", args.seconds),
+                        ("FACET_TRAIN_SIZE", args.train_size), ("FACET_TRAIN_BATCH", args.batch)):
+        if value is not None:
+            env[name] = str(value)
     queue = HueyTaskQueue(settings, WorkerOptions.from_env(env=env))
     rng = np.random.default_rng(args.seed)
     rows: list[Row] = []
@@ -181,6 +188,8 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
                 published = s.scalars(select(ModelVersion).where(ModelVersion.job_id == job_id)).one()
                 row.val_f1 = float(published.metrics["mean_f1"])
                 row.train_s = float(published.metrics["train_seconds"])
+                row.steps = published.metrics.get("steps")
+                row.distilled = published.metrics.get("distilled")
                 row.activated = bool(published.is_active)
                 active_id = active_version(s).id
                 ckpt = settings.data_dir / active_version(s).checkpoint_path
@@ -209,9 +218,14 @@ def fmt(value: float | None, pct: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=128, help="image, label and network side, px")
-    p.add_argument("--steps", type=int, default=60, help="optimiser steps per training run")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--size", type=int, default=256, help="side of the faces (images, labels), px")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="network input side of a fresh model (default: the worker's)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="training time per run (default: the worker's; 0: no limit)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="most optimiser steps per run (default: the worker's)")
+    p.add_argument("--batch", type=int, default=None, help="default: the worker's")
     p.add_argument("--config", default="small")
     p.add_argument("--ks", default="4,8,16,32", help="label counts after which to retrain")
     p.add_argument("--orders", default="uncertainty,random")
@@ -241,20 +255,26 @@ def main(argv: list[str] | None = None) -> int:
     total = time.monotonic() - began
     load1 = os.getloadavg()
 
+    defaults = WorkerOptions.from_env(env={})
+    device = "cuda" if args.device.startswith("cuda") else "cpu"
+    train_size = args.train_size or defaults.size_for(device) or "preset"
+    seconds = defaults.seconds_for(device) if args.seconds is None else (args.seconds or None)
+    steps = args.steps or defaults.steps_for(device)
     print(f"Synthetic faces {args.size} px ({int(100 * args.wild)} % wild), pool {args.pool}, "
-          f"held-out {args.heldout}; config {args.config} at {args.size} px, {args.steps} steps "
-          f"x batch {args.batch} per run, device {args.device}, {args.threads} threads; "
-          f"wall time {total / 60:.1f} min; load average {load0[0]:.1f} before, "
-          f"{load1[0]:.1f} after ({os.cpu_count()} CPUs).\n")
+          f"held-out {args.heldout}; config {args.config} at {train_size} px, "
+          f"{'no time limit' if seconds is None else f'{seconds:.0f} s'} and at most {steps} "
+          f"steps x batch {args.batch or defaults.batch_for(device)} per run, device {args.device}, "
+          f"{args.threads} threads; wall time {total / 60:.1f} min; load average "
+          f"{load0[0]:.1f} before, {load1[0]:.1f} after ({os.cpu_count()} CPUs).\n")
     print("| order | K labels | pre-annotation F1 on the next images | pixels to fix (next) "
           "| held-out mean F1 | pixels to fix (held-out) | validation F1 (worker) | activated "
-          "| train → published | train → queue re-scored | of which training |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+          "| distilled | steps | train → published | train → queue re-scored |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r.order} | {r.k} | {fmt(r.next_f1)} | {fmt(r.next_fix, True)} "
               f"| {fmt(r.heldout_f1)} | {fmt(r.heldout_fix, True)} | {fmt(r.val_f1)} "
-              f"| {'yes' if r.activated else 'no'} | {r.to_publish_s:.0f} s "
-              f"| {r.to_scored_s:.0f} s | {r.train_s:.0f} s |")
+              f"| {'yes' if r.activated else 'no'} | {'yes' if r.distilled else 'no'} "
+              f"| {r.steps} | {r.to_publish_s:.0f} s | {r.to_scored_s:.0f} s |")
     return 0
 
 

@@ -9,14 +9,20 @@ variable                   default   meaning
 ========================== ========= ==========================================================
 FACET_RETRAIN_EVERY        10        retrain by itself after this many newly submitted/approved
                                      labels (0: only when asked from the UI/API)
-FACET_TRAIN_STEPS          40 | 1500 optimiser steps of one retraining run (default: 40 on a
-                                     CPU, to publish within 5 min on 2 cores; 1500 on a GPU)
-FACET_TRAIN_BATCH          4         images per step
+FACET_TRAIN_STEPS          5000|1500 most optimiser steps of one retraining run
+FACET_TRAIN_SECONDS        150 | 0   training time of one run in seconds; the run makes as many
+                                     steps as fit (at most FACET_TRAIN_STEPS) and its learning-
+                                     rate schedule follows the clock. Default: 150 on a CPU (a
+                                     new model within 5 min on 2 cores), 0 (no limit) on a GPU
+FACET_TRAIN_BATCH          8 | 4     images per step (8 on a CPU, 4 on a GPU)
 FACET_TRAIN_LR             (model)   learning rate; empty = model.train's default
 FACET_TRAIN_CONFIG         small     preset of a fresh model (``small`` | ``paper``)
-FACET_TRAIN_SIZE           (preset)  input side of a fresh model in pixels (multiple of 32)
+FACET_TRAIN_SIZE           160|preset input side of a fresh model in pixels (multiple of
+                                     32; default 160 on a CPU, the preset's on a GPU)
 FACET_TRAIN_TIMEOUT        3600      seconds before a run is stopped (process workers only)
-FACET_DISTILL_WEIGHT       (model)   weight of the self-distillation term
+FACET_DISTILL_WEIGHT       (model)   weight of the self-distillation term (0: none)
+FACET_DISTILL_MIN_F1       0.5       the active model teaches only when its mean F1 on this
+                                     run's validation split is at least this (0: always)
 FACET_DISTILL_MAX_UNLABELED 64       unlabelled images used for distillation per run
 FACET_DISTILL_BATCH        (half)    unlabelled images per step (default: half the batch, >= 1)
 FACET_TRAIN_LOADER_WORKERS (model)   data-loading processes per run (model.train: 0 on CPU)
@@ -36,13 +42,25 @@ from typing import Any
 
 from model.errors import FacetError
 
-CPU_STEPS = 40
-"""Default steps per run on a CPU: the small config publishes 16 labels in about 2 minutes on
-this project's shared 2-core box (60 steps took 6-8 minutes under heavy load); quality is
-compute-bound there (docs/BENCHMARKS.md, "Loop")."""
+CPU_STEPS = 5000
+"""Most steps of a run on a CPU; the time budget (:data:`CPU_TRAIN_SECONDS`) ends it first."""
+CPU_TRAIN_SECONDS = 150.0
+"""Default training time of a run on a CPU: with the evaluation and publishing around it, a new
+model is active within 5 minutes of the trigger on a 2-core box, however busy (the run makes
+fewer steps when the box is loaded). docs/BENCHMARKS.md, "Loop"."""
+CPU_TRAIN_SIZE = 160
+"""Input side of a fresh model on a CPU: a step at 160 px costs ~40 % of one at 256 px, and with
+the minutes a CPU run has, more steps beat more pixels; 160 px beat 128 px (small parts keep a
+few pixels more). docs/BENCHMARKS.md, "Loop"."""
+CPU_BATCH = 8
+"""Images per step on a CPU (at 160 px); the GPU default stays at 4 (what its loop numbers used)."""
 GPU_STEPS = 1500
 """Default steps per run on a GPU: ~1 minute on an H100, held-out mean F1 > 0.5 after 8-16
 synthetic labels (docs/BENCHMARKS.md, "Loop")."""
+DISTILL_MIN_F1 = 0.5
+"""The active model teaches the next one only from this validation mean F1 up: distilling from
+a weaker model pulled the CPU loop's students down (held-out F1 0.32 instead of 0.46 after 16
+labels, docs/BENCHMARKS.md, "Loop")."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +70,17 @@ class WorkerOptions:
     retrain_every: int = 10
     train_steps: int | None = None
     """``None``: :data:`CPU_STEPS` or :data:`GPU_STEPS` by the device of the run."""
-    batch_size: int = 4
+    train_seconds: float | None = None
+    """``None``: :data:`CPU_TRAIN_SECONDS` on a CPU, no limit on a GPU; ``0``: no limit."""
+    batch_size: int | None = None
+    """``None``: :data:`CPU_BATCH` on a CPU, 4 on a GPU."""
     lr: float | None = None
     train_config: str = "small"
     train_size: int | None = None
+    """``None``: :data:`CPU_TRAIN_SIZE` on a CPU, the preset's input size on a GPU."""
     train_timeout_s: int = 3600
     distill_weight: float | None = None
+    distill_min_f1: float = DISTILL_MIN_F1
     max_unlabeled: int = 64
     distill_batch: int | None = None
     loader_workers: int | None = None
@@ -88,12 +111,14 @@ class WorkerOptions:
         opts = cls(
             retrain_every=get("FACET_RETRAIN_EVERY", int, cls.retrain_every),
             train_steps=get("FACET_TRAIN_STEPS", int, None),
-            batch_size=get("FACET_TRAIN_BATCH", int, cls.batch_size),
+            train_seconds=get("FACET_TRAIN_SECONDS", float, None),
+            batch_size=get("FACET_TRAIN_BATCH", int, None),
             lr=get("FACET_TRAIN_LR", float, None),
             train_config=get("FACET_TRAIN_CONFIG", str, cls.train_config),
             train_size=get("FACET_TRAIN_SIZE", int, None),
             train_timeout_s=get("FACET_TRAIN_TIMEOUT", int, cls.train_timeout_s),
             distill_weight=get("FACET_DISTILL_WEIGHT", float, None),
+            distill_min_f1=get("FACET_DISTILL_MIN_F1", float, cls.distill_min_f1),
             max_unlabeled=get("FACET_DISTILL_MAX_UNLABELED", int, cls.max_unlabeled),
             distill_batch=get("FACET_DISTILL_BATCH", int, None),
             loader_workers=get("FACET_TRAIN_LOADER_WORKERS", int, None),
@@ -113,7 +138,11 @@ class WorkerOptions:
             raise FacetError(f"FACET_RETRAIN_EVERY must be >= 0, got {self.retrain_every}")
         if self.train_steps is not None and self.train_steps < 1:
             raise FacetError(f"FACET_TRAIN_STEPS must be >= 1, got {self.train_steps}")
-        if self.batch_size < 1:
+        if self.train_seconds is not None and not self.train_seconds >= 0:
+            raise FacetError(f"FACET_TRAIN_SECONDS must be >= 0, got {self.train_seconds}")
+        if not 0.0 <= self.distill_min_f1 <= 1.0:
+            raise FacetError(f"FACET_DISTILL_MIN_F1 must be in 0..1, got {self.distill_min_f1}")
+        if self.batch_size is not None and self.batch_size < 1:
             raise FacetError(f"FACET_TRAIN_BATCH must be >= 1, got {self.batch_size}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise FacetError(f"FACET_DEVICE must be auto, cpu or cuda, got {self.device!r}")
@@ -128,14 +157,34 @@ class WorkerOptions:
             return self.train_steps
         return GPU_STEPS if device.startswith("cuda") else CPU_STEPS
 
+    def seconds_for(self, device: str) -> float | None:
+        """Training-time budget of a run on ``device`` in seconds; ``None``: no limit."""
+        if self.train_seconds is not None:
+            return self.train_seconds or None
+        return None if device.startswith("cuda") else CPU_TRAIN_SECONDS
+
+    def batch_for(self, device: str) -> int:
+        """Images per training step on ``device``."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return 4 if device.startswith("cuda") else CPU_BATCH
+
+    def size_for(self, device: str) -> int | None:
+        """Input side of a fresh model on ``device``; ``None``: the preset's."""
+        if self.train_size is not None:
+            return self.train_size
+        return None if device.startswith("cuda") else CPU_TRAIN_SIZE
+
     def to_env(self) -> dict[str, str]:
         """The variables that rebuild these options in a child process (unset ones omitted)."""
         pairs = {
             "FACET_RETRAIN_EVERY": self.retrain_every, "FACET_TRAIN_STEPS": self.train_steps,
+            "FACET_TRAIN_SECONDS": self.train_seconds,
             "FACET_TRAIN_BATCH": self.batch_size, "FACET_TRAIN_LR": self.lr,
             "FACET_TRAIN_CONFIG": self.train_config, "FACET_TRAIN_SIZE": self.train_size,
             "FACET_TRAIN_TIMEOUT": self.train_timeout_s,
             "FACET_DISTILL_WEIGHT": self.distill_weight,
+            "FACET_DISTILL_MIN_F1": self.distill_min_f1,
             "FACET_DISTILL_MAX_UNLABELED": self.max_unlabeled,
             "FACET_DISTILL_BATCH": self.distill_batch,
             "FACET_TRAIN_LOADER_WORKERS": self.loader_workers, "FACET_DEVICE": self.device,

@@ -66,7 +66,8 @@ def _flag(value: Any) -> bool:
 
 _flag.__name__ = "bool"
 
-JOB_OVERRIDES: dict[str, Any] = {"steps": int, "lr": float, "batch_size": int, "seed": int,
+JOB_OVERRIDES: dict[str, Any] = {"steps": int, "seconds": float, "lr": float,
+                                 "batch_size": int, "seed": int,
                                  "distill_weight": float, "fresh": _flag}
 """Keys a ``train`` job's params may set to override :class:`WorkerOptions` for that run."""
 
@@ -125,8 +126,9 @@ class ProgressWriter:
 def job_settings(options: WorkerOptions, params: dict[str, Any],
                  device: str = "cpu") -> dict[str, Any]:
     """The run's knobs: options, overridden by the job's params (:data:`JOB_OVERRIDES`)."""
-    out: dict[str, Any] = {"steps": options.steps_for(device), "lr": options.lr,
-                           "batch_size": options.batch_size, "seed": 0,
+    out: dict[str, Any] = {"steps": options.steps_for(device),
+                           "seconds": options.seconds_for(device), "lr": options.lr,
+                           "batch_size": options.batch_for(device), "seed": 0,
                            "distill_weight": options.distill_weight, "fresh": False}
     for key, kind in JOB_OVERRIDES.items():
         if params.get(key) is not None:
@@ -136,6 +138,9 @@ def job_settings(options: WorkerOptions, params: dict[str, Any],
                 raise FacetError(f"job parameter {key}={params[key]!r} is not a {kind.__name__}") from None
     if out["steps"] < 1:
         raise FacetError(f"steps must be >= 1, got {out['steps']}")
+    if out["seconds"] is not None and not out["seconds"] >= 0:
+        raise FacetError(f"seconds must be >= 0, got {out['seconds']}")
+    out["seconds"] = out["seconds"] or None  # 0: no time limit
     return out
 
 
@@ -238,7 +243,7 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     from model.evaluate import evaluate
     from model.inference import Predictor
     from model.labels import CELEBAMASK
-    from model.train import train
+    from model.train import default_lr, train
 
     started = time.monotonic()
     device = device_for(options.device)
@@ -254,23 +259,38 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     if teacher is not None and not knobs["fresh"]:
         init, config = teacher, teacher.config
     else:
-        overrides = {} if options.train_size is None else {"input_size": options.train_size}
-        config = ParserConfig.preset(options.train_config, CELEBAMASK, **overrides)
-    distill = teacher is not None and (knobs["distill_weight"] is None or knobs["distill_weight"] > 0)
+        size = options.size_for(device)
+        config = ParserConfig.preset(options.train_config, CELEBAMASK,
+                                     **({} if size is None else {"input_size": size}))
 
     with session_scope(sessions) as session:
         samples = load_labelled(session, settings, snapshot.train, config.num_classes)
         val = load_labelled(session, settings, snapshot.val, config.num_classes)
+
+    # The active model on this run's validation split: the bar to publish, and whether it is
+    # good enough to teach (a weak teacher's soft targets pull the student down).
+    baseline = None
+    if teacher is not None:
+        baseline = evaluate(Predictor(teacher.model, teacher.config, teacher.labels,
+                                      device=device, threads=options.torch_threads), val)
+    base_f1 = None if baseline is None else float(baseline["mean_f1"])
+    distill = (base_f1 is not None and base_f1 >= options.distill_min_f1
+               and (knobs["distill_weight"] is None or knobs["distill_weight"] > 0))
+    lr = knobs["lr"]
+    if lr is None and init is not None and not distill:
+        lr = default_lr(fine_tune=False)  # a weak active model is a warm start, not a teacher
+    with session_scope(sessions) as session:
         unlabeled = load_unlabeled(session, settings, snapshot.unlabeled) if distill else []
 
     progress = ProgressWriter(sessions, job_id, options.progress_interval_s)
-    extra = {k: knobs[k] for k in ("lr", "distill_weight") if knobs[k] is not None}
+    extra = {k: v for k, v in (("lr", lr), ("distill_weight", knobs["distill_weight"]))
+             if v is not None}
     distill_batch = options.distill_batch or max(1, knobs["batch_size"] // 2)
     result = train(samples, None if init is not None else config, knobs["steps"], init=init,
                    teacher=teacher if distill else None, unlabeled=unlabeled, device=device,
                    seed=knobs["seed"], batch_size=knobs["batch_size"], on_step=progress,
                    unlabeled_batch=distill_batch if unlabeled else None,
-                   num_workers=options.loader_workers, **extra)
+                   num_workers=options.loader_workers, time_budget_s=knobs["seconds"], **extra)
     train_s = time.monotonic() - started
 
     ckpt = settings.models_dir / f"job-{job_id}.pt"
@@ -283,13 +303,8 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     with session_scope(sessions) as session:
         set_progress(session, job_id, TRAIN_SHARE, "evaluating on the validation split")
     scores = evaluate(Predictor.load(ckpt, device=device, threads=options.torch_threads), val)
-    baseline = None
-    if active is not None:
-        baseline = evaluate(Predictor.load(active.checkpoint, device=device,
-                                          threads=options.torch_threads), val)
 
     new_f1 = float(scores["mean_f1"])
-    base_f1 = None if baseline is None else float(baseline["mean_f1"])
     activate_it, note = decide(new_f1, base_f1)
     metrics: dict[str, Any] = {
         "mean_f1": new_f1, "per_class_f1": _jsonable(scores.get("per_class_f1")),
@@ -297,7 +312,8 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         "baseline_per_class_f1": None if baseline is None else _jsonable(baseline.get("per_class_f1")),
         "baseline_version_id": None if active is None else active.version_id,
         "val_ids": [x.image_id for x in snapshot.val], "num_train": len(snapshot.train),
-        "num_unlabeled": len(snapshot.unlabeled), "steps": knobs["steps"],
+        "num_unlabeled": len(unlabeled), "steps": result.meta["steps"],
+        "time_budget_s": knobs["seconds"], "distilled": distill,
         "device": device, "train_seconds": round(train_s, 2),
         "total_seconds": round(time.monotonic() - started, 2),
     }

@@ -1,6 +1,8 @@
 """worker/train.py through the ``facet.train`` task (immediate mode): snapshot → train → publish."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from huey.exceptions import TaskException
@@ -12,8 +14,12 @@ from db.models import JobState, ModelVersion
 from db.versions import activate, active_version, add_version, get_version, list_versions
 from model.checkpoint import load_checkpoint
 from model.errors import FacetError
+from model.train import default_lr
 from model.imageio import decode_label_png
 from tests.worker.conftest import DEVICE, SIZE, add_faces, save_label
+from worker.options import DISTILL_MIN_F1
+from worker.queue import make_huey
+from worker.tasks import Tasks, register_tasks
 from worker.train import ProgressWriter, decide
 
 LABELLED = {1: "train", 2: "val", 3: "train", 4: "val", 5: "train", 6: "train"}
@@ -53,7 +59,13 @@ def test_first_run_publishes_an_active_version_and_scores_the_queue(tasks, setti
     assert meta["job_id"] == job_id and meta["val_ids"] == [ids[2], ids[4]]
 
 
-def test_next_run_starts_from_the_active_model_and_distils_from_it(tasks, settings, sessions):
+def _tasks_with(settings, sessions, options, **changes) -> Tasks:
+    return register_tasks(make_huey(settings, immediate=True), settings,
+                          replace(options, **changes), sessions=sessions)
+
+
+def test_next_run_starts_from_the_active_model_and_distils_from_it(settings, sessions, options):
+    tasks = _tasks_with(settings, sessions, options, distill_min_f1=0.0)  # any model teaches
     add_faces(sessions, settings, LABELLED, UNLABELLED)
     _, first = _train(tasks, sessions, **GOOD)
     job_id, second = _train(tasks, sessions, steps=3)
@@ -67,6 +79,32 @@ def test_next_run_starts_from_the_active_model_and_distils_from_it(tasks, settin
     meta = load_checkpoint(ckpt).meta
     assert meta["init"] is not None, "student did not start from the active model"
     assert meta["distill"]["teacher"] == "checkpoint" and meta["n_unlabeled"] == 3
+    assert meta["lr"] == pytest.approx(default_lr(fine_tune=True)) and v2.metrics["distilled"]
+
+
+def test_a_weak_active_model_is_a_warm_start_not_a_teacher(tasks, settings, sessions, options):
+    assert options.distill_min_f1 == DISTILL_MIN_F1 == 0.5
+    add_faces(sessions, settings, LABELLED, UNLABELLED)
+    _, first = _train(tasks, sessions, **GOOD)
+    _, second = _train(tasks, sessions, steps=3)
+    with session_scope(sessions) as s:
+        v2 = get_version(s, second)
+        assert v2.parent_id == first and v2.metrics["baseline_mean_f1"] < 0.5
+        assert not v2.metrics["distilled"] and v2.metrics["num_unlabeled"] == 0
+        ckpt = settings.data_dir / v2.checkpoint_path
+    meta = load_checkpoint(ckpt).meta
+    assert meta["init"] is not None and meta["distill"] is None and meta["n_unlabeled"] == 0
+    assert meta["lr"] == pytest.approx(default_lr(fine_tune=False))
+
+
+def test_a_time_budget_bounds_the_run(tasks, settings, sessions):
+    add_faces(sessions, settings, LABELLED, UNLABELLED)
+    job_id, version_id = _train(tasks, sessions, steps=100_000, seconds=2)
+    with session_scope(sessions) as s:
+        metrics = get_version(s, version_id).metrics
+        assert 1 <= metrics["steps"] < 100_000 and metrics["time_budget_s"] == 2
+        assert metrics["train_seconds"] < 60
+        assert get_job(s, job_id).state == JobState.succeeded
 
 
 def test_a_worse_version_is_stored_but_not_activated_and_an_older_one_can_come_back(
@@ -148,7 +186,8 @@ def test_a_rollback_during_a_run_is_not_overridden_by_its_publish(tasks, setting
     def evaluate_while_an_admin_rolls_back(*args, **kwargs):
         scores = real_evaluate(*args, **kwargs)
         calls.append(scores)
-        if len(calls) == 1:  # the new model: clearly better, and meanwhile the admin rolls back
+        if len(calls) == 2:  # 1: the active model before training; 2: the new model, clearly
+            # better, and meanwhile the admin rolls back
             with session_scope(sessions) as s:
                 activate(s, older)
             scores = {**scores, "mean_f1": 1.0}
