@@ -109,11 +109,14 @@ def test_finetune_with_distillation_from_checkpoint(trees, trained):
     out = trees / "finetuned.pt"
     run = cli("train", "--data", trees / "wild", "--out", out, "--init", trained,
               "--distill-from", trained, "--unlabeled", trees / "wild" / IMAGE_DIR,
-              "--steps", 3, "--batch-size", 2, "--threads", 1)
+              "--steps", 3, "--batch-size", 2, "--threads", 1, "--distill-weight", 0.5,
+              "--distill-confidence", 0.5, "--lovasz", 0.25)
     assert run.returncode == 0, run.stderr[-2000:]
     before, after = load_checkpoint(trained), load_checkpoint(out)
     assert after.config == before.config
     assert after.meta["distill"]["teacher"] == "checkpoint"
+    assert (after.meta["distill"]["weight"], after.meta["distill"]["confidence"]) == (0.5, 0.5)
+    assert after.meta["loss"]["lovasz_weight"] == 0.25 and "lovasz" in after.meta["final_losses"]
     assert after.meta["n_unlabeled"] == 3 and after.meta["steps"] == 3
     assert "distill" in after.meta["final_losses"]
     changed = [k for k, v in before.model.state_dict().items()
@@ -128,6 +131,9 @@ def test_errors_are_one_line(tmp_path, capsys):
     cases = [
         (["train", "--data", tmp_path / "nope", "--out", tmp_path / "x.pt", "--steps", 1], "not found"),
         (["train", "--data", tmp_path / "empty", "--out", tmp_path / "x.pt"], "not a CelebAMask-HQ tree"),
+        (["train", "--data", tmp_path, "--out", tmp_path / "x.pt", "--seconds", 0], "--seconds"),
+        (["train", "--data", tmp_path, "--out", tmp_path / "x.pt", "--distill-confidence", 2],
+         "--distill-confidence"),
         (["evaluate", "--checkpoint", tmp_path / "missing.pt", "--data", tmp_path], "not found"),
         (["predict", "--checkpoint", tmp_path / "missing.pt", "--images", tmp_path / "empty",
           "--out", tmp_path / "o"], "no images"),
