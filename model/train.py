@@ -172,13 +172,17 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
     the labelled batch and on ``unlabeled_batch`` images (default ``batch_size``) drawn from
     ``unlabeled``. ``distill_confidence``: distil only at the pixels the teacher is sure of (top
     class probability at least this) and, on labelled images, right about
-    (:func:`model.distill.trusted_pixels`); ``None`` distils every pixel. ``lr`` defaults to 2e-3 (AdamW) / 2e-2 (SGD) from scratch and a fifth of
-    that when fine-tuning from ``init``; warm-up then cosine decay by default.
+    (:func:`model.distill.trusted_pixels`); ``None`` distils every pixel. ``lr`` defaults to
+    :func:`default_lr`: 2e-3 (AdamW) / 2e-2 (SGD) from scratch and a fifth of that when
+    fine-tuning from ``init``; warm-up (a tenth of ``steps``, at most 100) then cosine decay
+    by default.
 
     ``time_budget_s``: stop after that many seconds of training (data preparation not
     counted), or after ``steps`` steps if that comes first; warm-up and decay follow the
-    clock (:func:`schedule_position`). ``on_step`` then gets the total the run is heading
-    for at its current pace, and the metadata records the steps actually made.
+    clock (:func:`schedule_position`; the warm-up then lasts ``warmup / steps`` of the
+    budget). ``on_step`` then gets the total the run is heading for at its current pace, and
+    the metadata records the steps actually made. Such a run depends on the machine's speed
+    and load, so it is not reproducible step for step; leave the budget out for that.
     """
     if steps < 1:
         raise FacetError(f"steps must be at least 1, got {steps}")
@@ -191,8 +195,9 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
                          "(--distill-from) or an EMA teacher")
     if optimizer not in ("adamw", "sgd"):
         raise FacetError(f"unknown optimizer {optimizer!r}; use adamw or sgd")
-    if time_budget_s is not None and not time_budget_s > 0:
-        raise FacetError(f"the time budget must be a positive number of seconds, got {time_budget_s}")
+    if time_budget_s is not None and not 0 < time_budget_s < math.inf:
+        raise FacetError(f"the time budget must be a positive number of seconds, "
+                         f"got {time_budget_s}")
     dev = resolve_device(device)
     seed_everything(seed)
     init_ckpt = _as_checkpoint(init, labels)
@@ -269,13 +274,15 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
             last = {k: float(v.detach()) for k, v in terms.items()}
             last["total"] = float(total.detach())
             if on_step is not None:
-                heading = done if position >= steps else _heading_for(done, steps, now, time_budget_s)
+                heading = (done if position >= steps
+                           else _heading_for(done, steps, now, time_budget_s))
                 on_step(done, heading, dict(last), images_seen / max(now, 1e-9))
     elapsed = time.perf_counter() - start
 
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     meta = {
-        "steps": done, "max_steps": steps, "time_budget_s": time_budget_s, "seed": seed, "batch_size": batch_size, "unlabeled_batch": n_unlab,
+        "steps": done, "max_steps": steps, "time_budget_s": time_budget_s, "seed": seed,
+        "batch_size": batch_size, "unlabeled_batch": n_unlab,
         "lr": base_lr, "optimizer": optimizer, "schedule": schedule, "warmup": warm,
         "weight_decay": weight_decay, "clip_norm": clip_norm, "amp": bool(amp),
         "device": str(dev), "channels_last": channels_last,
@@ -294,9 +301,9 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
 
 
 def _heading_for(done: int, steps: int, elapsed_s: float, time_budget_s: float | None) -> int:
-    """The step count a run will end with, as known after ``done`` steps (for progress bars):
-    ``steps``, or with a budget the steps that fit in it at the pace so far (``done`` once
-    the budget is spent)."""
+    """The step count a run still under way will end with, as known after ``done`` steps (for
+    progress bars): ``steps``, or with a budget the steps that fit in it at the pace so far
+    (at least one more)."""
     if time_budget_s is None:
         return steps
-    return max(done, min(steps, round(done * time_budget_s / max(elapsed_s, 1e-9))))
+    return max(done + 1, min(steps, math.ceil(done * time_budget_s / max(elapsed_s, 1e-9))))

@@ -15,9 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="CelebAMask-HQ tree with labels")
     p.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
     p.add_argument("--config", default="small", choices=("small", "paper"))
-    p.add_argument("--steps", type=int, default=2000, help="optimiser steps (at most, with --seconds)")
+    p.add_argument("--steps", type=int, default=2000,
+                   help="optimiser steps (with --seconds: at most this many)")
     p.add_argument("--seconds", type=float,
-                   help="train for this long instead (the schedule follows the clock)")
+                   help="train for this many seconds, at most --steps steps (the learning-rate "
+                        "schedule follows the clock)")
     p.add_argument("--init", type=Path, help="checkpoint to start from")
     p.add_argument("--distill-from", type=Path, help="teacher checkpoint for self-distillation")
     p.add_argument("--ema-teacher", action="store_true",
@@ -84,6 +86,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise FacetError("--distill-confidence must be between 0 and 1")
     if args.lovasz < 0 or args.distill_weight < 0:
         raise FacetError("--lovasz and --distill-weight must not be negative")
+    if args.distill_confidence is not None and not (args.distill_from or args.ema_teacher):
+        raise FacetError("--distill-confidence needs a teacher: --distill-from CKPT or "
+                         "--ema-teacher")
     if args.out.exists() and args.out.is_dir():
         raise FacetError(f"--out {args.out} is a folder; give a checkpoint file name")
     if device.type == "cpu":

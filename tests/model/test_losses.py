@@ -70,3 +70,30 @@ def test_lovasz_is_zero_for_perfect_and_positive_otherwise():
     assert lovasz_softmax(perfect, t).item() == pytest.approx(0.0, abs=1e-6)
     uniform = torch.full_like(perfect, 1.0 / C)
     assert lovasz_softmax(uniform, t).item() > 0.5
+
+
+def _lovasz_one_class_at_a_time(probs, target):
+    """Berman et al.'s Lovász-softmax written plainly, one class per loop iteration."""
+    c = probs.shape[1]
+    probs, target = probs.permute(0, 2, 3, 1).reshape(-1, c), target.reshape(-1)
+    losses = []
+    for cls in torch.unique(target).tolist():
+        fg = (target == cls).float()
+        errors, order = torch.sort((fg - probs[:, cls]).abs(), descending=True)
+        fg_sorted = fg[order]
+        jaccard = 1.0 - (fg_sorted.sum() - fg_sorted.cumsum(0)) / (
+            fg_sorted.sum() + (1.0 - fg_sorted).cumsum(0))
+        losses.append(torch.dot(errors, torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])))
+    return torch.stack(losses).mean()
+
+
+def test_batched_lovasz_equals_the_per_class_definition_in_value_and_gradient():
+    torch.manual_seed(3)
+    logits = torch.randn(2, 19, 12, 12, requires_grad=True)
+    target = torch.randint(0, 7, (2, 12, 12))      # a few classes absent, as in real batches
+    fast = lovasz_softmax(torch.softmax(logits, 1), target)
+    (grad_fast,) = torch.autograd.grad(fast, logits)
+    slow = _lovasz_one_class_at_a_time(torch.softmax(logits, 1), target)
+    (grad_slow,) = torch.autograd.grad(slow, logits)
+    assert fast.item() == pytest.approx(slow.item(), rel=1e-6)
+    assert torch.allclose(grad_fast, grad_slow, atol=1e-7)

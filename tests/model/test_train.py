@@ -96,7 +96,8 @@ def test_a_time_budget_ends_the_run_on_time_and_the_schedule_follows_the_clock(s
     made = result.meta["steps"]
     assert 1 <= made < 100_000 and result.meta["max_steps"] == 100_000
     assert seen[-1] == (made, made), "the last step reports itself as the last"
-    assert all(n < 100_000 for _, n in seen), "the reported total is the pace-based estimate"
+    # the reported totals are the pace-based estimate, not the 100 000-step cap
+    assert all(made / 3 <= n <= 3 * made for _, n in seen[len(seen) // 2:])
     # the budget is met to within one step (a step at 64 px takes well under a second here)
     assert 1.5 <= result.meta["seconds"] < 1.5 + 3 * result.meta["seconds"] / made + 1.0
     # steps come first when they run out before the clock
