@@ -6,15 +6,19 @@ must keep writing meanwhile):
 1. **start**: the job goes to ``running`` (with this process's host and pid, so a dead run can
    be told from a live one); the snapshot of labels, the validation split and the unlabelled
    images is fixed (:mod:`worker.snapshot`) and stored in the job's params.
-2. **train**: the student starts from the active model (or fresh when there is none, or when
-   the job asks ``{"fresh": true}``); supervised losses on the labels plus self-distillation
-   from the active model (the frozen teacher) on labelled and unlabelled images. GPU when
-   torch sees one. Progress rows (step, losses, rate) are written at most once per
-   ``progress_interval_s`` for the UI's curve.
-3. **checkpoint**: written atomically (temporary file + rename) as
-   ``<models dir>/job-<job id>.pt``; nothing in the database points to it yet.
-4. **evaluate**: the new model and the active one on the same validation split
-   (:func:`model.evaluate.evaluate`: mean and per-class F1).
+2. **score the active model** on the run's validation split (:func:`model.evaluate.evaluate`:
+   mean and per-class F1): the bar the new model must reach, and whether the active model is
+   good enough to teach (``FACET_DISTILL_MIN_F1``, default 0.5).
+3. **train**: the student starts from the active model (or fresh when there is none, or when
+   the job asks ``{"fresh": true}``); supervised losses on the labels, plus self-distillation
+   from the active model (the frozen teacher) on labelled and unlabelled images when it is
+   good enough to teach. A weaker active model is only the starting point, trained at the full
+   learning rate: its soft targets would pull the student down (docs/BENCHMARKS.md, "Loop").
+   GPU when torch sees one; on a CPU the run trains for ``FACET_TRAIN_SECONDS``. Progress rows
+   (step, losses, rate) are written at most once per ``progress_interval_s`` for the UI's curve.
+4. **checkpoint**: written atomically (temporary file + rename) as
+   ``<models dir>/job-<job id>.pt``; nothing in the database points to it yet; then the new
+   model is scored on the same validation split.
 5. **publish**: in one transaction, a version row is added with the metrics
    (``baseline_mean_f1`` = the active model's score on that split) and becomes active only if
    its mean F1 is no worse; otherwise it stays inactive with a note. The job is finished.
@@ -221,7 +225,8 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, KeyboardInterrupt):
         return "interrupted: the worker was stopped during the run"
     if name == "TaskTimeout":
-        return f"timed out ({err}); raise FACET_TRAIN_TIMEOUT or lower FACET_TRAIN_STEPS"
+        return (f"timed out ({err}); raise FACET_TRAIN_TIMEOUT or lower FACET_TRAIN_SECONDS / "
+                "FACET_TRAIN_STEPS")
     text = str(err).splitlines()[0] if str(err) else ""
     return text if isinstance(err, FacetError) else f"{name}: {text}"
 
@@ -271,13 +276,17 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     # good enough to teach (a weak teacher's soft targets pull the student down).
     baseline = None
     if teacher is not None:
+        with session_scope(sessions) as session:
+            set_progress(session, job_id, 0.0, "scoring the active model on the validation split")
         baseline = evaluate(Predictor(teacher.model, teacher.config, teacher.labels,
-                                      device=device, threads=options.torch_threads), val)
+                                      device=device, threads=torch.get_num_threads()), val)
+        teacher.model.to("cpu")  # train() places its own copies
     base_f1 = None if baseline is None else float(baseline["mean_f1"])
-    distill = (base_f1 is not None and base_f1 >= options.distill_min_f1
+    weak = base_f1 is not None and base_f1 < options.distill_min_f1
+    distill = (base_f1 is not None and not weak
                and (knobs["distill_weight"] is None or knobs["distill_weight"] > 0))
     lr = knobs["lr"]
-    if lr is None and init is not None and not distill:
+    if lr is None and init is not None and weak:
         lr = default_lr(fine_tune=False)  # a weak active model is a warm start, not a teacher
     with session_scope(sessions) as session:
         unlabeled = load_unlabeled(session, settings, snapshot.unlabeled) if distill else []
@@ -315,6 +324,7 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         "num_unlabeled": len(unlabeled), "steps": result.meta["steps"],
         "time_budget_s": knobs["seconds"], "distilled": distill,
         "device": device, "train_seconds": round(train_s, 2),
+        "training_loop_seconds": result.meta["seconds"],
         "total_seconds": round(time.monotonic() - started, 2),
     }
 

@@ -14,10 +14,9 @@ from db.models import JobState, ModelVersion
 from db.versions import activate, active_version, add_version, get_version, list_versions
 from model.checkpoint import load_checkpoint
 from model.errors import FacetError
-from model.train import default_lr
 from model.imageio import decode_label_png
+from model.train import default_lr
 from tests.worker.conftest import DEVICE, SIZE, add_faces, save_label
-from worker.options import DISTILL_MIN_F1
 from worker.queue import make_huey
 from worker.tasks import Tasks, register_tasks
 from worker.train import ProgressWriter, decide
@@ -81,15 +80,21 @@ def test_next_run_starts_from_the_active_model_and_distils_from_it(settings, ses
     assert meta["distill"]["teacher"] == "checkpoint" and meta["n_unlabeled"] == 3
     assert meta["lr"] == pytest.approx(default_lr(fine_tune=True)) and v2.metrics["distilled"]
 
+    _, third = _train(tasks, sessions, steps=2, distill_weight=0)  # asked not to distil: still
+    with session_scope(sessions) as s:                            # a fine-tuning of a good model
+        ckpt = settings.data_dir / get_version(s, third).checkpoint_path
+    meta = load_checkpoint(ckpt).meta
+    assert meta["distill"] is None and meta["lr"] == pytest.approx(default_lr(fine_tune=True))
 
-def test_a_weak_active_model_is_a_warm_start_not_a_teacher(tasks, settings, sessions, options):
-    assert options.distill_min_f1 == DISTILL_MIN_F1 == 0.5
+
+def test_a_weak_active_model_is_a_warm_start_not_a_teacher(settings, sessions, options):
+    tasks = _tasks_with(settings, sessions, options, distill_min_f1=1.0)  # no model is good enough
     add_faces(sessions, settings, LABELLED, UNLABELLED)
     _, first = _train(tasks, sessions, **GOOD)
     _, second = _train(tasks, sessions, steps=3)
     with session_scope(sessions) as s:
         v2 = get_version(s, second)
-        assert v2.parent_id == first and v2.metrics["baseline_mean_f1"] < 0.5
+        assert v2.parent_id == first and v2.metrics["baseline_mean_f1"] < 1.0
         assert not v2.metrics["distilled"] and v2.metrics["num_unlabeled"] == 0
         ckpt = settings.data_dir / v2.checkpoint_path
     meta = load_checkpoint(ckpt).meta
