@@ -57,7 +57,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, help="fine-tuning steps")
     p.add_argument("--seeds", type=int, help="number of seeds")
     p.add_argument("--ema", action="store_true", help="EMA teacher instead of the frozen one")
-    p.add_argument("--distill-weight", type=float, default=1.0)
+    p.add_argument("--distill-weight", default="1.0",
+                   help="weight of the KL term; several (\"1,2\") compare weights in one run")
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--confidence", type=float, default=None,
                    help="distil only where the teacher is this sure and agrees with the label")
@@ -89,17 +90,21 @@ def main() -> int:
                             unlabeled_batch=s.batch_size)
         avail = 0.85 * budget.left()
         n_runs = len(s.ks) * len(s.seeds)
+        n_sd = len(str(args.distill_weight).split(","))  # distilling runs per fine-tuning run
         s = Settings(**{**s.__dict__,
                         "teacher_steps": fit_steps(s.teacher_steps, 0.3 * avail, t_plain),
                         "finetune_steps": fit_steps(s.finetune_steps, 0.7 * avail / n_runs,
-                                                    t_plain + t_sd)})
+                                                    t_plain + n_sd * t_sd)})
         print(f"step times: plain {t_plain:.3f} s, distilling {t_sd:.3f} s -> teacher "
               f"{s.teacher_steps} steps, fine-tune {s.finetune_steps} steps", flush=True)
 
     results: dict[tuple[int, str], list[dict]] = {}
     base: dict[str, dict] | None = None
-    sd_name = "self-distill" + (" (EMA)" if args.ema else "") + (
+    weights = [float(w) for w in str(args.distill_weight).split(",")]
+    suffix = (" (EMA)" if args.ema else "") + (
         f" (trusted ≥ {args.confidence})" if args.confidence is not None else "")
+    sd_names = [f"self-distill{suffix}" + (f" w={w:g}" if len(weights) > 1 else "")
+                for w in weights]
     stopped = None
     try:
         teacher = train(studio, config, s.teacher_steps, device=device, seed=0,
@@ -111,15 +116,18 @@ def main() -> int:
               flush=True)
         ft = dict(device=device, batch_size=s.batch_size, lr=args.lr, init=teacher_ckpt,
                   num_workers=args.loader_workers)
-        sd = dict(distill_weight=args.distill_weight, temperature=args.temperature,
-                  distill_confidence=args.confidence,
-                  unlabeled=wild_unlabeled, unlabeled_batch=s.batch_size)
-        sd.update({"ema_teacher": True} if args.ema else {"teacher": teacher_ckpt})
+        methods: list[tuple[str, dict]] = [("fine-tune", {})]
+        for name, weight in zip(sd_names, weights):
+            sd = dict(distill_weight=weight, temperature=args.temperature,
+                      distill_confidence=args.confidence, unlabeled=wild_unlabeled,
+                      unlabeled_batch=s.batch_size)
+            sd.update({"ema_teacher": True} if args.ema else {"teacher": teacher_ckpt})
+            methods.append((name, sd))
         for seed in s.seeds:      # seeds outer: a run cut short still covers every K
             for k in s.ks:
                 pick = np.random.default_rng([seed, k]).choice(len(wild_pool), size=k, replace=False)
                 labelled = [wild_pool[i] for i in pick]
-                for name, extra in (("fine-tune", {}), (sd_name, sd)):
+                for name, extra in methods:
                     budget.check()
                     r = train(labelled, None, s.finetune_steps, seed=seed, **ft, **extra)
                     sc = score(r.model, r.config, r.labels, device, tests)
@@ -139,7 +147,7 @@ def main() -> int:
                                      f"{100 * base['studio']['mean_f1']:.2f}", "", 1]]
     for k in s.ks:
         plain = results.get((k, "fine-tune"), [])
-        for name in ("fine-tune", sd_name):
+        for name in ["fine-tune", *sd_names]:
             runs = results.get((k, name), [])
             if not runs:
                 continue

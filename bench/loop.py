@@ -12,8 +12,10 @@ For each queue order (``uncertainty``: the studio's annotation queue, most uncer
 
 Reported per K: the pre-annotation mean F1 on the *next* images the annotator gets (and the
 share of their pixels still to fix, ``1 - pixel accuracy``), the held-out mean F1 and pixels
-to fix, the worker's own validation F1, whether the version was activated, and the time from
-enqueueing the job to the published version. The worker is ``python app.py worker`` with the
+to fix, the worker's own validation F1, whether the version was activated, whether it was
+trained with self-distillation (the worker distils only from a good enough active model), the
+optimiser steps it made, and the time from enqueueing the job to the published version and to
+the re-scored queue. The worker is ``python app.py worker`` with the
 given FACET_* settings; this script only writes labels and jobs to the database, like the
 studio does.
 
@@ -22,6 +24,7 @@ Usage::
     python bench/loop.py [--size 256] [--train-size N] [--seconds S] [--steps N]
                          [--ks 4,8,16,32] [--orders uncertainty,random] [--pool 48]
                          [--heldout 16] [--next 8] [--wild 0.25] [--device cpu] [--threads 2]
+                         [--batch N] [--config small|paper]
 
 ``--train-size``, ``--seconds``, ``--steps`` and ``--batch`` default to the worker's own
 defaults (``worker/options.py``: on a CPU a 160-px model, batch 8, 150 s of training per run).
@@ -81,7 +84,6 @@ class Row:
     activated: bool | None = None
     to_publish_s: float | None = None
     to_scored_s: float | None = None
-    train_s: float | None = None
     steps: int | None = None
     distilled: bool | None = None
 
@@ -187,7 +189,6 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
             with session_scope(sessions) as s:
                 published = s.scalars(select(ModelVersion).where(ModelVersion.job_id == job_id)).one()
                 row.val_f1 = float(published.metrics["mean_f1"])
-                row.train_s = float(published.metrics["train_seconds"])
                 row.steps = published.metrics.get("steps")
                 row.distilled = published.metrics.get("distilled")
                 row.activated = bool(published.is_active)
@@ -256,14 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     load1 = os.getloadavg()
 
     defaults = WorkerOptions.from_env(env={})
-    device = "cuda" if args.device.startswith("cuda") else "cpu"
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     train_size = args.train_size or defaults.size_for(device) or "preset"
     seconds = defaults.seconds_for(device) if args.seconds is None else (args.seconds or None)
     steps = args.steps or defaults.steps_for(device)
+    batch = args.batch or defaults.batch_for(device)
     print(f"Synthetic faces {args.size} px ({int(100 * args.wild)} % wild), pool {args.pool}, "
           f"held-out {args.heldout}; config {args.config} at {train_size} px, "
           f"{'no time limit' if seconds is None else f'{seconds:.0f} s'} and at most {steps} "
-          f"steps x batch {args.batch or defaults.batch_for(device)} per run, device {args.device}, "
+          f"steps x batch {batch} per run, device {args.device}, "
           f"{args.threads} threads; wall time {total / 60:.1f} min; load average "
           f"{load0[0]:.1f} before, {load1[0]:.1f} after ({os.cpu_count()} CPUs).\n")
     print("| order | K labels | pre-annotation F1 on the next images | pixels to fix (next) "
