@@ -5,18 +5,19 @@ because a training run should not share a GIL with pre-annotations.
 
 At start, before any worker process exists:
 
-* every job still ``running`` in the database is marked failed ("worker stopped during the
-  run: killed or crashed"): its process is gone, or this consumer would not be starting;
-* the training lock is flushed (a SIGKILLed consumer leaves it set in the queue storage, and
-  it would block every later run);
+* a ``running`` training job whose run is gone is marked failed
+  (:func:`worker.tasks.reap_dead_runs`): its worker process on this host no longer exists, or
+  it has written no progress for 10 minutes (a run on another machine whose worker died). A
+  live run — a second consumer's, here or on another machine — is left alone;
+* the training lock is flushed when no training job is running any more (a SIGKILLed
+  consumer leaves it set in the queue storage, and it would block every later run);
 * checkpoint files a killed run left under the models dir are removed: temporary files of an
   unfinished atomic write, and ``job-<id>.pt`` of a failed job that no version points to.
 
-Assumption behind both: **one consumer runs training at a time** for a given database and
-queue. Scale out by adding consumers for embeddings and pre-annotations (they may run on other
-machines, given the same database URL, queue URL and a shared data dir) — but starting a second
-consumer while the first one trains would fail that run and release its lock. Put the training
-consumer on the GPU machine and start the others with ``FACET_RETRAIN_EVERY=0`` if that matters.
+So consumers may be added (on other machines too, given the same database URL, queue URL and
+a shared data dir): embeddings and pre-annotations spread over them, and training runs one at
+a time under the lock, on whichever consumer takes the job (task kinds are not routed to
+particular consumers).
 """
 from __future__ import annotations
 
@@ -28,24 +29,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import session_scope
-from db.jobs import fail
-from db.models import Job, JobState
-from db.models import ModelVersion
+from db.models import Job, JobState, ModelVersion
 from db.settings import Settings
 from worker.options import WorkerOptions
 
 log = logging.getLogger("facet.worker")
 
-STALE_REASON = "worker stopped during the run: killed or crashed"
-
-
 def fail_interrupted_jobs(sessions: sessionmaker[Session]) -> list[int]:
-    """Mark every ``running`` job failed with :data:`STALE_REASON`; returns their ids."""
+    """Mark failed the ``running`` training jobs whose run is gone (see the module docstring);
+    returns their ids."""
+    from worker.tasks import reap_dead_runs
+
     with session_scope(sessions) as session:
-        ids = list(session.scalars(select(Job.id).where(Job.state == JobState.running)))
-        for job_id in ids:
-            fail(session, job_id, STALE_REASON)
-    return ids
+        return reap_dead_runs(session)
 
 
 def remove_orphan_checkpoints(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
@@ -83,7 +79,7 @@ def run_consumer(settings: Settings, options: WorkerOptions) -> int:
     """Prepare (see the module docstring) and run the consumer until it is stopped; exit code."""
     from db.database import open_database
     from worker.queue import make_huey
-    from worker.tasks import TRAIN_LOCK, register_tasks
+    from worker.tasks import TRAIN_LOCK, register_tasks, running_job_count
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
@@ -94,12 +90,13 @@ def run_consumer(settings: Settings, options: WorkerOptions) -> int:
     orphans = remove_orphan_checkpoints(sessions, settings)
     if orphans:
         log.warning("removed checkpoint files of failed runs: %s", orphans)
+    training_elsewhere = running_job_count(sessions) > 0  # a live run holds the lock
     sessions.kw["bind"].dispose()  # workers fork next; each opens its own connections
 
     h = make_huey(settings)
     register_tasks(h, settings, options)
     h.on_startup("facet.die_with_parent")(_die_with_parent)
-    flushed = h.flush_locks(TRAIN_LOCK)
+    flushed = set() if training_elsewhere else h.flush_locks(TRAIN_LOCK)
     if flushed:
         log.warning("released stale locks left by a stopped consumer: %s", sorted(flushed))
     consumer = h.create_consumer(workers=options.workers, worker_type="process",

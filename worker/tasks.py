@@ -137,22 +137,38 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def reap_dead_runs(session: Session) -> list[int]:
-    """Fail ``running`` train jobs whose worker process on this host is gone; their ids.
+STALE_AFTER_S = 600.0
+"""A running train job with no progress written for this long is taken for dead. Training
+writes a progress row every second; scoring the validation split and publishing write none,
+and take seconds (minutes for a large split on a CPU)."""
 
-    Covers a worker process killed alone (OOM killer, SIGKILL) while the consumer lives on;
-    a whole consumer killed is handled at its next start (:mod:`worker.consumer`).
+
+def reap_dead_runs(session: Session, stale_after_s: float = STALE_AFTER_S) -> list[int]:
+    """Fail ``running`` train jobs whose run is gone; their ids.
+
+    Gone: the worker process it recorded on this host no longer exists (killed alone by the
+    OOM killer, or with its whole consumer), or it has written no progress (``updated_at``,
+    the heartbeat) for ``stale_after_s`` — which also covers a run on another machine whose
+    worker died. A run that is alive, here or elsewhere, is left alone, so a second consumer
+    may start while the first one trains.
     """
-    host = socket.gethostname()
-    dead = []
+    host, now = socket.gethostname(), utcnow()
+    reaped = []
     for job in session.scalars(select(Job).where(Job.kind == TRAIN_KIND,
                                                  Job.state == JobState.running)):
         params = job.params or {}
         pid = params.get("pid")
+        beat = job.updated_at or job.started_at or job.created_at
+        silent_s = (now - beat).total_seconds() if beat is not None else float("inf")
         if params.get("host") == host and isinstance(pid, int) and not pid_alive(pid):
             fail(session, job.id, f"worker process {pid} died during the run (killed or crashed)")
-            dead.append(job.id)
-    return dead
+        elif silent_s > stale_after_s:
+            fail(session, job.id, f"no progress for {silent_s / 60:.0f} min: its worker on "
+                                  f"{params.get('host') or 'an unknown host'} is gone")
+        else:
+            continue
+        reaped.append(job.id)
+    return reaped
 
 
 def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | None = None, *,

@@ -6,22 +6,38 @@ import subprocess
 from db.engine import session_scope
 from db.jobs import create_job, finish, get_job, mark_running
 from db.models import JobState
-from worker.consumer import STALE_REASON, fail_interrupted_jobs
+from worker.consumer import fail_interrupted_jobs
 from worker.tasks import reap_dead_runs
 
 
-def test_running_jobs_are_failed_with_the_reason_and_others_untouched(sessions):
+def test_at_start_only_gone_runs_are_failed_and_a_live_one_keeps_running(sessions):
+    import os
+    import socket
+    from datetime import timedelta
+
+    from db.models import Job, utcnow
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    here = socket.gethostname()
     with session_scope(sessions) as s:
         queued = create_job(s, "train").id
-        running = create_job(s, "train").id
-        mark_running(s, running)
         done = create_job(s, "train").id
         mark_running(s, done)
         finish(s, done)
-    assert fail_interrupted_jobs(sessions) == [running]
+        killed = create_job(s, "train", {"pid": dead.pid, "host": here}).id   # consumer killed
+        live = create_job(s, "train", {"pid": os.getpid(), "host": here}).id  # a 2nd consumer's
+        remote = create_job(s, "train", {"pid": 1, "host": "gpu-box"}).id     # beating elsewhere
+        silent = create_job(s, "train", {"pid": 1, "host": "gpu-box"}).id     # died elsewhere
+        for job_id in (killed, live, remote, silent):
+            mark_running(s, job_id)
+        s.get(Job, silent).updated_at = utcnow() - timedelta(minutes=11)
+    assert sorted(fail_interrupted_jobs(sessions)) == sorted([killed, silent])
     with session_scope(sessions) as s:
-        assert get_job(s, running).state == JobState.failed
-        assert get_job(s, running).error == STALE_REASON
+        assert "died during the run" in get_job(s, killed).error
+        assert "no progress for 11 min" in get_job(s, silent).error
+        assert "gpu-box" in get_job(s, silent).error
+        assert get_job(s, live).state == get_job(s, remote).state == JobState.running
         assert get_job(s, queued).state == JobState.queued
         assert get_job(s, done).state == JobState.succeeded
 
