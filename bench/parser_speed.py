@@ -140,31 +140,10 @@ def train_step_times(config: ParserConfig, device: torch.device, batch: int, ste
     return times, peak
 
 
-def main() -> int:
-    p = base_args(__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="small", choices=("small", "paper"))
-    p.add_argument("--image-size", type=int, default=512, help="side of the test images")
-    p.add_argument("--input-size", type=int, help="override the preset's network input size")
-    p.add_argument("--batch-size", type=int, default=8, help="training batch")
-    p.add_argument("--infer-batch", type=int, default=16, help="batch for images/s (CUDA)")
-    p.add_argument("--memory-child", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.tiny:
-        args.input_size, args.image_size, args.batch_size, args.infer_batch = 64, 64, 1, 2
-    device, _ = setup(args)
-    config = ParserConfig.preset(args.config, **({"input_size": args.input_size}
-                                                  if args.input_size else {}))
-    if args.memory_child:
-        print(json.dumps(memory_child(config, device, args.memory_child, args.image_size)))
-        return 0
+def measure_inference(args: argparse.Namespace, config: ParserConfig, device: torch.device,
+                      host: str, images: list[np.ndarray], reps: int, rounds: int) -> None:
+    """Latency per image of each :data:`VARIANTS` predictor, interleaved; prints a table."""
     cuda = device.type == "cuda"
-    host = describe_host(device)
-    reps, rounds, train_steps = ((1, 1, 1) if args.tiny else (5, 4, 3) if args.quick
-                                 else (5, 4, 6) if cuda else (10, 6, 10))
-
-    # 1. Inference latency per image, variants interleaved.
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 255, (args.image_size,) * 2 + (3,), dtype=np.uint8) for _ in range(4)]
     variants = list(VARIANTS)
     preds, mem = {}, {}
     for v in variants:
@@ -194,7 +173,29 @@ def main() -> int:
          args.out, {"ms": {v: t for v, t in times.items()}, "memory": mem})
     del preds
 
-    # 2. Training steps, and (CUDA) batched inference throughput.
+
+def _train_rows(batch: int, tdata: dict[str, dict]) -> list[list]:
+    fp32 = tdata.get("fp32")
+    tbase = statistics.median(fp32["seconds"]) if fp32 else None
+    rows = []
+    for name, data in tdata.items():
+        m = statistics.median(data["seconds"])
+        peak = data["cuda_peak_mb"]
+        rows.append([name, batch, f"{1000 * m:.0f}", f"{1 / m:.2f}", f"{batch / m:.1f}",
+                     f"{tbase / m:.2f}x" if tbase else "-", "-" if peak is None else f"{peak:.0f}"])
+    return rows
+
+
+def measure_training(args: argparse.Namespace, config: ParserConfig, device: torch.device,
+                     host: str, images: list[np.ndarray], train_steps: int) -> None:
+    """Training step time per variant (the table is printed again after each variant, so a
+    run stopped by its time limit still shows what it measured), then on CUDA the batched
+    inference throughput."""
+    cuda = device.type == "cuda"
+    title = (f"Training step, `{args.config}` at {config.input_size}² (random data, loss + "
+             f"backward + AdamW), {host}")
+    headers = ["variant", "batch", "ms / step", "steps / s", "images / s", "speed vs fp32",
+               "CUDA peak MB"]
     tvars = [("fp32", False, False), ("bf16 channels_last", True, True)]
     if cuda:  # the number asked for first, in case the fp32 baseline does not fit
         tvars.reverse()
@@ -207,14 +208,8 @@ def main() -> int:
             trows.append([name, args.batch_size, "out of memory", "", "", "", ""])
             continue
         tdata[name] = {"seconds": t, "cuda_peak_mb": peak}
-    fp32 = tdata.get("fp32")
-    tbase = statistics.median(fp32["seconds"]) if fp32 else None
-    for name in tdata:
-        m = statistics.median(tdata[name]["seconds"])
-        peak = tdata[name]["cuda_peak_mb"]
-        trows.append([name, args.batch_size, f"{1000 * m:.0f}", f"{1 / m:.2f}",
-                      f"{args.batch_size / m:.1f}", f"{tbase / m:.2f}x" if tbase else "-",
-                      "-" if peak is None else f"{peak:.0f}"])
+        trows = [r for r in trows if r[2] == "out of memory"] + _train_rows(args.batch_size, tdata)
+        emit(f"speed_train_{args.config}", title, table(headers, trows), args.out, tdata)
     if cuda:
         pred = make_predictor(config, device, "bf16 channels_last")
         batch = [images[i % 4] for i in range(args.infer_batch)]
@@ -229,11 +224,39 @@ def main() -> int:
         tdata["inference_images_per_s"] = ips
         trows.append([f"inference, bf16, batches of {args.infer_batch} (incl. resize in/out)",
                       "", "", "", f"{ips:.1f}", "", ""])
-    emit(f"speed_train_{args.config}",
-         f"Training step, `{args.config}` at {config.input_size}² (random data, loss + backward + "
-         f"AdamW), {host}",
-         table(["variant", "batch", "ms / step", "steps / s", "images / s", "speed vs fp32",
-                "CUDA peak MB"], trows), args.out, tdata)
+        emit(f"speed_train_{args.config}", title, table(headers, trows), args.out, tdata)
+
+
+def main() -> int:
+    p = base_args(__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="small", choices=("small", "paper"))
+    p.add_argument("--image-size", type=int, default=512, help="side of the test images")
+    p.add_argument("--input-size", type=int, help="override the preset's network input size")
+    p.add_argument("--batch-size", type=int, default=8, help="training batch")
+    p.add_argument("--infer-batch", type=int, default=16, help="batch for images/s (CUDA)")
+    p.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.tiny:
+        args.input_size, args.image_size, args.batch_size, args.infer_batch = 64, 64, 1, 2
+    device, _ = setup(args)
+    config = ParserConfig.preset(args.config, **({"input_size": args.input_size}
+                                                  if args.input_size else {}))
+    if args.memory_child:
+        print(json.dumps(memory_child(config, device, args.memory_child, args.image_size)))
+        return 0
+    cuda = device.type == "cuda"
+    host = describe_host(device)
+    reps, rounds, train_steps = ((1, 1, 1) if args.tiny else (5, 4, 3) if args.quick
+                                 else (5, 4, 6) if cuda else (10, 6, 10))
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (args.image_size,) * 2 + (3,), dtype=np.uint8) for _ in range(4)]
+    if cuda:  # on a GPU the training number is the one asked for: measure it first
+        measure_training(args, config, device, host, images, train_steps)
+        measure_inference(args, config, device, host, images, reps, rounds)
+    else:
+        measure_inference(args, config, device, host, images, reps, rounds)
+        measure_training(args, config, device, host, images, train_steps)
     return 0
 
 
