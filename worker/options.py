@@ -59,8 +59,8 @@ GPU_STEPS = 1500
 synthetic labels (docs/BENCHMARKS.md, "Loop")."""
 DISTILL_MIN_F1 = 0.5
 """The active model teaches the next one only from this validation mean F1 up: distilling from
-a weaker model pulled the CPU loop's students down (held-out F1 0.32 instead of 0.46 after 16
-labels, docs/BENCHMARKS.md, "Loop")."""
+a weaker model pulled the CPU loop's students down (held-out F1 0.31-0.33 instead of 0.49 after
+16 labels, docs/BENCHMARKS.md, "How the CPU defaults were chosen")."""
 
 
 @dataclass(frozen=True)
