@@ -57,7 +57,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, help="fine-tuning steps")
     p.add_argument("--seeds", type=int, help="number of seeds")
     p.add_argument("--ema", action="store_true", help="EMA teacher instead of the frozen one")
-    p.add_argument("--distill-weight", default="1.0",
+    p.add_argument("--distill-weight", default="2.0",
                    help="weight of the KL term; several (\"1,2\") compare weights in one run")
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--confidence", type=float, default=None,

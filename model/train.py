@@ -154,7 +154,7 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
           teacher: Source | None = None,
           unlabeled: Sequence[np.ndarray] = (), device: str | torch.device = "cpu", seed: int = 0,
           batch_size: int = 8, lr: float | None = None, on_step: OnStep | None = None,
-          distill_weight: float = 1.0, temperature: float = 2.0, ema_teacher: bool = False,
+          distill_weight: float = 2.0, temperature: float = 2.0, ema_teacher: bool = False,
           ema_decay: float = 0.99, unlabeled_batch: int | None = None,
           distill_confidence: float | None = None,
           labels: LabelSet = CELEBAMASK, loss: LossConfig | None = None,
@@ -168,7 +168,8 @@ def train(samples: Sequence[Sample], config: ParserConfig | None, steps: int, *,
     ``init``: a checkpoint (loaded, a path, or a bare model) to start from; its config and label
     set are then used (``config`` may be ``None``; a different architecture is an error). ``teacher``: a frozen
     checkpoint for self-distillation; ``ema_teacher``: distil from an EMA of the student
-    instead. With a teacher, the loss adds ``distill_weight * KL(teacher || student) * T^2`` on
+    instead. With a teacher, the loss adds ``distill_weight * KL(teacher || student) * T^2``
+    (weight 2 by default: at K = 8 it kept the original style within 1 point, 1 did not) on
     the labelled batch and on ``unlabeled_batch`` images (default ``batch_size``) drawn from
     ``unlabeled``. ``distill_confidence``: distil only at the pixels the teacher is sure of (top
     class probability at least this) and, on labelled images, right about

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema-teacher", action="store_true",
                    help="distil from a moving average of the model itself")
     p.add_argument("--unlabeled", type=Path, help="folder (or tree) of unlabelled images")
-    p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the KL term")
+    p.add_argument("--distill-weight", type=float, default=2.0,
+                   help="weight of the KL term (2: measured best, docs/BENCHMARKS.md)")
     p.add_argument("--distill-confidence", type=float,
                    help="distil only where the teacher's top class is this likely (0-1) and "
                         "agrees with the label")
