@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from model.errors import FacetError
+from core.errors import FacetError
 
 if TYPE_CHECKING:
     from db.settings import Settings
@@ -41,7 +41,7 @@ def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueu
     elsewhere with ``python app.py worker`` (same database, queue and data dir).
     """
     from worker.client import HueyTaskQueue
-    from worker.embedded import start_worker_process
+    from worker.child_process import start_worker_process
 
     if not options.no_worker:
         proc = start_worker_process(settings)

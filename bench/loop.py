@@ -59,12 +59,12 @@ from db.revisions import save_revision  # noqa: E402
 from db.settings import Settings  # noqa: E402
 from db.users import create_user  # noqa: E402
 from db.versions import active_version  # noqa: E402
-from model.imageio import decode_label_png, encode_label_png  # noqa: E402
-from model.labels import CELEBAMASK  # noqa: E402
+from core.imageio import decode_label_png, encode_label_png  # noqa: E402
+from core.labels import CELEBAMASK  # noqa: E402
 from model.metrics import ConfusionMatrix  # noqa: E402
 from model.synth import render_face  # noqa: E402
 from worker.client import HueyTaskQueue  # noqa: E402
-from worker.embedded import start_worker_process  # noqa: E402
+from worker.child_process import start_worker_process  # noqa: E402
 from worker.options import WorkerOptions  # noqa: E402
 from worker.snapshot import needs_work_ids  # noqa: E402
 

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from model.config import ParserConfig  # noqa: E402
 from model.devices import autocast  # noqa: E402
 from model.inference import Predictor  # noqa: E402
-from model.labels import CELEBAMASK  # noqa: E402
+from core.labels import CELEBAMASK  # noqa: E402
 from model.losses import LossConfig, ParsingLoss  # noqa: E402
 from model.network import build_parser  # noqa: E402
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.errors import FacetError
+from core.errors import FacetError
 
 MAX_MEMBER_BYTES = 256 * 2**20
 """Largest member accepted, uncompressed (bytes)."""

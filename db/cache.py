@@ -12,8 +12,8 @@ from db.models import Image, ModelVersion, Prediction, SamEmbedding, utcnow
 from db.revisions import require_image
 from db.settings import Settings
 from db.versions import active_version
-from model.imageio import decode_label_png, encode_label_png, resize_image, resize_labels
-from model.labels import CELEBAMASK
+from core.imageio import decode_label_png, encode_label_png, resize_image, resize_labels
+from core.labels import CELEBAMASK
 
 
 def get_prediction(session: Session, image_id: int, version_id: int) -> Prediction | None:

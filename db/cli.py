@@ -18,7 +18,7 @@ from db.engine import session_scope
 from db.settings import Settings
 from db.stats import compute_stats, format_stats
 from db.users import create_user, list_users, parse_role
-from model.errors import FacetError
+from core.errors import FacetError
 
 
 def _settings(args: argparse.Namespace) -> Settings:

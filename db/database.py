@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_session_factory
 from db.settings import Settings
-from model.errors import FacetError
+from core.errors import FacetError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

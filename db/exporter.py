@@ -40,10 +40,10 @@ from db.images import SPLITS, image_file, images_with_latest
 from db.importer import MAPPING_FILE
 from db.models import Image, Revision, RevisionState
 from db.settings import Settings
-from model.celebamask import MASK_SIZE, anno_relpath, image_relpath, merged_relpath, split_label_map
-from model.errors import FacetError
-from model.imageio import BadImageError, decode_image, decode_label_png, encode_label_png
-from model.labels import CELEBAMASK, LabelSet
+from core.celebamask import MASK_SIZE, anno_relpath, image_relpath, merged_relpath, split_label_map
+from core.errors import FacetError
+from core.imageio import BadImageError, decode_image, decode_label_png, encode_label_png
+from core.labels import CELEBAMASK, LabelSet
 
 EXPORT_STATUSES: tuple[str, ...] = ("approved", "submitted", "any")
 _WANTED: dict[str, tuple[RevisionState, ...]] = {

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, aliased
 from db.models import Image, Revision
 from db.revisions import latest_numbers
 from db.settings import Settings
-from model.errors import FacetError
-from model.imageio import BadImageError, decode_image, image_size, write_atomic
+from core.errors import FacetError
+from core.imageio import BadImageError, decode_image, image_size, write_atomic
 
 STATUSES: tuple[str, ...] = ("unlabeled", "draft", "submitted", "approved", "rejected")
 """Every value :func:`list_images` reports; ``unlabeled`` = no main-line revision."""

@@ -2,7 +2,7 @@
 
 What a path holds is found by walking it: every folder that contains ``CelebA-HQ-img`` is a
 CelebAMask-HQ tree (its images keep their id ``k`` when free, its masks become label maps,
-merged exactly as ``g_mask.py`` does, via :mod:`model.celebamask`); every other file with an
+merged exactly as ``g_mask.py`` does, via :mod:`core.celebamask`); every other file with an
 image suffix is a plain image. A tree's ``train.txt``/``val.txt``/``test.txt`` (one ``k`` a
 line) set the split, and its ``mapping.csv`` (see :mod:`db.exporter`) the source file names.
 
@@ -29,11 +29,11 @@ from db.images import SPLITS, add_image
 from db.models import Image, Origin, RevisionState
 from db.revisions import save_revision
 from db.settings import Settings
-from model.celebamask import (ANNO_DIR, IMAGE_DIR, MASK_SIZE, MERGED_DIR, TreeSample,
+from core.celebamask import (ANNO_DIR, IMAGE_DIR, MASK_SIZE, MERGED_DIR, TreeSample,
                               load_sample_labels, parse_anno_name, scan_tree)
-from model.errors import FacetError
-from model.imageio import IMAGE_SUFFIXES, BadImageError, encode_label_png
-from model.labels import CELEBAMASK, LabelSet
+from core.errors import FacetError
+from core.imageio import IMAGE_SUFFIXES, BadImageError, encode_label_png
+from core.labels import CELEBAMASK, LabelSet
 
 MAX_FILE_BYTES = 256 * 2**20
 """Largest image file read (bytes); bigger files are reported, never loaded."""

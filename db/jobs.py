@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Job, JobPoint, JobState, utcnow
-from model.errors import FacetError
+from core.errors import FacetError
 
 PENDING = (JobState.queued, JobState.running)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.models import Revision, RevisionState, Role, User
 from db.revisions import (ALL_IDS, SaveResult, latest_revision, latest_revisions,
                           save_revision)
-from model.errors import FacetError
+from core.errors import FacetError
 
 SUBMITTABLE = (RevisionState.draft, RevisionState.rejected)
 

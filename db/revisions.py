@@ -14,9 +14,9 @@ from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Image, Origin, Revision, RevisionState
-from model.errors import FacetError
-from model.imageio import decode_label_png, encode_label_png
-from model.labels import CELEBAMASK
+from core.errors import FacetError
+from core.imageio import decode_label_png, encode_label_png
+from core.labels import CELEBAMASK
 
 
 ALL_IDS = 256
@@ -106,7 +106,7 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
     """Store a label map for an image as a new revision (flushed; the caller commits).
 
     ``label_png`` must be a single-channel PNG of the image's ``label_width x label_height``
-    with ids below ``num_classes`` (else :class:`~model.imageio.BadImageError`, nothing
+    with ids below ``num_classes`` (else :class:`~core.imageio.BadImageError`, nothing
     stored). Race-free: the new row is inserted first, which takes SQLite's write lock (and
     the image row is locked on servers), and only then is the newest number read, so two
     savers from the same base cannot both win.

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from db.models import Image, ModelVersion, Revision, RevisionState
 from db.revisions import ALL_IDS, latest_revisions
 from db.versions import active_version
-from model.imageio import decode_label_png
-from model.labels import CELEBAMASK, LabelSet
+from core.imageio import decode_label_png
+from core.labels import CELEBAMASK, LabelSet
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Role, User
 from db.passwords import dummy_verify, hash_password, verify_password
-from model.errors import FacetError
+from core.errors import FacetError
 
 MAX_NAME = 64
 

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import ModelVersion
-from model.errors import FacetError
+from core.errors import FacetError
 
 
 def add_version(session: Session, checkpoint_path: str, config: dict[str, Any],

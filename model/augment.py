@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from model.labels import LabelSet
+from core.labels import LabelSet
 
 
 @dataclass(frozen=True)

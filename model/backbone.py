@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from model.errors import FacetError
+from core.errors import FacetError
 
 STAGE_CHANNELS: dict[str, tuple[int, int, int, int]] = {
     "resnet18": (64, 128, 256, 512),

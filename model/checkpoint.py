@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from model.config import ParserConfig
-from model.errors import FacetError
-from model.imageio import write_atomic
-from model.labels import LabelSet
+from core.errors import FacetError
+from core.imageio import write_atomic
+from core.labels import LabelSet
 from model.network import FaceParser, build_parser
 
 FORMAT = "facet-parser"

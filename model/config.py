@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from model.errors import FacetError
-from model.labels import CELEBAMASK, LabelSet
+from core.errors import FacetError
+from core.labels import CELEBAMASK, LabelSet
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
 PRESETS: tuple[str, ...] = ("small", "paper")

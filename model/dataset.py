@@ -1,6 +1,6 @@
 """Loading training and evaluation data from disk, and the random batch stream for training.
 
-A labelled source is a CelebAMask-HQ tree (:mod:`model.celebamask`); its images are resized to
+A labelled source is a CelebAMask-HQ tree (:mod:`core.celebamask`); its images are resized to
 the label-map size, so a pair always has matching shapes. An unlabelled source is a tree (all
 its images) or a plain folder of images.
 """
@@ -16,10 +16,10 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from model.augment import AugmentConfig, augment_pair, resize_pair
-from model.celebamask import IMAGE_DIR, is_tree, load_sample_labels, scan_tree
-from model.errors import FacetError
-from model.imageio import IMAGE_SUFFIXES, BadImageError, decode_image
-from model.labels import CELEBAMASK, LabelSet
+from core.celebamask import IMAGE_DIR, is_tree, load_sample_labels, scan_tree
+from core.errors import FacetError
+from core.imageio import IMAGE_SUFFIXES, BadImageError, decode_image
+from core.labels import CELEBAMASK, LabelSet
 
 Sample = tuple[np.ndarray, np.ndarray]
 """``(image H x W x 3 uint8, label H x W uint8)``."""

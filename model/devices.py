@@ -7,7 +7,7 @@ from typing import Iterator
 
 import torch
 
-from model.errors import FacetError
+from core.errors import FacetError
 
 
 def resolve_device(name: str | torch.device | None = None) -> torch.device:

@@ -18,8 +18,8 @@ from model.augment import resize_pair
 from model.checkpoint import load_checkpoint
 from model.config import ParserConfig
 from model.devices import autocast, default_threads, resolve_device
-from model.errors import FacetError
-from model.labels import LabelSet
+from core.errors import FacetError
+from core.labels import LabelSet
 from model.network import FaceParser
 
 LARGE_OUTPUT_PIXELS = 1 << 23

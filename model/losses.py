@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from model.edges import label_edges
-from model.labels import LabelSet
+from core.labels import LabelSet
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.labels import CELEBAMASK, LabelSet
+from core.labels import CELEBAMASK, LabelSet
 
 
 class ConfusionMatrix:

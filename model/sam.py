@@ -23,8 +23,8 @@ from segment_anything import SamPredictor, sam_model_registry
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from model.errors import FacetError
-from model.imageio import write_atomic
+from core.errors import FacetError
+from core.imageio import write_atomic
 from model.sam_types import SAM_MODEL_TYPES
 
 """The official model sizes ``--sam-model`` accepts."""

@@ -24,10 +24,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from model.celebamask import MASK_SIZE, anno_relpath, image_relpath, merged_relpath, split_label_map
-from model.errors import FacetError
-from model.imageio import encode_label_png, write_atomic
-from model.labels import CELEBAMASK, LabelSet
+from core.celebamask import MASK_SIZE, anno_relpath, image_relpath, merged_relpath, split_label_map
+from core.errors import FacetError
+from core.imageio import encode_label_png, write_atomic
+from core.labels import CELEBAMASK, LabelSet
 from model.synth_materials import label_lut
 from model.synth_render import render_photo
 from model.synth_shapes import draw_materials

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from model.labels import LabelSet
+from core.labels import LabelSet
 
 
 def register(sub: argparse._SubParsersAction) -> None:

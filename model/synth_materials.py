@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from model.labels import LabelSet
+from core.labels import LabelSet
 
 MATERIALS: tuple[tuple[str, str], ...] = (
     ("background", "background"), ("skin", "skin"), ("nose", "nose"), ("frame", "eye_g"),

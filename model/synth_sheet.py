@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.labels import LabelSet
+from core.labels import LabelSet
 from model.synth import STYLES, render_face
 
 

@@ -28,8 +28,8 @@ from model.config import ParserConfig
 from model.dataset import BatchStream, Sample
 from model.devices import amp_dtype, autocast, available_cores, resolve_device
 from model.distill import Teacher, distillation_loss, trusted_pixels
-from model.errors import FacetError
-from model.labels import CELEBAMASK, LabelSet
+from core.errors import FacetError
+from core.labels import CELEBAMASK, LabelSet
 from model.losses import LossConfig, ParsingLoss
 from model.network import FaceParser, build_parser
 

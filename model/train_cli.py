@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from model.errors import FacetError
+from core.errors import FacetError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     from model.config import ParserConfig
     from model.dataset import load_images, load_tree
     from model.devices import default_threads, resolve_device
-    from model.labels import CELEBAMASK
+    from core.labels import CELEBAMASK
     from model.losses import LossConfig
     from model.train import train
 
@@ -161,7 +161,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from model.dataset import image_files
-    from model.imageio import BadImageError, decode_image, encode_label_png, write_atomic
+    from core.imageio import BadImageError, decode_image, encode_label_png, write_atomic
     from model.inference import Predictor
 
     files = image_files(args.images)

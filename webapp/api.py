@@ -24,8 +24,8 @@ from db.models import RevisionState
 from db.review import approve, reject, submit
 from db.revisions import current_number, latest_revision
 from db.versions import activate, get_version, list_versions
-from model.errors import FacetError
-from model.imageio import BadImageError, encode_label_png
+from core.errors import FacetError
+from core.imageio import BadImageError, encode_label_png
 from model.sam import SamError
 from webapp.auth import AccessDenied, Actor
 from webapp.sam_service import NOT_CONFIGURED

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.engine import session_scope
 from db.models import Role, User
 from db.users import authenticate, count_users, get_user_by_name
-from model.errors import FacetError
+from core.errors import FacetError
 from webapp.options import is_loopback
 
 LOCAL_NAME = "local"

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction, make_tasks: TaskQueueFactory | Non
 
 def options_from_args(args: argparse.Namespace):
     """:class:`webapp.options.ServeOptions` from parsed arguments (checks the port)."""
-    from model.errors import FacetError
+    from core.errors import FacetError
     from webapp.options import ServeOptions
 
     if not 0 < args.port < 65536:

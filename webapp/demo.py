@@ -14,8 +14,8 @@ from db.images import add_image
 from db.models import Image, Origin, RevisionState
 from db.revisions import save_revision
 from db.versions import activate, add_version, list_versions
-from model.errors import FacetError
-from model.imageio import encode_label_png
+from core.errors import FacetError
+from core.imageio import encode_label_png
 from webapp.studio import Studio
 
 DEMO_SEED = 2024

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from db.settings import Settings
-from model.errors import FacetError
+from core.errors import FacetError
 from webapp.api import build_api, install_error_handlers
 from webapp.demo import fill_demo, register_parser, train_first_model
 from webapp.guards import SameOriginGuard

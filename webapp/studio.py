@@ -14,11 +14,11 @@ from db.database import open_database
 from db.jobs import create_job, fail, pending_job
 from db.engine import session_scope
 from db.settings import Settings
-from model.errors import FacetError
-from model.labels import CELEBAMASK, LabelSet
+from core.errors import FacetError
+from core.labels import CELEBAMASK, LabelSet
 from webapp.auth import Auth
 from webapp.options import ServeOptions
-from webapp.parsers import ParserService
+from webapp.predictions import ParserService
 from webapp.ports import TaskQueue
 from webapp.sam_service import SamService
 

@@ -10,9 +10,9 @@ import numpy as np
 from db.models import Origin, RevisionState
 from db.revisions import history, latest_revision, require_image, save_revision
 from db.versions import get_version
-from model.imageio import decode_label_png, encode_label_png
+from core.imageio import decode_label_png, encode_label_png
 from webapp.auth import Actor
-from webapp.parsers import VersionInfo
+from webapp.predictions import VersionInfo
 from webapp.studio import Studio
 
 
@@ -50,7 +50,7 @@ def _info(rev) -> RevisionInfo:
 
 
 def start_point(studio: Studio, image_id: int) -> StartPoint:
-    """Raises :class:`model.errors.FacetError` for an unknown image."""
+    """Raises :class:`core.errors.FacetError` for an unknown image."""
     with studio.session() as session:
         require_image(session, image_id)
         rev = latest_revision(session, image_id)
@@ -82,7 +82,7 @@ def save_labels(studio: Studio, actor: Actor, image_id: int, labels: np.ndarray 
                 comment: str | None = None) -> SaveOutcome:
     """Save a label map (array or PNG bytes) as a new revision; never loses the work.
 
-    Raises :class:`model.imageio.BadImageError` for a bad map (nothing stored) and
+    Raises :class:`core.imageio.BadImageError` for a bad map (nothing stored) and
     :class:`webapp.auth.AccessDenied` when ``actor`` may not do this.
     """
     if state not in (RevisionState.draft, RevisionState.submitted):

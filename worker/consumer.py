@@ -49,7 +49,7 @@ def remove_orphan_checkpoints(sessions: sessionmaker[Session], settings: Setting
 
     Only files this package writes are considered: ``job-<id>.pt`` (kept when a version row
     points to it or its job is not failed) and the ``.job-<id>.pt.*.tmp`` temporaries of
-    :func:`model.imageio.write_atomic`.
+    :func:`core.imageio.write_atomic`.
     """
     folder = settings.models_dir
     if not folder.is_dir():

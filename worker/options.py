@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from model.errors import FacetError
+from core.errors import FacetError
 
 CPU_STEPS = 5000
 """Most steps of a run on a CPU; the time budget (:data:`CPU_TRAIN_SECONDS`) ends it first."""

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import huey
 
 from db.settings import Settings
-from model.errors import FacetError
+from core.errors import FacetError
 
 QUEUE_NAME = "facet"
 """Huey's name for the queue (prefix of its keys and lock names)."""

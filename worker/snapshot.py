@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db.models import Image, Revision, RevisionState
 from db.revisions import latest_revisions
-from model.errors import FacetError
+from core.errors import FacetError
 
 LABELLED_STATES: tuple[RevisionState, ...] = (RevisionState.submitted, RevisionState.approved)
 MIN_VAL = 2

@@ -2,7 +2,7 @@
 
 Every task takes ids and paths, never objects, and opens its own database sessions (the
 edges, DESIGN.md). The work itself lives in small modules: :mod:`worker.infer` (pre-annotation
-and uncertainty), :mod:`worker.embed` (SAM), :mod:`worker.train` (retraining and publishing),
+and uncertainty), :mod:`worker.embed` (SAM), :mod:`worker.retraining` (retraining and publishing),
 :mod:`worker.trigger` (when to retrain by itself).
 
 =================== =========================== ===========================================
@@ -279,7 +279,7 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
     @h.task(name="facet.train", priority=0, timeout=options.train_timeout_s)
     def train(job_id: int) -> int | None:
         """Run the train job ``job_id``; returns the published version id."""
-        from worker.train import run_training
+        from worker.retraining import run_training
 
         with session_scope(res.sessions) as session:
             job = get_job(session, job_id)

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from db.models import Image
-from model.imageio import encode_label_png
+from core.imageio import encode_label_png
 
 
 

@@ -22,8 +22,8 @@ from db.importer import import_path
 from db.models import Image, Revision, RevisionState
 from db.revisions import save_revision
 from db.settings import Settings
-from model.errors import FacetError
-from model.imageio import decode_label_png, encode_label_png
+from core.errors import FacetError
+from core.imageio import decode_label_png, encode_label_png
 from tests.db.io_fixtures import G_MASK_LABELS, g_mask_read, photo_bytes, write_tree
 
 REPO = Path(__file__).resolve().parents[2]

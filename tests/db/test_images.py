@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from db.engine import session_scope
 from db.images import add_image, default_split, get_image, image_file, list_images, read_image
 from db.models import Image, Origin, Revision, RevisionState
-from model.errors import FacetError
-from model.imageio import BadImageError, encode_label_png
+from core.errors import FacetError
+from core.imageio import BadImageError, encode_label_png
 from tests.db.io_fixtures import photo_bytes, png_bytes
 
 

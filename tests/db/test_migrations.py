@@ -17,7 +17,7 @@ from db.engine import make_engine, make_session_factory, session_scope
 from db.models import (Job, JobPoint, ModelVersion, Origin, Prediction, Revision,
                        RevisionState, Role, SamEmbedding, User)
 from db.settings import Settings
-from model.errors import FacetError
+from core.errors import FacetError
 from tests.db.conftest import insert_image, label_png
 
 REPO = Path(__file__).resolve().parents[2]

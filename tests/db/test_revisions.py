@@ -10,8 +10,8 @@ from sqlalchemy import select
 from db.engine import session_scope
 from db.models import Origin, Revision, RevisionState, Role, User
 from db.revisions import history, latest_revision, restore_revision, save_revision
-from model.errors import FacetError
-from model.imageio import BadImageError, decode_label_png, encode_label_png
+from core.errors import FacetError
+from core.imageio import BadImageError, decode_label_png, encode_label_png
 from tests.db.conftest import insert_image, label_png
 
 

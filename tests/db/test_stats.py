@@ -9,8 +9,8 @@ from db.models import RevisionState
 from db.revisions import save_revision
 from db.stats import compute_stats, format_stats
 from db.versions import activate, add_version
-from model.imageio import encode_label_png
-from model.labels import CELEBAMASK
+from core.imageio import encode_label_png
+from core.labels import CELEBAMASK
 from tests.db.conftest import insert_image, label_png
 
 

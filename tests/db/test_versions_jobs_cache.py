@@ -11,8 +11,8 @@ from db.jobs import (add_point, create_job, fail, finish, job_points, latest_job
                      pending_job, running_job, set_progress)
 from db.models import JobState, ModelVersion, Prediction
 from db.versions import activate, active_version, add_version, list_versions
-from model.errors import FacetError
-from model.imageio import BadImageError, encode_label_png
+from core.errors import FacetError
+from core.imageio import BadImageError, encode_label_png
 from tests.db.conftest import insert_image, label_png
 
 

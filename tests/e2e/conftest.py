@@ -16,7 +16,7 @@ from db.revisions import save_revision
 from db.settings import Settings
 from db.users import get_user_by_name
 from db.versions import activate, add_version
-from model.imageio import encode_label_png
+from core.imageio import encode_label_png
 from tests.webapp.helpers import PASSWORDS, add_users
 from tests.webapp.live import LiveServer
 from webapp.demo import DEMO_SEED, fill_demo

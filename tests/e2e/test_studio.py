@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from db.models import Revision
-from model.imageio import decode_label_png
+from core.imageio import decode_label_png
 from tests.e2e.conftest import login, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

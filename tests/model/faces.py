@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.labels import CELEBAMASK
+from core.labels import CELEBAMASK
 
 _COLOURS = np.random.default_rng(1234).integers(30, 225, size=(CELEBAMASK.num_classes, 3))
 

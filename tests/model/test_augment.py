@@ -7,7 +7,7 @@ import numpy as np
 
 from model.edges import label_edges_np
 from model.augment import AugmentConfig, augment_pair, flip_pair
-from model.labels import CELEBAMASK
+from core.labels import CELEBAMASK
 from tests.model.faces import face_label
 
 L_EYE, R_EYE = CELEBAMASK.id("l_eye"), CELEBAMASK.id("r_eye")

@@ -7,8 +7,8 @@ import torch
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ParserConfig
-from model.errors import FacetError
-from model.labels import CELEBAMASK, LabelSet
+from core.errors import FacetError
+from core.labels import CELEBAMASK, LabelSet
 from model.network import build_parser
 
 

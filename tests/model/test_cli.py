@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.celebamask import IMAGE_DIR, MERGED_DIR
-from model.labels import CELEBAMASK
+from core.celebamask import IMAGE_DIR, MERGED_DIR
+from core.labels import CELEBAMASK
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

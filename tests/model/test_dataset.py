@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from model.augment import AugmentConfig
-from model.celebamask import IMAGE_DIR
+from core.celebamask import IMAGE_DIR
 from model.dataset import BatchStream, load_images, load_tree, load_tree_named
-from model.errors import FacetError
-from model.labels import CELEBAMASK
+from core.errors import FacetError
+from core.labels import CELEBAMASK
 from tests.model.faces import face_samples
 
 

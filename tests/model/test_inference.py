@@ -7,10 +7,10 @@ import torch
 
 from model.checkpoint import save_checkpoint
 from model.config import ParserConfig
-from model.errors import FacetError
+from core.errors import FacetError
 from model.evaluate import evaluate
 from model.inference import Predictor
-from model.labels import CELEBAMASK
+from core.labels import CELEBAMASK
 from model.metrics import ConfusionMatrix
 from model.network import build_parser
 from tests.model.faces import face_samples

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.labels import CELEBAMASK
+from core.labels import CELEBAMASK
 from model.losses import (LossConfig, ParsingLoss, balanced_edge_loss, lovasz_softmax,
                           weighted_cross_entropy)
 

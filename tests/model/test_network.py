@@ -7,8 +7,8 @@ import torch
 import torchvision
 
 from model.config import ParserConfig
-from model.errors import FacetError
-from model.labels import CELEBAMASK
+from core.errors import FacetError
+from core.labels import CELEBAMASK
 from model.losses import LossConfig, ParsingLoss
 from model.network import build_parser
 

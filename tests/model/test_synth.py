@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.celebamask import MASK_SIZE, load_sample_labels, scan_tree
-from model.errors import FacetError
-from model.labels import CELEBAMASK, LabelSet
+from core.celebamask import MASK_SIZE, load_sample_labels, scan_tree
+from core.errors import FacetError
+from core.labels import CELEBAMASK, LabelSet
 from model.synth import STYLES, face_seed, render_face, write_synth_tree
 
 REPO = Path(__file__).resolve().parents[2]

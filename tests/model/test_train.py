@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.config import ParserConfig
-from model.errors import FacetError
+from core.errors import FacetError
 from model.train import lr_factor, schedule_position, train
 from tests.model.faces import face_samples
 

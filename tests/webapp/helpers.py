@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from db.settings import Settings
 from db.users import create_user
 from db.versions import activate, add_version
-from model.labels import CELEBAMASK
+from core.labels import CELEBAMASK
 from webapp.options import ServeOptions
 from webapp.server import build_app
 from webapp.studio import Studio

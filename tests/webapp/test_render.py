@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.labels import CELEBAMASK
+from core.labels import CELEBAMASK
 from webapp.ui import render
 
 

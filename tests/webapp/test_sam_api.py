@@ -5,7 +5,7 @@ import httpx
 import numpy as np
 import pytest
 
-from model.imageio import decode_label_png
+from core.imageio import decode_label_png
 from model.sam import SamEmbedding
 from tests.model.tiny_sam import TINY_BUILDERS, write_tiny_checkpoint
 from tests.webapp.helpers import SyncTasks, app_for, auth, face_bytes, make_studio

@@ -6,7 +6,7 @@ import pytest
 
 import app as facet_app
 from db.models import ModelVersion, Revision
-from model.errors import FacetError
+from core.errors import FacetError
 from tests.webapp.helpers import add_users, app_for, face_bytes, make_studio
 from tests.webapp.live import LiveServer
 from webapp.auth import AccessDenied

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from db.models import Revision
-from model.imageio import decode_label_png
-from model.labels import CELEBAMASK
+from core.imageio import decode_label_png
+from core.labels import CELEBAMASK
 from tests.webapp.helpers import SyncTasks, make_studio, publish_version
 from webapp.demo import fill_demo
 from webapp.ui.annotate import AnnotateView
-from webapp.ui.models import ModelsView
+from webapp.ui.model_versions import ModelsView
 from webapp.ui.review import ReviewView
 
 
@@ -213,7 +213,7 @@ def test_skip_moves_on_and_keeps_the_skipped_image_out_of_next(ui):
 def test_a_training_request_the_queue_refuses_does_not_block_later_ones(tmp_path):
     from db.jobs import latest_job
     from db.models import JobState
-    from model.errors import FacetError
+    from core.errors import FacetError
 
     class DownQueue(SyncTasks):
         def enqueue_training(self, job_id: int) -> None:

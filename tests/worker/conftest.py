@@ -17,7 +17,7 @@ from db.images import add_image
 from db.models import RevisionState
 from db.revisions import latest_revision, save_revision
 from db.settings import Settings
-from model.imageio import encode_label_png
+from core.imageio import encode_label_png
 from worker.options import WorkerOptions
 from worker.queue import make_huey
 from worker.tasks import Tasks, register_tasks
@@ -127,7 +127,7 @@ def publish_untrained(sessions, settings: Settings, name: str = "v0.pt", seed: i
     """Save a randomly initialised tiny parser as a version (active by default); its id."""
     from db.versions import activate, add_version
     from model.checkpoint import save_checkpoint
-    from model.labels import CELEBAMASK
+    from core.labels import CELEBAMASK
     from model.network import build_parser
 
     torch.manual_seed(seed)

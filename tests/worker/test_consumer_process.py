@@ -17,7 +17,7 @@ from model.checkpoint import load_checkpoint
 from tests.worker.conftest import add_faces, consumer_env, face, publish_untrained, save_label, \
     wait_for
 from worker.client import HueyTaskQueue
-from worker.embedded import start_worker_process
+from worker.child_process import start_worker_process
 from worker.options import WorkerOptions
 from worker.queue import make_huey
 from worker.tasks import TRAIN_LOCK

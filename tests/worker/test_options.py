@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.errors import FacetError
+from core.errors import FacetError
 from worker.options import (CPU_BATCH, CPU_STEPS, CPU_TRAIN_SECONDS, CPU_TRAIN_SIZE,
                             GPU_STEPS, WorkerOptions)
 

@@ -5,7 +5,7 @@ import huey
 import pytest
 
 from db.settings import Settings
-from model.errors import FacetError
+from core.errors import FacetError
 from worker.options import WorkerOptions
 from worker.queue import make_huey, sqlite_queue_path
 from worker.tasks import register_tasks

@@ -13,10 +13,10 @@ import httpx
 import numpy as np
 import pytest
 
-from model.imageio import decode_label_png, encode_label_png
+from core.imageio import decode_label_png, encode_label_png
 from tests.worker.conftest import SIZE, consumer_env, face, png_bytes, publish_untrained, wait_for
 from worker.client import HueyTaskQueue
-from worker.embedded import start_worker_process
+from worker.child_process import start_worker_process
 from worker.options import WorkerOptions
 
 pytest.importorskip("webapp.server")

@@ -6,7 +6,7 @@ import pytest
 from db.engine import session_scope
 from db.models import RevisionState
 from db.review import approve
-from model.errors import FacetError
+from core.errors import FacetError
 from tests.worker.conftest import add_face, add_faces, face, save_label
 from worker.snapshot import count_labels_since, needs_work_ids, split_labels, take_snapshot, \
     labelled_rows

@@ -9,7 +9,7 @@ from db.cache import get_embedding_row, get_prediction
 from db.engine import session_scope
 from db.jobs import create_job, get_job
 from db.models import Image, JobState, Prediction, RevisionState
-from model.imageio import decode_label_png
+from core.imageio import decode_label_png
 from tests.worker.conftest import SIZE, add_face, add_faces, publish_untrained
 from worker.client import HueyTaskQueue
 from db.cache import embedding_path

@@ -13,7 +13,7 @@ import gradio as gr
 from db.annotation_queue import next_image, release
 from db.models import Image, Origin, RevisionState, utcnow
 from db.revisions import restore_revision
-from model.errors import FacetError
+from core.errors import FacetError
 from webapp.studio import Studio
 from webapp.ui import palette, render
 from webapp.ui.common import actor_of, fail, info, ok, warn

@@ -6,7 +6,7 @@ from webapp.ui import palette
 from webapp.ui.annotate import AnnotateView
 from webapp.ui.common import actor_of
 from webapp.ui.dataset import DatasetView
-from webapp.ui.models import ModelsView
+from webapp.ui.model_versions import ModelsView
 from webapp.ui.review import ReviewView
 
 OPEN_MODE_NOTICE = ("⚠ **No users exist: anyone on this machine can edit everything.** "

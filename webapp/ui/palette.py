@@ -4,7 +4,7 @@ from typing import Any
 
 import gradio as gr
 
-from model.labels import LabelSet
+from core.labels import LabelSet
 
 _LETTERS = {"mouth": "m", "u_lip": "u", "l_lip": "l", "hair": "h", "hat": "t", "ear_r": "r",
             "neck_l": "k", "neck": "n", "cloth": "c", "hand": "a", "mask": "f"}

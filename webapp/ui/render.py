@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from model.labels import LabelSet
+from core.labels import LabelSet
 
 POSITIVE = (0, 220, 0)
 NEGATIVE = (230, 0, 0)

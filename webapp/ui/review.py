@@ -10,9 +10,9 @@ import numpy as np
 from db.images import read_image
 from db.review import approve, list_submitted, reject
 from db.revisions import latest_revision, require_image
-from model.errors import FacetError
-from model.imageio import decode_label_png
-from model.imageio import resize_image
+from core.errors import FacetError
+from core.imageio import decode_label_png
+from core.imageio import resize_image
 from webapp.studio import Studio
 from webapp.ui import render
 from webapp.ui.common import actor_of, fail, info, ok

@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image as PILImage
 
-from model.errors import FacetError
+from core.errors import FacetError
 from webapp.sam_service import NOT_CONFIGURED
 from webapp.ui import render
 from webapp.ui.common import actor_of, info, ok, warn

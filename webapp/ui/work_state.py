@@ -12,7 +12,7 @@ import numpy as np
 
 from db.images import read_image
 from db.revisions import require_image
-from model.imageio import resize_image
+from core.imageio import resize_image
 from webapp.studio import Studio
 from webapp.work import StartPoint, start_point
 
@@ -52,7 +52,7 @@ class Work:
 def open_work(studio: Studio, image_id: int) -> Work:
     """Load an image's starting point (newest revision / prediction / empty) into a :class:`Work`.
 
-    Raises :class:`model.errors.FacetError` for an unknown image.
+    Raises :class:`core.errors.FacetError` for an unknown image.
     """
     start = start_point(studio, image_id)
     with studio.session() as session:

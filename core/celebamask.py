@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.imageio import BadImageError, _open_checked, read_bytes
-from model.labels import CELEBAMASK, LabelSet
+from core.imageio import BadImageError, _open_checked, read_bytes
+from core.labels import CELEBAMASK, LabelSet
 
 IMAGE_DIR = "CelebA-HQ-img"
 ANNO_DIR = "CelebAMask-HQ-mask-anno"
@@ -134,7 +134,7 @@ def load_sample_labels(sample: TreeSample, labels: LabelSet = CELEBAMASK) -> np.
     Per-class files take precedence over a merged PNG (they are the original annotation).
     Raises :class:`BadImageError` / ``ValueError`` with the offending file named.
     """
-    from model.imageio import decode_label_png
+    from core.imageio import decode_label_png
 
     if sample.anno_files:
         masks = {}

@@ -46,14 +46,14 @@ from db.jobs import add_point, fail, finish, get_job, mark_running, set_progress
 from db.models import Image, JobState, Revision
 from db.settings import Settings
 from db.versions import activate, active_version, add_version, get_version
-from model.errors import FacetError
-from model.imageio import decode_label_png
-from model.imageio import resize_image
+from core.errors import FacetError
+from core.imageio import decode_label_png
+from core.imageio import resize_image
 from worker.infer import checkpoint_file, device_for
 from worker.options import WorkerOptions
 from worker.snapshot import LabelledImage, Snapshot, take_snapshot
 
-log = logging.getLogger("facet.worker.train")
+log = logging.getLogger("facet.worker.retraining")
 
 TRAIN_SHARE = 0.9
 """Share of the job's progress bar that training steps fill; evaluation and publishing the rest."""
@@ -247,7 +247,7 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     from model.config import ParserConfig
     from model.evaluate import evaluate
     from model.inference import Predictor
-    from model.labels import CELEBAMASK
+    from core.labels import CELEBAMASK
     from model.train import default_lr, train
 
     started = time.monotonic()

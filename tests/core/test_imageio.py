@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.imageio import (BadImageError, decode_image, decode_label_png, encode_label_png,
+from core.imageio import (BadImageError, decode_image, decode_label_png, encode_label_png,
                            image_size, write_atomic)
 
 

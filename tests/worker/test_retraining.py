@@ -1,4 +1,4 @@
-"""worker/train.py through the ``facet.train`` task (immediate mode): snapshot → train → publish."""
+"""worker/retraining.py through the ``facet.train`` task (immediate mode): snapshot → train → publish."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -13,13 +13,13 @@ from db.jobs import create_job, fail, get_job, job_points, mark_running
 from db.models import JobState, ModelVersion
 from db.versions import activate, active_version, add_version, get_version, list_versions
 from model.checkpoint import load_checkpoint
-from model.errors import FacetError
-from model.imageio import decode_label_png
+from core.errors import FacetError
+from core.imageio import decode_label_png
 from model.train import default_lr
 from tests.worker.conftest import DEVICE, SIZE, add_faces, save_label
 from worker.queue import make_huey
 from worker.tasks import Tasks, register_tasks
-from worker.train import ProgressWriter, decide
+from worker.retraining import ProgressWriter, decide
 
 LABELLED = {1: "train", 2: "val", 3: "train", 4: "val", 5: "train", 6: "train"}
 UNLABELLED = [7, 8, 9]

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.celebamask import (anno_relpath, load_sample_labels, merge_class_masks,
+from core.celebamask import (anno_relpath, load_sample_labels, merge_class_masks,
                               merged_relpath, parse_anno_name, scan_tree, split_label_map)
-from model.labels import CELEBAMASK
+from core.labels import CELEBAMASK
 
 
 def test_paths_use_folder_of_2000_and_five_digits():

@@ -5,7 +5,7 @@ import gradio as gr
 from db.jobs import job_points, latest_job
 from db.models import JobState
 from db.versions import activate, get_version, list_versions
-from model.errors import FacetError
+from core.errors import FacetError
 from webapp.studio import NoWorkerError, Studio, TrainingPendingError
 from webapp.ui import charts
 from webapp.ui.common import actor_of, fail, info, ok, warn

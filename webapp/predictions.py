@@ -19,8 +19,8 @@ from db.models import ModelVersion
 from db.revisions import require_image
 from db.settings import Settings
 from db.versions import active_version
-from model.imageio import decode_label_png
-from model.labels import LabelSet
+from core.imageio import decode_label_png
+from core.labels import LabelSet
 
 
 @dataclass(frozen=True)

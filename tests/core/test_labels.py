@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model.labels import BISENET_ORDER, CELEBAMASK, FARL_ORDER, LabelSet
+from core.labels import BISENET_ORDER, CELEBAMASK, FARL_ORDER, LabelSet
 
 
 def test_canonical_ids_follow_g_mask_order():

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from model.errors import FacetError
+from core.errors import FacetError
 
 MAX_PIXELS = 40_000_000
 """Largest image accepted, in pixels (a 6000 x 6000 photo fits; bombs do not)."""
