@@ -88,3 +88,23 @@ def store_prediction(session: Session, settings: Settings, predictor, image: Ima
         image.priority, image.scored_by_id = float(score), version.id
     session.flush()
     return label
+
+
+def has_embedding(session: Session, settings: Settings, image_id: int, model_key: str) -> bool:
+    """True when a row for (image, SAM model) exists and its file is on disk."""
+    row = get_embedding_row(session, image_id, model_key)
+    return row is not None and (settings.data_dir / row.path).is_file()
+
+
+def store_embedding(session: Session, settings: Settings, sam, image: Image) -> Path:
+    """Compute the SAM embedding of ``image`` with ``sam`` (a ``model.sam.SamModel``: ``key``
+    and ``compute_embedding(H x W x 3 uint8) -> SamEmbedding`` with ``save(path)``), write its
+    file and record it; returns the file path. The web process and the worker both call this.
+
+    The file is complete before its row exists, so a reader never finds a row without its
+    file. Flushes; the caller commits.
+    """
+    path = embedding_path(settings, sam.key, image.id)
+    sam.compute_embedding(read_image(settings, image)).save(path)
+    put_embedding_row(session, image.id, sam.key, path.relative_to(settings.data_dir).as_posix())
+    return path
