@@ -14,6 +14,16 @@ from db.models import Job, JobPoint, JobState, utcnow
 from core.errors import FacetError
 
 PENDING = (JobState.queued, JobState.running)
+TRAIN_KIND = "train"
+"""The kind of a retraining run's job row (the web side creates it, the worker runs it)."""
+
+
+class TrainingPendingError(FacetError):
+    """A training job is already queued or running (training runs one at a time)."""
+
+    def __init__(self, job_id: int, state: str) -> None:
+        super().__init__(f"training job {job_id} is already {state}")
+        self.job_id = job_id
 
 
 def create_job(session: Session, kind: str, params: dict[str, Any] | None = None,
@@ -26,6 +36,16 @@ def create_job(session: Session, kind: str, params: dict[str, Any] | None = None
     session.add(job)
     session.flush()
     return job
+
+
+def create_training_job(session: Session, params: dict[str, Any] | None = None,
+                        created_by_id: int | None = None) -> Job:
+    """A new queued :data:`TRAIN_KIND` job: the one place that keeps training to one run at
+    a time. Raises :class:`TrainingPendingError` when one is already queued or running."""
+    pending = pending_job(session, TRAIN_KIND)
+    if pending is not None:
+        raise TrainingPendingError(pending.id, pending.state.value)
+    return create_job(session, TRAIN_KIND, params, created_by_id)
 
 
 def get_job(session: Session, job_id: int) -> Job:
