@@ -1,12 +1,12 @@
-"""The REST API of DESIGN.md under ``/api``, beside the UI, with the same users (HTTP Basic).
+"""The REST API under ``/api`` (docs/ARCHITECTURE.md, "REST"), beside the UI, with the same
+users (HTTP Basic).
 
-Label maps travel as single-channel PNGs at the image's label size; a save names the revision
-it started from in ``If-Match`` (absent = "there was none") and gets 409 when that is stale.
-
-No ``from __future__ import annotations`` here: FastAPI must see the real ``Annotated``
-dependency types of the routes defined inside :func:`build_api`.
+Each route is an adapter: parse the request, call a use case of :mod:`webapp.actions` (or a
+read-only query), render the answer. The studio comes from ``request.app.state.studio``
+(:func:`webapp.server.build_app` puts it there). Label maps travel as single-channel PNGs at
+the image's label size; a save names the revision it started from in ``If-Match`` (absent =
+"there was none") and gets 409 when that is stale.
 """
-
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,19 +18,19 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from db.exporter import export_dataset
-from db.images import STATUSES, add_image, get_image, image_file, list_images
-from db.models import RevisionState
-from db.review import approve, reject, submit
-from db.revisions import current_number, latest_revision
-from db.versions import activate, get_version, list_versions
 from core.errors import FacetError
 from core.imageio import BadImageError, encode_label_png
+from db.exporter import export_dataset
+from db.images import STATUSES, image_file, list_images
+from db.models import RevisionState
+from db.revisions import latest_revision
+from db.versions import list_versions
 from model.sam import SamError
+from webapp import actions
+from webapp.actions import ANY_REVISION, NoWorkerError, NotFound, TrainingPendingError, image_in
 from webapp.auth import AccessDenied, Actor
 from webapp.sam_service import NOT_CONFIGURED
-from webapp.studio import NoWorkerError, Studio, TrainingPendingError
-from webapp.work import save_labels
+from webapp.studio import Studio
 
 MAX_UPLOAD_BYTES = 64 * 2**20
 PNG = "image/png"
@@ -45,21 +45,31 @@ class SamPrompt(BaseModel):
     box: list[float] | None = None
 
 
-class Decision(BaseModel):
+class Comment(BaseModel):
     comment: str | None = None
+
+
+def studio_of(request: Request) -> Studio:
+    return request.app.state.studio
+
+
+def actor_of(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    client = request.client.host if request.client else None
+    return studio_of(request).auth.from_basic(authorization, client)
+
+
+StudioDep = Annotated[Studio, Depends(studio_of)]
+Who = Annotated[Actor, Depends(actor_of)]
+router = APIRouter(prefix="/api")
 
 
 def _etag(number: int) -> str:
     return f'"{number}"'
 
 
-ANY_REVISION = "*"
-"""``If-Match: *``: save over whatever revision is current (no conflict check)."""
-
-
-def _parse_if_match(value: str | None) -> int | str | None:
-    """``If-Match: "3"`` (or ``3``) → 3; ``*`` → :data:`ANY_REVISION`; absent → None;
-    anything else → 422."""
+def parse_if_match(value: str | None) -> int | str | None:
+    """``If-Match: "3"`` (or ``3``) → 3; ``*`` → :data:`webapp.actions.ANY_REVISION`; absent →
+    None; anything else → 422."""
     if value is None or not value.strip():
         return None
     if value.strip() == ANY_REVISION:
@@ -70,204 +80,169 @@ def _parse_if_match(value: str | None) -> int | str | None:
     return int(raw)
 
 
-def build_api(studio: Studio) -> APIRouter:
-    """All ``/api`` routes over ``studio``."""
-    router = APIRouter(prefix="/api")
+def _comment(body: Comment | None) -> str | None:
+    return body.comment if body else None
 
-    def actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
-        client = request.client.host if request.client else None
-        return studio.auth.from_basic(authorization, client)
 
-    Who = Annotated[Actor, Depends(actor)]
+@router.get("/health")
+def health(studio: StudioDep) -> dict:
+    active = studio.predictions.active()
+    return {"status": "ok", "model_version": active.id if active else None,
+            "sam": studio.sam.model.key if studio.sam else None,
+            "worker": studio.tasks is not None}
 
-    def image_or_404(session, image_id: int):
-        image = get_image(session, image_id)
-        if image is None:
-            raise HTTPException(404, f"no image with id {image_id}")
-        return image
 
-    @router.get("/health")
-    def health() -> dict:
-        active = studio.parsers.active()
-        return {"status": "ok", "model_version": active.id if active else None,
-                "sam": studio.sam.model.key if studio.sam else None,
-                "worker": studio.tasks is not None}
+@router.get("/images")
+def images(studio: StudioDep, who: Who, status: str | None = None) -> list[dict]:
+    who.require("view")
+    if status is not None and status not in STATUSES:
+        raise HTTPException(422, f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+    with studio.session() as session:
+        return [{"id": s.image.id, "filename": s.image.source_name, "width": s.image.width,
+                 "height": s.image.height, "label_width": s.image.label_width,
+                 "label_height": s.image.label_height, "status": s.status,
+                 "revision": s.revision} for s in list_images(session, status)]
 
-    @router.get("/images")
-    def images(who: Who, status: str | None = None) -> list[dict]:
-        who.require("view")
-        if status is not None and status not in STATUSES:
-            raise HTTPException(422, f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+
+@router.post("/images", status_code=201)
+async def upload(studio: StudioDep, who: Who, response: Response,
+                 file: UploadFile = File(...)) -> dict:
+    who.require("upload")
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, f"file larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+    name = Path(file.filename or "upload").name
+    # decoding and the database write run off the event loop
+    added = await run_in_threadpool(actions.add_image, studio, who, data, name)
+    if not added.created:
+        response.status_code = 200
+    return {"id": added.id, "filename": added.filename, "width": added.width,
+            "height": added.height, "created": added.created}
+
+
+@router.get("/images/{image_id}/image")
+def original(image_id: int, studio: StudioDep, who: Who) -> FileResponse:
+    who.require("view")
+    with studio.session() as session:
+        path = image_file(studio.settings, image_in(session, image_id))
+    return FileResponse(path, media_type=_MEDIA.get(path.suffix.lower(), "application/octet-stream"))
+
+
+@router.get("/images/{image_id}/annotation")
+def annotation(image_id: int, studio: StudioDep, who: Who) -> Response:
+    who.require("view")
+    with studio.session() as session:
+        image_in(session, image_id)
+        rev = latest_revision(session, image_id)
+        if rev is None:
+            raise HTTPException(404, f"image {image_id} has no annotation yet")
+        return Response(rev.label_png, media_type=PNG,
+                        headers={"ETag": _etag(rev.revision), "X-Revision-State": rev.state.value})
+
+
+@router.put("/images/{image_id}/annotation")
+async def put_annotation(image_id: int, request: Request, studio: StudioDep, who: Who,
+                         if_match: Annotated[str | None, Header()] = None,
+                         state: Annotated[str, Query(pattern="^(draft|submitted)$")] = "draft",
+                         ) -> JSONResponse:
+    who.require("annotate")
+    base = parse_if_match(if_match)
+    body = await request.body()
+    outcome = await run_in_threadpool(actions.save_labels, studio, who, image_id, body, base,
+                                      RevisionState(state))
+    if outcome.conflict:
+        return JSONResponse(status_code=409, content={
+            "detail": f"stale revision: you started from {base if base is not None else 'none'}, "
+                      f"the image is now at revision {outcome.current}; your label map was "
+                      f"kept as draft {outcome.row_id}",
+            "current_revision": outcome.current, "kept_draft_id": outcome.row_id})
+    return JSONResponse({"revision": outcome.number}, headers={"ETag": _etag(outcome.number)})
+
+
+@router.post("/images/{image_id}/submit")
+def submit_route(image_id: int, studio: StudioDep, who: Who, body: Comment | None = None) -> dict:
+    decision = actions.submit_labels(studio, who, image_id, _comment(body))
+    return {"revision": decision.revision, "state": decision.state}
+
+
+@router.post("/images/{image_id}/approve")
+def approve_route(image_id: int, studio: StudioDep, who: Who, body: Comment | None = None) -> dict:
+    decision = actions.decide(studio, who, image_id, True, _comment(body))
+    return {"revision": decision.revision, "state": decision.state}
+
+
+@router.post("/images/{image_id}/reject")
+def reject_route(image_id: int, studio: StudioDep, who: Who, body: Comment | None = None) -> dict:
+    decision = actions.decide(studio, who, image_id, False, _comment(body))
+    return {"revision": decision.revision, "state": decision.state}
+
+
+@router.get("/images/{image_id}/prediction")
+def prediction(image_id: int, studio: StudioDep, who: Who) -> Response:
+    who.require("view")
+    with studio.session() as session:
+        pred = studio.predictions.prediction_in(session, image_in(session, image_id))
+    headers = {"X-Model-Version": str(pred.version.id) if pred.version else "none",
+               "X-Prediction": "cached" if not pred.computed else "computed"}
+    if pred.version is None:
+        headers["X-Note"] = "no model yet: an empty (all background) map"
+    return Response(encode_label_png(pred.labels), media_type=PNG, headers=headers)
+
+
+@router.post("/images/{image_id}/sam")
+def sam(image_id: int, prompt: SamPrompt, studio: StudioDep, who: Who) -> Response:
+    who.require("annotate")
+    if studio.sam is None:
+        raise HTTPException(503, NOT_CONFIGURED)
+    with studio.session() as session:
+        image_in(session, image_id)
+    mask, score = studio.sam.mask(image_id, prompt.points, prompt.box)
+    png = encode_label_png(mask.astype("uint8") * 255)
+    return Response(png, media_type=PNG, headers={"X-Sam-Score": f"{score:.4f}"})
+
+
+@router.post("/train")
+def train(studio: StudioDep, who: Who) -> JSONResponse:
+    try:
+        job_id = actions.queue_training(studio, who, "api")
+    except NoWorkerError as err:
+        raise HTTPException(503, str(err)) from None
+    except TrainingPendingError as err:
+        return JSONResponse(status_code=409, content={"detail": str(err), "job": err.job_id})
+    return JSONResponse(status_code=202, content={"job": job_id})
+
+
+@router.get("/models")
+def models(studio: StudioDep, who: Who) -> list[dict]:
+    who.require("view")
+    with studio.session() as session:
+        return [{"id": v.id, "active": v.is_active, "metrics": v.metrics, "num_labels": v.num_labels,
+                 "parent_id": v.parent_id, "job_id": v.job_id, "note": v.note,
+                 "created_at": v.created_at.isoformat()} for v in list_versions(session)]
+
+
+@router.post("/models/{version_id}/activate")
+def activate_route(version_id: int, studio: StudioDep, who: Who) -> dict:
+    actions.activate_version(studio, who, version_id)
+    return {"active": version_id}
+
+
+@router.get("/export")
+def export(studio: StudioDep, who: Who,
+           status: Annotated[str, Query(pattern="^(approved|submitted|any)$")] = "approved",
+           ) -> FileResponse:
+    who.require("export")
+    tmp = Path(tempfile.mkdtemp(prefix="facet-export-"))
+    try:
         with studio.session() as session:
-            return [{"id": s.image.id, "filename": s.image.source_name, "width": s.image.width,
-                     "height": s.image.height, "label_width": s.image.label_width,
-                     "label_height": s.image.label_height, "status": s.status,
-                     "revision": s.revision} for s in list_images(session, status)]
-
-    @router.post("/images", status_code=201)
-    async def upload(who: Who, response: Response, file: UploadFile = File(...)) -> dict:
-        who.require("upload")
-        data = await file.read(MAX_UPLOAD_BYTES + 1)
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise HTTPException(413, f"file larger than {MAX_UPLOAD_BYTES // 2**20} MB")
-        name = Path(file.filename or "upload").name
-
-        def store() -> tuple[dict, bool]:   # decoding and the DB write run off the event loop
-            with studio.session() as session:
-                result = add_image(session, studio.settings, data, name)
-                image = result.image
-                return ({"id": image.id, "filename": image.source_name, "width": image.width,
-                         "height": image.height, "created": result.created}, result.created)
-
-        body, created = await run_in_threadpool(store)
-        if not created:
-            response.status_code = 200
-        elif studio.tasks is not None:
-            studio.tasks.enqueue_prediction(body["id"])
-            studio.tasks.enqueue_embedding(body["id"])
-        return body
-
-    @router.get("/images/{image_id}/image")
-    def original(image_id: int, who: Who) -> FileResponse:
-        who.require("view")
-        with studio.session() as session:
-            path = image_file(studio.settings, image_or_404(session, image_id))
-        return FileResponse(path, media_type=_MEDIA.get(path.suffix.lower(), "application/octet-stream"))
-
-    @router.get("/images/{image_id}/annotation")
-    def annotation(image_id: int, who: Who) -> Response:
-        who.require("view")
-        with studio.session() as session:
-            image_or_404(session, image_id)
-            rev = latest_revision(session, image_id)
-            if rev is None:
-                raise HTTPException(404, f"image {image_id} has no annotation yet")
-            return Response(rev.label_png, media_type=PNG,
-                            headers={"ETag": _etag(rev.revision), "X-Revision-State": rev.state.value})
-
-    @router.put("/images/{image_id}/annotation")
-    async def put_annotation(image_id: int, request: Request, who: Who,
-                             if_match: Annotated[str | None, Header()] = None,
-                             state: Annotated[str, Query(pattern="^(draft|submitted)$")] = "draft",
-                             ) -> JSONResponse:
-        who.require("annotate")
-        base = _parse_if_match(if_match)
-        body = await request.body()
-
-        def store():   # the DB write runs off the event loop
-            with studio.session() as session:
-                image_or_404(session, image_id)
-                start = current_number(session, image_id) if base == ANY_REVISION else base
-            return save_labels(studio, who, image_id, body, start, RevisionState(state))
-
-        outcome = await run_in_threadpool(store)
-        if outcome.conflict:
-            return JSONResponse(status_code=409, content={
-                "detail": f"stale revision: you started from {base if base is not None else 'none'}, "
-                          f"the image is now at revision {outcome.current}; your label map was "
-                          f"kept as draft {outcome.row_id}",
-                "current_revision": outcome.current, "kept_draft_id": outcome.row_id})
-        return JSONResponse({"revision": outcome.number}, headers={"ETag": _etag(outcome.number)})
-
-    @router.post("/images/{image_id}/submit")
-    def submit_route(image_id: int, who: Who, decision: Decision | None = None) -> dict:
-        who.require("annotate")
-        with studio.session() as session:
-            image_or_404(session, image_id)
-            rev = submit(session, image_id, who.user_id, decision.comment if decision else None)
-            number = rev.revision
-        if studio.tasks is not None:
-            studio.tasks.label_saved(image_id)
-        return {"revision": number, "state": "submitted"}
-
-    def decide(image_id: int, who: Actor, decision: Decision | None, ok: bool) -> dict:
-        who.require("review")
-        with studio.session() as session:
-            image_or_404(session, image_id)
-            comment = decision.comment if decision else None
-            rev = (approve if ok else reject)(session, image_id, who.user_id, comment)
-            number, state = rev.revision, rev.state.value
-        if ok and studio.tasks is not None:
-            studio.tasks.label_saved(image_id)
-        return {"revision": number, "state": state}
-
-    @router.post("/images/{image_id}/approve")
-    def approve_route(image_id: int, who: Who, decision: Decision | None = None) -> dict:
-        return decide(image_id, who, decision, True)
-
-    @router.post("/images/{image_id}/reject")
-    def reject_route(image_id: int, who: Who, decision: Decision | None = None) -> dict:
-        return decide(image_id, who, decision, False)
-
-    @router.get("/images/{image_id}/prediction")
-    def prediction(image_id: int, who: Who) -> Response:
-        who.require("view")
-        with studio.session() as session:
-            image_or_404(session, image_id)
-        pred = studio.parsers.prediction(image_id)
-        return Response(encode_label_png(pred.labels), media_type=PNG, headers={
-            "X-Model-Version": str(pred.version.id) if pred.version else "none",
-            "X-Prediction": "cached" if not pred.computed else "computed"} | (
-            {} if pred.version else {"X-Note": "no model yet: an empty (all background) map"}))
-
-    @router.post("/images/{image_id}/sam")
-    def sam(image_id: int, prompt: SamPrompt, who: Who) -> Response:
-        who.require("annotate")
-        if studio.sam is None:
-            raise HTTPException(503, NOT_CONFIGURED)
-        with studio.session() as session:
-            image_or_404(session, image_id)
-        mask, score = studio.sam.mask(image_id, prompt.points, prompt.box)
-        png = encode_label_png(mask.astype("uint8") * 255)
-        return Response(png, media_type=PNG, headers={"X-Sam-Score": f"{score:.4f}"})
-
-    @router.post("/train")
-    def train(who: Who) -> JSONResponse:
-        who.require("train")
-        try:
-            job_id = studio.queue_training(who.user_id, "api")
-        except NoWorkerError as err:
-            raise HTTPException(503, str(err)) from None
-        except TrainingPendingError as err:
-            return JSONResponse(status_code=409, content={"detail": str(err), "job": err.job_id})
-        return JSONResponse(status_code=202, content={"job": job_id})
-
-    @router.get("/models")
-    def models(who: Who) -> list[dict]:
-        who.require("view")
-        with studio.session() as session:
-            return [{"id": v.id, "active": v.is_active, "metrics": v.metrics, "num_labels": v.num_labels,
-                     "parent_id": v.parent_id, "job_id": v.job_id, "note": v.note,
-                     "created_at": v.created_at.isoformat()} for v in list_versions(session)]
-
-    @router.post("/models/{version_id}/activate")
-    def activate_route(version_id: int, who: Who) -> dict:
-        who.require("activate")
-        with studio.session() as session:
-            if get_version(session, version_id) is None:
-                raise HTTPException(404, f"no model version with id {version_id}")
-            activate(session, version_id)
-        if studio.tasks is not None:
-            studio.tasks.enqueue_scoring(version_id)
-        return {"active": version_id}
-
-    @router.get("/export")
-    def export(who: Who, status: Annotated[str, Query(pattern="^(approved|submitted|any)$")] = "approved",
-               ) -> FileResponse:
-        who.require("export")
-        tmp = Path(tempfile.mkdtemp(prefix="facet-export-"))
-        try:
-            with studio.session() as session:
-                export_dataset(session, studio.settings, tmp / "celebamask-hq.zip", status=status,
-                               as_zip=True, labels=studio.labels)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return FileResponse(tmp / "celebamask-hq.zip", media_type="application/zip",
-                            filename="celebamask-hq.zip",
-                            background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
-
-    return router
+            export_dataset(session, studio.settings, tmp / "celebamask-hq.zip", status=status,
+                           as_zip=True, labels=studio.labels)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return FileResponse(tmp / "celebamask-hq.zip", media_type="application/zip",
+                        filename="celebamask-hq.zip",
+                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
 
 
 def install_error_handlers(app) -> None:
@@ -281,6 +256,7 @@ def install_error_handlers(app) -> None:
         return handle
 
     app.add_exception_handler(AccessDenied, handler(lambda e: e.status))
+    app.add_exception_handler(NotFound, handler(lambda e: 404))
     app.add_exception_handler(BadImageError, handler(lambda e: 422))
     app.add_exception_handler(SamError, handler(lambda e: 422))
     # Other FacetErrors on these routes are state conflicts: approving what is not submitted,
@@ -288,4 +264,4 @@ def install_error_handlers(app) -> None:
     app.add_exception_handler(FacetError, handler(lambda e: 409))
 
 
-__all__ = ["build_api", "install_error_handlers"]
+__all__ = ["install_error_handlers", "router"]

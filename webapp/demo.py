@@ -10,12 +10,11 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from db.images import add_image
-from db.models import Image, Origin, RevisionState
-from db.revisions import save_revision
-from db.versions import activate, add_version, list_versions
+from db.models import Image
+from db.versions import add_version, list_versions
 from core.errors import FacetError
-from core.imageio import encode_label_png
+from webapp.actions import (NoWorkerError, TrainingPendingError, activate_version, add_image,
+                             queue_training)
 from webapp.studio import Studio
 
 DEMO_SEED = 2024
@@ -44,30 +43,20 @@ def fill_demo(studio: Studio, count: int, size: int = 512, labelled_fraction: fl
     labelled = int(count * labelled_fraction)
     for k in range(count):
         image, labels = render_face(face_seed(DEMO_SEED, k), size, labels=studio.labels)
-        with studio.session() as session:
-            result = add_image(session, studio.settings, _jpeg(image), f"demo_{k:04d}.jpg")
-            if k < labelled and result.created:
-                save_revision(session, result.image.id, encode_label_png(labels), None, None,
-                              state=RevisionState.approved, origin=Origin.imported,
-                              comment="demo: synthetic ground truth",
-                              num_classes=studio.labels.num_classes)
-            image_id = result.image.id
-        if studio.tasks is not None:
-            studio.tasks.enqueue_prediction(image_id)
-            studio.tasks.enqueue_embedding(image_id)
+        add_image(studio, None, _jpeg(image), f"demo_{k:04d}.jpg",
+                  ground_truth=labels if k < labelled else None,
+                  comment="demo: synthetic ground truth")
     return count
 
 
 def train_first_model(studio: Studio) -> str:
     """Queue a training run when the database has labels but no model yet (the demo's first
     pre-annotations); returns a one-line report."""
-    from webapp.studio import NoWorkerError, TrainingPendingError
-
     with studio.session() as session:
         if list_versions(session):
             return "demo: a model already exists; no training queued"
     try:
-        job_id = studio.queue_training(None, "demo")
+        job_id = queue_training(studio, None, "demo")
     except NoWorkerError:
         return "demo: no worker, so no first model; press 'train now' once a worker runs"
     except TrainingPendingError as err:
@@ -109,8 +98,6 @@ def register_parser(studio: Studio, checkpoint: Path) -> str:
                               ckpt.config.to_dict(), metrics,
                               num_labels=int(meta.get("n_labelled") or 0),
                               note="from serve --parser-checkpoint")
-        activate(session, version.id)
         version_id = version.id
-    if studio.tasks is not None:
-        studio.tasks.enqueue_scoring(version_id)
+    activate_version(studio, None, version_id)
     return f"parser: registered {given} as model v{version_id} and activated it"

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.cache import embedding_path, get_embedding_row, put_embedding_row
+from db.cache import get_embedding_row, has_embedding, store_embedding
 from db.engine import session_scope
-from db.images import read_image
 from db.revisions import require_image
 from db.settings import Settings
 from model.sam import SamEmbedding, SamError, SamModel
@@ -43,6 +42,15 @@ class SamService:
                                          builders=options.sam_builders)
         return cls(settings, sessions, model)
 
+    def ready_in(self, session: Session, image_id: int) -> bool:
+        """Whether the embedding of an image is cached (row and file), in the caller's session."""
+        return has_embedding(session, self.settings, image_id, self.model.key)
+
+    def ready(self, image_id: int) -> bool:
+        """Whether the embedding of an image is cached (row and file)."""
+        with session_scope(self.sessions) as session:
+            return self.ready_in(session, image_id)
+
     def cached(self, image_id: int) -> SamEmbedding | None:
         """The stored embedding of an image, or ``None`` when it has not been computed."""
         with session_scope(self.sessions) as session:
@@ -62,14 +70,9 @@ class SamService:
             if emb is not None:
                 return emb, False
             with session_scope(self.sessions) as session:
-                image = require_image(session, image_id)
-                pixels = read_image(self.settings, image)
-                emb = self.model.compute_embedding(pixels)
-                path = embedding_path(self.settings, self.model.key, image_id)
-                emb.save(path)
-                put_embedding_row(session, image_id, self.model.key,
-                                  path.relative_to(self.settings.data_dir).as_posix())
-            return emb, True
+                path = store_embedding(session, self.settings, self.model,
+                                       require_image(session, image_id))
+            return SamEmbedding.load(path), True
 
     def mask(self, image_id: int, points: Sequence[Sequence[float]],
              box: Sequence[float] | None) -> tuple[np.ndarray, float]:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from db.settings import Settings
 from core.errors import FacetError
-from webapp.api import build_api, install_error_handlers
+from webapp.api import install_error_handlers, router
 from webapp.demo import fill_demo, register_parser, train_first_model
 from webapp.guards import SameOriginGuard
 from webapp.options import ServeOptions, is_loopback
@@ -51,7 +51,7 @@ def build_app(studio: Studio) -> FastAPI:
     app.state.studio = studio
     app.add_middleware(SameOriginGuard, open_mode=studio.auth.open_mode)
     install_error_handlers(app)
-    app.include_router(build_api(studio))
+    app.include_router(router)
     auth = None if studio.auth.open_mode() else studio.auth.gradio_login
     blocks = build_blocks(studio)
     blocks.queue(default_concurrency_limit=4)

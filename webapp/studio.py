@@ -1,4 +1,5 @@
-"""The studio's services, built once per server and handed to the API routes and UI views.
+"""The studio's services, built once per server and handed to the use cases
+(:mod:`webapp.actions`), the API routes and the UI views.
 
 Nothing here is per user: per-user state lives in ``gr.State`` (UI) or the request (API).
 """
@@ -10,16 +11,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.labels import CELEBAMASK, LabelSet
 from db.database import open_database
-from db.jobs import create_job, fail, pending_job
 from db.engine import session_scope
 from db.settings import Settings
-from core.errors import FacetError
-from core.labels import CELEBAMASK, LabelSet
 from webapp.auth import Auth
 from webapp.options import ServeOptions
-from webapp.predictions import ParserService
 from webapp.ports import TaskQueue
+from webapp.predictions import PredictionService
 from webapp.sam_service import SamService
 
 
@@ -32,7 +31,7 @@ class Studio:
     sessions: sessionmaker[Session]
     labels: LabelSet
     auth: Auth
-    parsers: ParserService
+    predictions: PredictionService
     sam: SamService | None
     tasks: TaskQueue | None
 
@@ -42,7 +41,7 @@ class Studio:
         """Upgrade/open the database and load SAM (when configured). Raises on bad input."""
         sessions = open_database(settings)
         return cls(settings, options, sessions, labels, Auth(sessions),
-                   ParserService(settings, sessions, labels),
+                   PredictionService(settings, sessions, labels),
                    SamService.from_options(settings, sessions, options), tasks)
 
     @contextmanager
@@ -50,37 +49,3 @@ class Studio:
         """A session that commits on success (``db.engine.session_scope``)."""
         with session_scope(self.sessions) as session:
             yield session
-
-    def queue_training(self, user_id: int | None, source: str) -> int:
-        """Create a ``train`` job and enqueue it; returns its id.
-
-        Raises :class:`NoWorkerError` without a task queue and :class:`TrainingPendingError`
-        when a training job is already queued or running (one at a time).
-        """
-        if self.tasks is None:
-            raise NoWorkerError("no background worker: start `python app.py serve` without "
-                                "--no-worker, or run `python app.py worker` beside it")
-        with self.session() as session:
-            pending = pending_job(session, "train")
-            if pending is not None:
-                raise TrainingPendingError(pending.id, pending.state.value)
-            job_id = create_job(session, "train", {"source": source}, user_id).id
-        try:
-            self.tasks.enqueue_training(job_id)
-        except Exception as err:  # the queue is down: a job left queued would block training
-            with self.session() as session:
-                fail(session, job_id, f"could not be queued: {err}")
-            raise FacetError(f"training could not be queued: {err}") from err
-        return job_id
-
-
-class NoWorkerError(FacetError):
-    """The server has no task queue, so background work cannot run."""
-
-
-class TrainingPendingError(FacetError):
-    """A training job is already queued or running."""
-
-    def __init__(self, job_id: int, state: str) -> None:
-        super().__init__(f"training job {job_id} is already {state}")
-        self.job_id = job_id

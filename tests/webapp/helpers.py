@@ -91,7 +91,7 @@ class SyncTasks:
     def enqueue_prediction(self, image_id: int) -> None:
         self.calls.append(("prediction", image_id))
         if self.studio is not None:
-            self.studio.parsers.prediction(image_id)
+            self.studio.predictions.prediction(image_id)
 
     def enqueue_embedding(self, image_id: int) -> None:
         self.calls.append(("embedding", image_id))

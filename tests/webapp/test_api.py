@@ -180,7 +180,7 @@ def test_active_model_is_picked_up_without_restart(api, tiny_parser):
     assert client.get("/api/health").json()["model_version"] == v2
     v3 = publish_version(studio, tiny_parser, "v3.pt")
     assert client.get(f"/api/images/{image_id}/prediction").headers["X-Model-Version"] == str(v3)
-    assert studio.parsers.loaded_versions() == [v2, v3]   # only the newest two stay in memory
+    assert studio.predictions.loaded_versions() == [v2, v3]   # only the newest two stay in memory
 
 
 def test_if_match_star_saves_over_whatever_is_current(api):

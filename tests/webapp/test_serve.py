@@ -59,4 +59,4 @@ def test_parser_checkpoint_is_registered_once_and_activated(tmp_path, tiny_parse
     with studio.session() as session:
         (version,) = session.query(ModelVersion).all()
         assert version.is_active and (studio.settings.data_dir / version.checkpoint_path).is_file()
-    assert studio.parsers.active().id == version.id
+    assert studio.predictions.active().id == version.id

@@ -12,6 +12,7 @@ from db.models import Revision
 from core.imageio import decode_label_png
 from core.labels import CELEBAMASK
 from tests.webapp.helpers import SyncTasks, make_studio, publish_version
+from webapp.actions import queue_training
 from webapp.demo import fill_demo
 from webapp.ui.annotate import AnnotateView
 from webapp.ui.model_versions import ModelsView
@@ -221,9 +222,9 @@ def test_a_training_request_the_queue_refuses_does_not_block_later_ones(tmp_path
 
     studio = make_studio(tmp_path, tasks=DownQueue())
     with pytest.raises(FacetError, match="could not be queued: queue unreachable"):
-        studio.queue_training(None, "test")
+        queue_training(studio, None, "test")
     with studio.session() as session:
         assert latest_job(session, "train").state == JobState.failed
     studio.tasks = SyncTasks()
     studio.tasks.studio = studio
-    assert studio.queue_training(None, "test") > 0  # not "already queued"
+    assert queue_training(studio, None, "test") > 0  # not "already queued"

@@ -2,7 +2,9 @@
 
 Per-user state is a :class:`~webapp.ui.work_state.Work` in ``gr.State``. Painted strokes are
 merged into it (``render.apply_strokes``) whenever the user saves, changes the opacity, opens
-the SAM tab or leaves the image; the editor is then redrawn with the merged map.
+the SAM tab or leaves the image; the editor is then redrawn with the merged map. Handlers are
+adapters over :mod:`webapp.actions` (one database session per event); redrawing reads nothing
+from the database.
 """
 import functools
 from dataclasses import replace
@@ -10,15 +12,13 @@ from datetime import datetime
 
 import gradio as gr
 
-from db.annotation_queue import next_image, release
-from db.models import Image, Origin, RevisionState, utcnow
-from db.revisions import restore_revision
 from core.errors import FacetError
+from db.models import Origin, RevisionState
+from webapp import actions
 from webapp.studio import Studio
 from webapp.ui import palette, render
 from webapp.ui.common import actor_of, fail, info, ok, warn
-from webapp.ui.work_state import Work, open_work
-from webapp.work import history_rows, save_labels
+from webapp.ui.work_state import Work
 
 EDITOR_HEIGHT = 620
 HISTORY_COLUMNS = ["revision", "state", "origin", "author", "time (UTC)", "comment"]
@@ -78,7 +78,7 @@ class AnnotateView:
                                     elem_classes=["facet-hint"])
                     self.sam_tab = gr.Tab("SAM (click to segment)", id="sam")
                     with self.sam_tab:
-                        self.sam_parts = self._build_sam()
+                        self._build_sam()
             with gr.Column(scale=1, min_width=220):
                 self.palette = gr.Radio(palette.choices(ls), value="1", label="Class (keys)",
                                         elem_id="facet-palette")
@@ -99,11 +99,11 @@ class AnnotateView:
                                                   elem_id="facet-restore-choice")
                 self.restore_btn = gr.Button("Restore as new draft", scale=1, elem_id="facet-restore")
 
-    def _build_sam(self) -> dict:
+    def _build_sam(self) -> None:
         from webapp.ui.sam_panel import SamPanel
 
         self.sam_panel = SamPanel(self)
-        return self.sam_panel.build()
+        self.sam_panel.build()
 
     # ---------------------------------------------------------------- rendering
     @property
@@ -133,24 +133,29 @@ class AnnotateView:
         base = f"revision {work.base_revision}" if work.base_revision else "no revision yet"
         header = (f"### Image #{work.image_id} · {work.filename}\n{origin}. Saving goes on top of "
                   f"{base}.")
-        version = start.version
+        version, active = start.version, work.active
         if version is not None:
             line = f"**Model:** pre-annotated by {version.describe()}."
         else:
-            active = self.studio.parsers.active()
             line = ("**Model:** no model version exists yet." if active is None else
                     f"**Model:** this revision was not pre-annotated; the active model is "
                     f"{active.describe()}.")
-        rows = history_rows(self.studio, work.image_id)
+        rows = work.history
         table = [[r.number if r.number is not None else "kept draft", r.state, r.origin, r.author,
                   _when(r.created_at), r.comment or ""] for r in reversed(rows)]
         numbers = [str(r.number) for r in reversed(rows) if r.number is not None]
         out = {self.work: work, self.header: header, self.model_line: line,
-               self.editor: render.editor_value(work.photo, work.labels, opacity, self.labels),
                self.history: table,
                self.restore_choice: gr.update(choices=numbers, value=numbers[1] if len(numbers) > 1
                                               else (numbers[0] if numbers else None)),
                self.status: message}
+        out.update(self.redraw(work, opacity))
+        return out
+
+    def redraw(self, work: Work, opacity: float) -> dict:
+        """The outputs that draw ``work``'s pixels: the editor and the SAM view."""
+        out = {self.work: work,
+               self.editor: render.editor_value(work.photo, work.labels, opacity, self.labels)}
         out.update(self.sam_panel.render(work, opacity))
         return out
 
@@ -160,12 +165,8 @@ class AnnotateView:
         return work.with_labels(labels)
 
     # ---------------------------------------------------------------- queue
-    def _open(self, image_id: int, opacity: float, message: str) -> dict:
-        work = open_work(self.studio, image_id)
-        if self.studio.sam is not None and self.studio.tasks is not None \
-                and self.studio.sam.cached(image_id) is None:
-            self.studio.tasks.enqueue_embedding(image_id)  # ready before the first click, usually
-        return self.render(work, opacity, message)
+    def _show(self, opened, opacity: float, message: str) -> dict:
+        return self.render(Work.of(opened), opacity, message)
 
     def _unsaved_guard(self, work: Work | None, editor: dict | None, opacity: float) -> dict | None:
         """A warning render when leaving ``work`` would drop unsaved changes (first time only)."""
@@ -179,34 +180,33 @@ class AnnotateView:
             return out
         return None
 
+    def _next(self, work: Work | None, skipped: tuple, opacity: float, request: gr.Request,
+              release: int | None = None) -> dict:
+        actor = actor_of(self.studio, request)
+        opened = actions.next_image(self.studio, actor, tuple(skipped), release)
+        if opened is None:
+            more = " (some were skipped: reload the page to see them again)" if skipped else ""
+            return {self.status: info(f"Nothing left to annotate{more}."), self.work: work}
+        return self._show(opened, opacity, info(f"Opened image #{opened.image_id} from the queue."))
+
     @guarded
     def on_next(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
                 request: gr.Request) -> dict:
-        actor = actor_of(self.studio, request).require("annotate")
+        actor_of(self.studio, request).require("annotate")
         if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
             return stop
-        with self.studio.session() as session:
-            image = next_image(session, actor.user_id, self.studio.options.lease_seconds,
-                               exclude_ids=skipped)
-            image_id = image.id if image is not None else None
-        if image_id is None:
-            more = " (some were skipped: reload the page to see them again)" if skipped else ""
-            return {self.status: info(f"Nothing left to annotate{more}."), self.work: work}
-        return self._open(image_id, opacity, info(f"Opened image #{image_id} from the queue."))
+        return self._next(work, skipped, opacity, request)
 
     @guarded
     def on_skip(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
                 request: gr.Request) -> dict:
-        actor = actor_of(self.studio, request).require("annotate")
+        actor_of(self.studio, request).require("annotate")
         if work is None:
             return {self.status: info("Nothing to skip yet: press **Next image**.")}
         if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
             return stop
-        if actor.user_id is not None:
-            with self.studio.session() as session:
-                release(session, work.image_id, actor.user_id)
         skipped = tuple(skipped) + (work.image_id,)
-        out = self.on_next(None, None, skipped, opacity, request)
+        out = self._next(None, skipped, opacity, request, release=work.image_id)
         out[self.skipped] = skipped
         return out
 
@@ -219,26 +219,24 @@ class AnnotateView:
             return {self.status: fail("Type an image id (a whole number ≥ 1) first.")}
         if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
             return stop
-        image_id = int(text)
-        message = info(f"Opened image #{image_id}.")
-        with self.studio.session() as session:
-            image = session.get(Image, image_id)
-            if image is None:
-                return {self.status: fail(f"There is no image #{image_id}.")}
-            holder = image.lease_user_id
-            if holder is not None and holder != actor.user_id and image.lease_until \
-                    and image.lease_until > utcnow():
-                message = warn(f"Image #{image_id} is reserved by another annotator until "
-                               f"{_when(image.lease_until)} UTC; if you both save, the later save "
-                               "gets a conflict.")
-        return self._open(image_id, opacity, message)
+        try:
+            opened = actions.open_image(self.studio, actor, int(text))
+        except actions.NotFound:
+            return {self.status: fail(f"There is no image #{int(text)}.")}
+        message = info(f"Opened image #{opened.image_id}.")
+        if opened.held_until is not None:
+            message = warn(f"Image #{opened.image_id} is reserved by another annotator until "
+                           f"{_when(opened.held_until)} UTC; if you both save, the later save "
+                           "gets a conflict.")
+        return self._show(opened, opacity, message)
 
     @guarded
     def on_reload(self, work: Work | None, opacity: float, request: gr.Request) -> dict:
-        actor_of(self.studio, request).require("view")
+        actor = actor_of(self.studio, request).require("view")
         if work is None:
             return {self.status: info("No image open.")}
-        return self._open(work.image_id, opacity, info("Reloaded from the database."))
+        opened = actions.open_image(self.studio, actor, work.image_id)
+        return self._show(opened, opacity, info("Reloaded from the database."))
 
     # ---------------------------------------------------------------- painting
     def on_brush(self, class_id: str, size: float) -> dict:
@@ -248,10 +246,7 @@ class AnnotateView:
     def on_opacity(self, work: Work | None, editor: dict | None, opacity: float) -> dict:
         if work is None:
             return {}
-        work = self.merged(work, editor)
-        out = self.render(work, opacity, "")
-        out.pop(self.status)
-        return out
+        return self.redraw(self.merged(work, editor), opacity)
 
     # ---------------------------------------------------------------- saving
     @guarded
@@ -265,8 +260,10 @@ class AnnotateView:
         made_by = (start.version.id if start.version is not None else
                    start.revision.model_version_id if start.revision is not None else None)
         state = RevisionState.submitted if submit else RevisionState.draft
-        outcome = save_labels(self.studio, actor, work.image_id, work.labels, work.base_revision,
-                              state, Origin.model if work.pristine_model else Origin.human, made_by)
+        outcome = actions.save_labels(self.studio, actor, work.image_id, work.labels,
+                                      work.base_revision, state,
+                                      Origin.model if work.pristine_model else Origin.human, made_by)
+        work = replace(work, history=outcome.history)
         if outcome.conflict:
             work = replace(work, base_revision=outcome.current)
             return self.render(work, opacity, warn(
@@ -276,7 +273,7 @@ class AnnotateView:
                 "start from theirs."))
         if submit:
             done = ok(f"Submitted image #{work.image_id} as revision {outcome.number} for review.")
-            nxt = self.on_next(None, None, skipped, opacity, request)
+            nxt = self._next(None, skipped, opacity, request)
             if nxt.get(self.work) is None:   # queue empty (or the next one failed to open)
                 out = self.render(None, opacity, "")
                 out[self.status] = f"{done}  \n{nxt.get(self.status, '')}"
@@ -298,16 +295,15 @@ class AnnotateView:
         actor = actor_of(self.studio, request).require("annotate")
         if work is None or not number:
             return {self.status: info("Open an image and pick a revision to restore.")}
-        with self.studio.session() as session:
-            result = restore_revision(session, work.image_id, int(number), actor.user_id,
-                                      work.base_revision)
-            conflict, current, new = result.conflict, result.current_revision, result.revision.revision
-        if conflict:
-            return self.render(replace(work, base_revision=current), opacity, warn(
-                f"Not restored: the image moved on to revision {current} meanwhile. Reload and "
-                "try again."))
-        return self._open(work.image_id, opacity,
-                          ok(f"Restored revision {number} as new draft revision {new}."))
+        outcome = actions.restore(self.studio, actor, work.image_id, int(number), work.base_revision)
+        if outcome.conflict:
+            return self.render(replace(work, base_revision=outcome.current,
+                                       history=outcome.history), opacity, warn(
+                f"Not restored: the image moved on to revision {outcome.current} meanwhile. "
+                "Reload and try again."))
+        opened = actions.open_image(self.studio, actor, work.image_id)
+        return self._show(opened, opacity,
+                          ok(f"Restored revision {number} as new draft revision {outcome.number}."))
 
     # ---------------------------------------------------------------- wiring
     def wire(self) -> None:

@@ -31,8 +31,3 @@ def fail(text: str) -> str:
 
 def info(text: str) -> str:
     return f"ℹ {text}"
-
-
-def empty_update(count: int) -> list:
-    """``count`` no-op updates (for outputs a handler leaves alone)."""
-    return [gr.update() for _ in range(count)]

@@ -1,12 +1,15 @@
 """The Models view: versions with validation F1 (per class as a chart), the running training
-job's loss curve, "train now" (reviewers), activate / roll back (admins)."""
+job's loss curve, "train now" (reviewers), activate / roll back (admins) — the last two
+through :mod:`webapp.actions`."""
 import gradio as gr
 
 from db.jobs import job_points, latest_job
 from db.models import JobState
-from db.versions import activate, get_version, list_versions
+from db.jobs import TRAIN_KIND
+from db.versions import get_version, list_versions
 from core.errors import FacetError
-from webapp.studio import NoWorkerError, Studio, TrainingPendingError
+from webapp.actions import NoWorkerError, TrainingPendingError, activate_version, queue_training
+from webapp.studio import Studio
 from webapp.ui import charts
 from webapp.ui.common import actor_of, fail, info, ok, warn
 
@@ -58,7 +61,7 @@ class ModelsView:
 
     def _job(self) -> dict:
         with self.studio.session() as session:
-            job = latest_job(session, "train")
+            job = latest_job(session, TRAIN_KIND)
             if job is None:
                 line = "No training job yet."
                 frame = charts.frame([], charts.LOSS)
@@ -110,9 +113,9 @@ class ModelsView:
 
     def on_train(self, request: gr.Request) -> dict:
         try:
-            actor = actor_of(self.studio, request).require("train")
+            actor = actor_of(self.studio, request)
             try:
-                job_id = self.studio.queue_training(actor.user_id, "ui")
+                job_id = queue_training(self.studio, actor, "ui")
             except NoWorkerError:
                 return {self.status: warn("No background worker in this server (started with "
                                           "--no-worker or without a queue): training cannot run "
@@ -125,13 +128,10 @@ class ModelsView:
 
     def on_activate(self, choice: str | None, request: gr.Request) -> dict:
         try:
-            actor_of(self.studio, request).require("activate")
+            actor = actor_of(self.studio, request).require("activate")
             if not choice:
                 return {self.status: info("Pick a version first.")}
-            with self.studio.session() as session:
-                activate(session, int(choice))
-            if self.studio.tasks is not None:
-                self.studio.tasks.enqueue_scoring(int(choice))
+            activate_version(self.studio, actor, int(choice))
             return self.refresh(request, ok(f"Model v{choice} is now active; new pre-annotations "
                                             "come from it."), keep=choice)
         except FacetError as err:

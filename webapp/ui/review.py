@@ -8,11 +8,12 @@ import gradio as gr
 import numpy as np
 
 from db.images import read_image
-from db.review import approve, list_submitted, reject
+from db.review import list_submitted
 from db.revisions import latest_revision, require_image
 from core.errors import FacetError
 from core.imageio import decode_label_png
 from core.imageio import resize_image
+from webapp.actions import decide
 from webapp.studio import Studio
 from webapp.ui import render
 from webapp.ui.common import actor_of, fail, info, ok
@@ -102,15 +103,10 @@ class ReviewView:
             actor = actor_of(self.studio, request).require("review")
             if not choice:
                 return {self.status: info("Nothing selected.")}
-            image_id = int(choice)
-            with self.studio.session() as session:
-                rev = (approve if approved else reject)(session, image_id, actor.user_id,
-                                                        comment.strip() or None)
-                number = rev.revision
+            decision = decide(self.studio, actor, int(choice), approved, comment.strip() or None)
         except FacetError as err:
             return {self.status: fail(str(err))}
-        if approved and self.studio.tasks is not None:
-            self.studio.tasks.label_saved(image_id)
+        image_id, number = decision.image_id, decision.revision
         verb = "Approved" if approved else "Rejected (back in the queue)"
         return self.refresh(request, ok(f"{verb}: image #{image_id}, revision {number}."))
 

@@ -81,7 +81,7 @@ class SamPanel:
         out = {self.view.work: work,
                self.view.editor: render.editor_value(work.photo, work.labels, opacity, self.view.labels)}
         out.update(self.render(work, opacity, int(class_id)))
-        if self.studio.sam.cached(work.image_id) is None:
+        if not self.studio.sam.ready(work.image_id):
             out[self.sam_status] = info("The first click on this image computes its SAM embedding "
                                         "(a few seconds, once); later clicks are instant.")
         return out

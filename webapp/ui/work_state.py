@@ -10,16 +10,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from db.images import read_image
-from db.revisions import require_image
-from core.imageio import resize_image
-from webapp.studio import Studio
-from webapp.work import StartPoint, start_point
+from webapp.records import OpenedImage, RevisionInfo, StartPoint, VersionInfo
 
 
 @dataclass(frozen=True)
 class Work:
-    """One image being annotated. Replace, don't mutate (``dataclasses.replace``)."""
+    """One image being annotated. Replace, don't mutate (``dataclasses.replace``).
+
+    ``history`` and ``active`` are what the database said when the image was opened or last
+    saved, so redrawing (opacity, SAM preview) never queries it.
+    """
 
     image_id: int
     filename: str
@@ -28,6 +28,8 @@ class Work:
     start: StartPoint
     base_revision: int | None
     scale: tuple[float, float]
+    history: tuple[RevisionInfo, ...] = ()
+    active: VersionInfo | None = None
     dirty: bool = False
     discard_warned: bool = False
     clicks: tuple[tuple[int, int, int], ...] = ()
@@ -35,6 +37,13 @@ class Work:
     box: tuple[int, int, int, int] | None = None
     preview: np.ndarray | None = None
     preview_score: float | None = None
+
+    @classmethod
+    def of(cls, opened: OpenedImage) -> "Work":
+        """A fresh working copy of an opened image (its start point, nothing painted)."""
+        start = opened.start
+        return cls(opened.image_id, opened.filename, opened.photo, start.labels.copy(), start,
+                   start.base_revision, opened.scale, opened.history, opened.active)
 
     @property
     def pristine_model(self) -> bool:
@@ -47,19 +56,3 @@ class Work:
 
     def clear_prompts(self) -> "Work":
         return replace(self, clicks=(), corner=None, box=None, preview=None, preview_score=None)
-
-
-def open_work(studio: Studio, image_id: int) -> Work:
-    """Load an image's starting point (newest revision / prediction / empty) into a :class:`Work`.
-
-    Raises :class:`core.errors.FacetError` for an unknown image.
-    """
-    start = start_point(studio, image_id)
-    with studio.session() as session:
-        image = require_image(session, image_id)
-        name = image.source_name
-        size = (image.label_width, image.label_height)
-        scale = (image.width / image.label_width, image.height / image.label_height)
-        photo = resize_image(read_image(studio.settings, image), size)
-    return Work(image_id, name, photo, start.labels.copy(), start, start.base_revision, scale)
-
