@@ -1,5 +1,5 @@
-"""Facet's command line (DESIGN.md): serve, worker, import, export, synth, train, evaluate,
-predict, stats, users, db.
+"""Facet's command line: serve, worker, import, export, synth, train, evaluate, predict, stats,
+users, db (docs/ARCHITECTURE.md, "Command line").
 
 Each package registers its own sub-commands; this file only assembles them and turns
 user errors into one line on stderr and a non-zero exit.

@@ -1,4 +1,5 @@
-"""The ``import`` and ``export`` commands (DESIGN.md); db/cli.py calls :func:`register`."""
+"""The ``import`` and ``export`` commands (docs/ARCHITECTURE.md, "Command line");
+db/cli.py calls :func:`register`."""
 from __future__ import annotations
 
 import argparse

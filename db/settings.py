@@ -1,4 +1,4 @@
-"""Where Facet keeps things: flags, then environment variables, then defaults (DESIGN.md)."""
+"""Where Facet keeps things: flags, then environment variables, then defaults."""
 from __future__ import annotations
 
 import os

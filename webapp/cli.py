@@ -1,4 +1,4 @@
-"""``serve``: the studio (Gradio UI + REST API) on one port. See DESIGN.md for the flags."""
+"""``serve``: the studio (Gradio UI + REST API) on one port. Flags: docs/ARCHITECTURE.md, "Command line"."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""Options of ``serve`` (DESIGN.md), independent of argparse so tests and app.py can build them."""
+"""Options of ``serve``, independent of argparse so tests and app.py can build them."""
 from __future__ import annotations
 
 import ipaddress

@@ -15,6 +15,7 @@ import gradio as gr
 from core.errors import FacetError
 from db.models import Origin, RevisionState
 from webapp import actions
+from webapp.auth import Actor
 from webapp.studio import Studio
 from webapp.ui import palette, render
 from webapp.ui.common import actor_of, fail, info, ok, warn
@@ -180,9 +181,8 @@ class AnnotateView:
             return out
         return None
 
-    def _next(self, work: Work | None, skipped: tuple, opacity: float, request: gr.Request,
+    def _next(self, actor: Actor, work: Work | None, skipped: tuple, opacity: float,
               release: int | None = None) -> dict:
-        actor = actor_of(self.studio, request)
         opened = actions.next_image(self.studio, actor, tuple(skipped), release)
         if opened is None:
             more = " (some were skipped: reload the page to see them again)" if skipped else ""
@@ -192,21 +192,21 @@ class AnnotateView:
     @guarded
     def on_next(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
                 request: gr.Request) -> dict:
-        actor_of(self.studio, request).require("annotate")
+        actor = actor_of(self.studio, request).require("annotate")
         if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
             return stop
-        return self._next(work, skipped, opacity, request)
+        return self._next(actor, work, skipped, opacity)
 
     @guarded
     def on_skip(self, work: Work | None, editor: dict | None, skipped: tuple, opacity: float,
                 request: gr.Request) -> dict:
-        actor_of(self.studio, request).require("annotate")
+        actor = actor_of(self.studio, request).require("annotate")
         if work is None:
             return {self.status: info("Nothing to skip yet: press **Next image**.")}
         if (stop := self._unsaved_guard(work, editor, opacity)) is not None:
             return stop
         skipped = tuple(skipped) + (work.image_id,)
-        out = self._next(None, skipped, opacity, request, release=work.image_id)
+        out = self._next(actor, None, skipped, opacity, release=work.image_id)
         out[self.skipped] = skipped
         return out
 
@@ -273,7 +273,7 @@ class AnnotateView:
                 "start from theirs."))
         if submit:
             done = ok(f"Submitted image #{work.image_id} as revision {outcome.number} for review.")
-            nxt = self._next(None, skipped, opacity, request)
+            nxt = self._next(actor, None, skipped, opacity)
             if nxt.get(self.work) is None:   # queue empty (or the next one failed to open)
                 out = self.render(None, opacity, "")
                 out[self.status] = f"{done}  \n{nxt.get(self.status, '')}"
