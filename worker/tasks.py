@@ -2,7 +2,7 @@
 
 Every task takes ids and paths, never objects, and opens its own database sessions (the
 edges, DESIGN.md). The work itself lives in small modules: :mod:`worker.infer` (pre-annotation
-and uncertainty), :mod:`worker.embed` (SAM), :mod:`worker.retraining` (retraining and publishing),
+and uncertainty), :mod:`worker.sam_cache` (SAM), :mod:`worker.retraining` (retraining and publishing),
 :mod:`worker.trigger` (when to retrain by itself).
 
 =================== =========================== ===========================================
@@ -40,13 +40,13 @@ from huey.exceptions import RetryTask, TaskLockedException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.cache import embedding_path, get_prediction, store_prediction
+from db.cache import embedding_path, get_prediction, has_embedding, store_embedding, store_prediction
 from db.engine import session_scope
 from db.jobs import fail, get_job, running_job, set_progress
 from db.models import Image, Job, JobState, utcnow
 from db.settings import Settings
 from db.versions import active_version, get_version
-from worker.embed import SamCache, embed_image, has_embedding
+from worker.sam_cache import SamCache
 from worker.infer import PredictorCache, checkpoint_file, needs_prediction
 from worker.options import WorkerOptions
 from worker.snapshot import needs_work_ids
@@ -225,7 +225,7 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
             if image is None:
                 return None
             if not has_embedding(session, settings, image_id, sam.key):
-                embed_image(session, settings, sam, image)
+                store_embedding(session, settings, sam, image)
         return embedding_path(settings, sam.key, image_id).relative_to(settings.data_dir).as_posix()
 
     @h.task(name="facet.score_batch", priority=10, retries=1, retry_delay=5)
