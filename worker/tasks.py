@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.cache import embedding_path, get_prediction, has_embedding, store_embedding, store_prediction
 from db.engine import session_scope
-from db.jobs import fail, get_job, running_job, set_progress
+from db.jobs import TRAIN_KIND, fail, get_job, running_job, set_progress
 from db.models import Image, Job, JobState, utcnow
 from db.settings import Settings
 from db.versions import active_version, get_version
@@ -50,7 +50,7 @@ from worker.sam_cache import SamCache
 from worker.infer import PredictorCache, checkpoint_file, needs_prediction
 from worker.options import WorkerOptions
 from worker.snapshot import needs_work_ids
-from worker.trigger import TRAIN_KIND, maybe_create_training_job
+from worker.trigger import maybe_create_training_job
 
 log = logging.getLogger("facet.worker")
 
