@@ -6,7 +6,7 @@ because a training run should not share a GIL with pre-annotations.
 At start, before any worker process exists:
 
 * a ``running`` training job whose run is gone is marked failed
-  (:func:`worker.tasks.reap_dead_runs`): its worker process on this host no longer exists, or
+  (:func:`worker.reaper.reap_dead_runs`): its worker process on this host no longer exists, or
   it has written no progress for 10 minutes (a run on another machine whose worker died). A
   live run — a second consumer's, here or on another machine — is left alone;
 * the training lock is flushed when no training job is running any more (a SIGKILLed
@@ -38,7 +38,7 @@ log = logging.getLogger("facet.worker")
 def fail_interrupted_jobs(sessions: sessionmaker[Session]) -> list[int]:
     """Mark failed the ``running`` training jobs whose run is gone (see the module docstring);
     returns their ids."""
-    from worker.tasks import reap_dead_runs
+    from worker.reaper import reap_dead_runs
 
     with session_scope(sessions) as session:
         return reap_dead_runs(session)
@@ -79,7 +79,8 @@ def run_consumer(settings: Settings, options: WorkerOptions) -> int:
     """Prepare (see the module docstring) and run the consumer until it is stopped; exit code."""
     from db.database import open_database
     from worker.queue import make_huey
-    from worker.tasks import TRAIN_LOCK, register_tasks, running_job_count
+    from worker.reaper import running_job_count
+    from worker.tasks import TRAIN_LOCK, register_tasks
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")

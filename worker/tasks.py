@@ -3,7 +3,8 @@
 Every task takes ids and paths, never objects, and opens its own database sessions (the
 edges, DESIGN.md). The work itself lives in small modules: :mod:`worker.infer` (pre-annotation
 and uncertainty), :mod:`worker.sam_cache` (SAM), :mod:`worker.retraining` (retraining and publishing),
-:mod:`worker.trigger` (when to retrain by itself).
+:mod:`worker.trigger` (when to retrain by itself), :mod:`worker.reaper` (runs whose
+worker is gone).
 
 =================== =========================== ===========================================
 task name           arguments                   what it does
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,18 +37,18 @@ import huey
 from huey import crontab
 from huey.api import TaskWrapper
 from huey.exceptions import RetryTask, TaskLockedException
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.cache import embedding_path, get_prediction, has_embedding, store_embedding, store_prediction
 from db.engine import session_scope
 from db.jobs import TRAIN_KIND, fail, get_job, running_job, set_progress
-from db.models import Image, Job, JobState, utcnow
+from db.models import Image, JobState, utcnow
 from db.settings import Settings
 from db.versions import active_version, get_version
 from worker.sam_cache import SamCache
 from worker.infer import PredictorCache, checkpoint_file, needs_prediction
 from worker.options import WorkerOptions
+from worker.reaper import reap_dead_runs, running_job_count
 from worker.snapshot import needs_work_ids
 from worker.trigger import maybe_create_training_job
 
@@ -124,51 +124,6 @@ class Tasks:
     score_batch: TaskWrapper
     check_retrain: TaskWrapper
     every_minute: TaskWrapper
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-STALE_AFTER_S = 600.0
-"""A running train job with no progress written for this long is taken for dead. Training
-writes a progress row every second; scoring the validation split and publishing write none,
-and take seconds (minutes for a large split on a CPU)."""
-
-
-def reap_dead_runs(session: Session, stale_after_s: float = STALE_AFTER_S) -> list[int]:
-    """Fail ``running`` train jobs whose run is gone; their ids.
-
-    Gone: the worker process it recorded on this host no longer exists (killed alone by the
-    OOM killer, or with its whole consumer), or it has written no progress (``updated_at``,
-    the heartbeat) for ``stale_after_s`` — which also covers a run on another machine whose
-    worker died. A run that is alive, here or elsewhere, is left alone, so a second consumer
-    may start while the first one trains.
-    """
-    host, now = socket.gethostname(), utcnow()
-    reaped = []
-    for job in session.scalars(select(Job).where(Job.kind == TRAIN_KIND,
-                                                 Job.state == JobState.running)):
-        params = job.params or {}
-        pid = params.get("pid")
-        beat = job.updated_at or job.started_at or job.created_at
-        silent_s = (now - beat).total_seconds() if beat is not None else float("inf")
-        if params.get("host") == host and isinstance(pid, int) and not pid_alive(pid):
-            fail(session, job.id, f"worker process {pid} died during the run (killed or crashed)")
-        elif silent_s > stale_after_s:
-            fail(session, job.id, f"no progress for {silent_s / 60:.0f} min: its worker on "
-                                  f"{params.get('host') or 'an unknown host'} is gone")
-        else:
-            continue
-        reaped.append(job.id)
-    return reaped
 
 
 def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | None = None, *,
@@ -337,11 +292,4 @@ def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | No
 
     return Tasks(h, res, predict, embed, train, score_all, score_batch, check_retrain,
                  every_minute)
-
-
-def running_job_count(sessions: sessionmaker[Session]) -> int:
-    """Train jobs in state running (0 means nobody should hold the training lock)."""
-    with session_scope(sessions) as session:
-        return len(list(session.scalars(select(Job.id).where(
-            Job.kind == TRAIN_KIND, Job.state == JobState.running))))
 
