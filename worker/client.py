@@ -1,9 +1,10 @@
 """The web process's side of the queue: enqueue worker tasks by id (the studio's ``TaskQueue``).
 
 :class:`HueyTaskQueue` matches the ``TaskQueue`` protocol of ``webapp/ports.py`` structurally
-(this package never imports ``webapp``). It builds its own Huey instance from the settings with
-the same task names as the consumer, so a call here only writes a message to the queue storage
-(SQLite file or Redis) and returns at once; the consumer process does the work.
+(this package never imports ``webapp``). It declares the task table on its own Huey instance
+(:func:`worker.queue.declare_tasks`): no worker context, no database, no models. A call here
+only writes a message (task name, ids) to the queue storage (SQLite file or Redis) and returns
+at once; a consumer process does the work.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import huey as huey_lib
 
 from db.settings import Settings
 from worker.options import WorkerOptions
-from worker.queue import make_huey
-from worker.tasks import Tasks, register_tasks
+from worker.queue import Tasks, declare_tasks, make_huey
+from worker.tasks import TASKS
 
 
 class HueyTaskQueue:
@@ -33,7 +34,7 @@ class HueyTaskQueue:
         self.sam_checkpoint = sam_checkpoint or self.options.sam_checkpoint
         self.sam_model = sam_model or self.options.sam_model
         if tasks is None:
-            tasks = register_tasks(huey or make_huey(settings), settings, self.options)
+            tasks = declare_tasks(huey or make_huey(settings), TASKS, self.options)
         self.tasks = tasks
 
     @property
