@@ -80,7 +80,8 @@ def test_client_sends_ids_and_the_sam_checkpoint(settings, sessions, tasks, opti
     ids = add_faces(sessions, settings, {}, [1])
     version = publish_untrained(sessions, settings)
     client = HueyTaskQueue(settings, options, tasks=tasks)
-    client.enqueue_image(ids[1])  # no SAM checkpoint: only the pre-annotation
+    client.enqueue_prediction(ids[1])
+    client.enqueue_embedding(ids[1])  # no SAM checkpoint: only the pre-annotation
     with session_scope(sessions) as s:
         assert get_prediction(s, ids[1], version) is not None
         assert s.scalar(select(Prediction.id).where(Prediction.image_id != ids[1])) is None
