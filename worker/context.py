@@ -19,7 +19,7 @@ from worker.options import WorkerOptions
 from worker.sam_cache import SamCache
 
 if TYPE_CHECKING:
-    import huey
+    from huey import Huey
 
     from model.inference import Predictor
     from model.predictor_cache import PredictorCache
@@ -105,7 +105,7 @@ class WorkerContext:
         return predictor
 
     @property
-    def huey(self) -> huey.Huey:
+    def huey(self) -> Huey:
         """The Huey instance the tasks are bound to (for their locks)."""
         return self._bound().huey
 

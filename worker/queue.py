@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import huey
+from huey import Huey
 from huey.api import Result, TaskWrapper
 
 from core.errors import FacetError
@@ -54,7 +55,7 @@ def sqlite_queue_path(url: str) -> Path:
     return Path(path).expanduser()
 
 
-def make_huey(settings: Settings, *, immediate: bool = False) -> huey.Huey:
+def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     """A Huey instance for ``settings.queue_url``, without tasks.
 
     ``store_intermediate_errors=False``: a caller waiting on a task's result sees an error only
@@ -104,7 +105,7 @@ class Tasks:
     ``tasks.enqueue("facet.predict", 7)``, or ``tasks.predict(7)`` (the name after ``facet.``).
     In immediate mode the task runs at once; ``.get()`` on the result gives its value."""
 
-    huey: huey.Huey
+    huey: Huey
     by_name: Mapping[str, TaskWrapper]
 
     def enqueue(self, name: str, *args: Any) -> Result | None:
@@ -118,7 +119,7 @@ class Tasks:
         return wrapper
 
 
-def bind_tasks(h: huey.Huey, table: Mapping[str, TaskSpec], context: WorkerContext) -> Tasks:
+def bind_tasks(h: Huey, table: Mapping[str, TaskSpec], context: WorkerContext) -> Tasks:
     """Register ``table`` on ``h`` to run here: each task calls its function with ``context``
     first. Returns the handles; ``context`` keeps them to enqueue further tasks by name."""
     bodies = {name: partial(spec.func, context) for name, spec in table.items()}
@@ -127,7 +128,7 @@ def bind_tasks(h: huey.Huey, table: Mapping[str, TaskSpec], context: WorkerConte
     return tasks
 
 
-def declare_tasks(h: huey.Huey, table: Mapping[str, TaskSpec], options: WorkerOptions) -> Tasks:
+def declare_tasks(h: Huey, table: Mapping[str, TaskSpec], options: WorkerOptions) -> Tasks:
     """Register ``table`` on ``h`` for enqueueing only (the web process): no context, no
     database, no models; a task run on this instance would refuse."""
     bodies = {name: partial(_runs_in_a_worker, name) for name in table}
@@ -138,7 +139,7 @@ def _runs_in_a_worker(name: str, *args: Any, **kwargs: Any) -> None:
     raise FacetError(f"{name} runs in a worker process (python app.py worker), not here")
 
 
-def _register(h: huey.Huey, table: Mapping[str, TaskSpec], options: WorkerOptions,
+def _register(h: Huey, table: Mapping[str, TaskSpec], options: WorkerOptions,
               bodies: Mapping[str, Callable[..., Any]]) -> Tasks:
     """Register each row of ``table`` with its body from ``bodies``; the handles."""
     by_name = {}
