@@ -52,10 +52,11 @@ def test_a_task_enqueued_by_one_instance_is_visible_to_another_over_the_file(set
     assert sorted(t.args for t in worker.huey.pending()) == [(3,), (7,)]
 
 
-def test_the_web_side_writes_messages_only_and_a_worker_runs_them(settings, sessions):
+def test_the_web_side_writes_messages_only_and_a_worker_runs_them(settings):
     """The client declares the tasks (same names, keys and settings as the worker's) without a
     context: it opens no database and runs nothing; a bound instance runs its messages."""
     from core.errors import FacetError
+    from db.database import open_database
 
     opts = WorkerOptions.from_env(env={"FACET_TRAIN_TIMEOUT": "77"})
     web = HueyTaskQueue(settings, opts, sam_checkpoint="/models/sam.pth", sam_model="vit_b")
@@ -72,11 +73,16 @@ def test_the_web_side_writes_messages_only_and_a_worker_runs_them(settings, sess
     assert pending["facet.train"].timeout == 77
     with pytest.raises(FacetError, match="runs in a worker"):
         web.tasks.predict.call_local(7)
+    assert not (settings.data_dir / "facet.db").exists()
 
     web.tasks.huey.flush()
     web.enqueue_prediction(7)
-    worker = bind_tasks(make_huey(settings), TASKS,
-                        WorkerContext(settings, opts, sessions=sessions))
-    task = worker.huey.dequeue()
-    assert task.name == "facet.predict"
-    assert worker.huey.execute(task) is None  # ran in the worker: no image 7, no model
+    sessions = open_database(settings)
+    try:
+        worker = bind_tasks(make_huey(settings), TASKS,
+                            WorkerContext(settings, opts, sessions=sessions))
+        task = worker.huey.dequeue()
+        assert task.name == "facet.predict"
+        assert worker.huey.execute(task) is None  # ran in the worker: no image 7, no model
+    finally:
+        sessions.kw["bind"].dispose()
