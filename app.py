@@ -42,12 +42,15 @@ def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueu
     """
     from worker.client import HueyTaskQueue
     from worker.child_process import start_worker_process
+    from worker.options import WorkerOptions
 
     if not options.no_worker:
         proc = start_worker_process(settings)
         print(f"worker: started (pid {proc.pid}, log {proc.log_path})", file=sys.stderr)
+    worker_options = WorkerOptions.from_env()  # the train timeout and SAM defaults it sends
     sam_checkpoint = str(options.sam_checkpoint) if options.sam_checkpoint else None
-    return HueyTaskQueue(settings, sam_checkpoint=sam_checkpoint, sam_model=options.sam_model)
+    return HueyTaskQueue(settings, worker_options, sam_checkpoint=sam_checkpoint,
+                         sam_model=options.sam_model)
 
 
 def main(argv: list[str] | None = None) -> int:

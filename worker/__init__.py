@@ -1,1 +1,21 @@
-"""The background loop: the Huey instance and its tasks; the only place where db and model meet."""
+"""The background loop: the Huey instance and its tasks; the only place where db and model meet.
+
+================== ==========================================================================
+module             job
+================== ==========================================================================
+queue              the Huey instance (:func:`make_huey`) and binding the task table to it
+tasks              the task functions and their table (name → function, Huey settings)
+context            :class:`WorkerContext`: what tasks share in one worker process
+client             the web process's side: enqueue tasks by name (the studio's TaskQueue)
+consumer           ``python app.py worker``: clean up after stopped consumers, run Huey
+cli                the ``worker`` sub-command
+child_process      the worker that ``serve`` runs beside the web server
+options            FACET_* tuning, resolved once at an entry point
+retraining         one retraining run: snapshot, train, evaluate, publish
+trigger            when the loop retrains by itself
+snapshot           which labels a run sees and which are held out
+reaper             training runs whose worker is gone
+infer              a version's checkpoint file and device; is a prediction cached
+sam_cache          the SAM model a worker process keeps loaded
+================== ==========================================================================
+"""

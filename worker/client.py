@@ -1,73 +1,58 @@
-"""The web process's side of the queue: enqueue worker tasks by id (the studio's ``TaskQueue``).
+"""The web process's side of the queue: enqueue worker tasks by name (the studio's ``TaskQueue``).
 
 :class:`HueyTaskQueue` matches the ``TaskQueue`` protocol of ``webapp/ports.py`` structurally
-(this package never imports ``webapp``). It builds its own Huey instance from the settings with
-the same task names as the consumer, so a call here only writes a message to the queue storage
-(SQLite file or Redis) and returns at once; the consumer process does the work.
+(this package never imports ``webapp``). It declares the task table on its own Huey instance
+(:func:`worker.queue.declare_tasks`): no worker context, no database, no models. A call here
+only writes a message (task name, ids) to the queue storage (SQLite file or Redis) and returns
+at once; a consumer process does the work.
 """
 from __future__ import annotations
 
-import huey as huey_lib
-
 from db.settings import Settings
 from worker.options import WorkerOptions
-from worker.queue import make_huey
-from worker.tasks import Tasks, register_tasks
+from worker.queue import Tasks, declare_tasks, make_huey
+from worker.tasks import TASKS
 
 
 class HueyTaskQueue:
     """Enqueue Facet's background tasks. All methods return immediately.
 
-    ``sam_checkpoint`` / ``sam_model``: what ``serve --sam-checkpoint/--sam-model`` was given;
-    they travel with each embedding task (the worker may have no such flag). Without a
-    checkpoint here or in the worker's ``FACET_SAM_CHECKPOINT``, embedding tasks do nothing.
-    ``huey``: an instance to use instead of one built from ``settings`` (tests use immediate
-    mode).
+    ``options``: the web process's worker options (built once at its entry); the train timeout
+    travels with each training task. ``sam_checkpoint`` / ``sam_model``: what
+    ``serve --sam-checkpoint/--sam-model`` was given; they travel with each embedding task (the
+    worker may have no such flag). Without a checkpoint here or in ``options``
+    (``FACET_SAM_CHECKPOINT``), no embedding task is sent. ``tasks``: handles to enqueue
+    through instead of an instance built from ``settings`` (tests pass immediate-mode ones).
     """
 
-    def __init__(self, settings: Settings, options: WorkerOptions | None = None, *,
+    def __init__(self, settings: Settings, options: WorkerOptions, *,
                  sam_checkpoint: str | None = None, sam_model: str | None = None,
-                 huey: huey_lib.Huey | None = None, tasks: Tasks | None = None) -> None:
-        self.settings = settings
-        self.options = options or WorkerOptions.from_env()
-        self.sam_checkpoint = sam_checkpoint or self.options.sam_checkpoint
-        self.sam_model = sam_model or self.options.sam_model
-        if tasks is None:
-            tasks = register_tasks(huey or make_huey(settings), settings, self.options)
-        self.tasks = tasks
-
-    @property
-    def huey(self) -> huey_lib.Huey:
-        return self.tasks.huey
+                 tasks: Tasks | None = None) -> None:
+        self.sam_checkpoint = sam_checkpoint or options.sam_checkpoint
+        self.sam_model = sam_model or options.sam_model
+        self.tasks = tasks if tasks is not None else declare_tasks(make_huey(settings), TASKS,
+                                                                   options)
 
     def enqueue_prediction(self, image_id: int) -> None:
         """Pre-annotate an image with the active model (and score it for the queue)."""
-        self.tasks.predict(int(image_id))
+        self.tasks.enqueue("facet.predict", int(image_id))
 
     def enqueue_embedding(self, image_id: int) -> None:
         """Compute the image's SAM embedding in the background (no-op without a checkpoint)."""
         if self.sam_checkpoint:
-            self.tasks.embed(int(image_id), str(self.sam_checkpoint), self.sam_model)
-
-    def enqueue_image(self, image_id: int) -> None:
-        """A new image arrived: pre-annotation and SAM embedding."""
-        self.enqueue_prediction(image_id)
-        self.enqueue_embedding(image_id)
+            self.tasks.enqueue("facet.embed", int(image_id), str(self.sam_checkpoint),
+                               self.sam_model)
 
     def enqueue_training(self, job_id: int) -> None:
         """Run the ``train`` job row ``job_id`` (created by the caller, state queued)."""
-        self.tasks.train(int(job_id))
+        self.tasks.enqueue("facet.train", int(job_id))
 
     def enqueue_scoring(self, version_id: int) -> None:
         """Refresh pre-annotations and queue priorities with ``version_id`` (e.g. after a
         reactivation); does nothing unless that version is still active when it runs."""
-        self.tasks.score_all(int(version_id))
+        self.tasks.enqueue("facet.score_all", int(version_id))
 
     def label_saved(self, image_id: int) -> None:
         """A label was submitted or approved: check whether to retrain by itself."""
         del image_id  # the check counts all new labels; the id is part of the protocol only
-        self.tasks.check_retrain()
-
-    def pending(self) -> int:
-        """Messages waiting in the queue (for a health line)."""
-        return int(self.tasks.huey.pending_count())
+        self.tasks.enqueue("facet.check_retrain")

@@ -1,12 +1,15 @@
-"""The consumer entry (``python app.py worker``): builds the Huey instance and runs it.
+"""The consumer entry (``python app.py worker``): builds the Huey instance, binds the tasks, runs it.
 
-Huey's process worker type is used because task timeouts only work there (NOTES.md) and
-because a training run should not share a GIL with pre-annotations.
+:func:`run_consumer` gets the settings and options from :mod:`worker.cli`, builds one
+:class:`~worker.context.WorkerContext` and binds :data:`worker.tasks.TASKS` to a fresh instance
+(:func:`worker.queue.bind_tasks`). Huey's process worker type is used because task timeouts
+only work there and because a training run should not share a GIL with pre-annotations; each
+worker process sets torch's thread count (``FACET_TORCH_THREADS``) as it starts.
 
 At start, before any worker process exists:
 
 * a ``running`` training job whose run is gone is marked failed
-  (:func:`worker.tasks.reap_dead_runs`): its worker process on this host no longer exists, or
+  (:func:`worker.reaper.reap_dead_runs`): its worker process on this host no longer exists, or
   it has written no progress for 10 minutes (a run on another machine whose worker died). A
   live run — a second consumer's, here or on another machine — is left alone;
 * the training lock is flushed when no training job is running any more (a SIGKILLed
@@ -24,22 +27,27 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.database import open_database
 from db.engine import session_scope
 from db.models import Job, JobState, ModelVersion
 from db.settings import Settings
+from worker.context import WorkerContext, set_torch_threads
 from worker.options import WorkerOptions
+from worker.queue import bind_tasks, make_huey
+from worker.reaper import reap_dead_runs, running_job_count
+from worker.tasks import TASKS, TRAIN_LOCK
 
 log = logging.getLogger("facet.worker")
+
 
 def fail_interrupted_jobs(sessions: sessionmaker[Session]) -> list[int]:
     """Mark failed the ``running`` training jobs whose run is gone (see the module docstring);
     returns their ids."""
-    from worker.tasks import reap_dead_runs
-
     with session_scope(sessions) as session:
         return reap_dead_runs(session)
 
@@ -75,14 +83,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def run_consumer(settings: Settings, options: WorkerOptions) -> int:
-    """Prepare (see the module docstring) and run the consumer until it is stopped; exit code."""
-    from db.database import open_database
-    from worker.queue import make_huey
-    from worker.tasks import TRAIN_LOCK, register_tasks, running_job_count
+def setup_worker_process(options: WorkerOptions) -> None:
+    """Runs in each consumer worker process as it starts."""
+    import multiprocessing
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    # Huey starts its process workers as daemons, and a daemonic process may not start
+    # children: torch's DataLoader worker processes (used for GPU training) would fail.
+    # Only the consumer's copy of the flag matters for stopping this process.
+    multiprocessing.current_process().daemon = False
+    set_torch_threads(options.torch_threads)
+
+
+def clean_up_after_stopped_consumers(settings: Settings) -> bool:
+    """Fail gone runs and remove their files (see the module docstring); True when a live
+    training run remains (it holds the training lock)."""
     sessions = open_database(settings)
     failed = fail_interrupted_jobs(sessions)
     if failed:
@@ -90,11 +104,19 @@ def run_consumer(settings: Settings, options: WorkerOptions) -> int:
     orphans = remove_orphan_checkpoints(sessions, settings)
     if orphans:
         log.warning("removed checkpoint files of failed runs: %s", orphans)
-    training_elsewhere = running_job_count(sessions) > 0  # a live run holds the lock
+    training_elsewhere = running_job_count(sessions) > 0
     sessions.kw["bind"].dispose()  # workers fork next; each opens its own connections
+    return training_elsewhere
 
+
+def run_consumer(settings: Settings, options: WorkerOptions) -> int:
+    """Prepare (see the module docstring) and run the consumer until it is stopped; exit code."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    training_elsewhere = clean_up_after_stopped_consumers(settings)
     h = make_huey(settings)
-    register_tasks(h, settings, options)
+    bind_tasks(h, TASKS, WorkerContext(settings, options))
+    h.on_startup("facet.worker_setup")(partial(setup_worker_process, options))
     h.on_startup("facet.die_with_parent")(_die_with_parent)
     flushed = set() if training_elsewhere else h.flush_locks(TRAIN_LOCK)
     if flushed:

@@ -1,13 +1,12 @@
-"""Pre-annotation and uncertainty scoring of images with a model version (MONAILabel's "infer").
+"""Small look-ups around a model version: its checkpoint file, its device, a cached prediction.
 
-One forward pass gives both: the label map cached in :class:`db.models.Prediction` (what the
-annotator starts from) and the image's uncertainty score. When the version is the active one,
-the score also becomes ``Image.priority`` (with ``scored_by_id``), which orders the annotation
-queue: most uncertain first (:mod:`db.annotation_queue`).
+The pre-annotation and uncertainty score themselves come from one forward pass in
+:func:`db.cache.store_prediction` (shared with the web process); loaded parsers are kept by
+:class:`model.predictor_cache.PredictorCache`, one per worker process
+(:class:`worker.context.WorkerContext`).
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -24,39 +23,9 @@ def device_for(name: str) -> str:
     return str(resolve_device(name))
 
 
-class PredictorCache:
-    """Loaded predictors by checkpoint file, newest ``size`` kept; one per worker process.
-
-    Built by :func:`worker.tasks.register_tasks` (never a module global). A file is reloaded
-    when its modification time changes.
-    """
-
-    def __init__(self, size: int = 2, device: str = "auto", threads: int | None = None) -> None:
-        self.size = size
-        self.device = device
-        self.threads = threads
-        self._items: OrderedDict[tuple[str, int], object] = OrderedDict()
-
-    def get(self, path: Path):  # -> model.inference.Predictor
-        from model.inference import Predictor
-
-        path = Path(path)
-        key = (str(path), path.stat().st_mtime_ns)
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        predictor = Predictor.load(path, device=device_for(self.device), threads=self.threads)
-        self._items[key] = predictor
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return predictor
-
-
 def checkpoint_file(settings: Settings, version: ModelVersion) -> Path:
     """Absolute path of a version's checkpoint (stored relative to the data dir)."""
     return settings.data_dir / version.checkpoint_path
-
-
 
 
 def needs_prediction(session: Session, image_id: int, version_id: int) -> bool:

@@ -1,9 +1,13 @@
-"""The Huey tasks, registered on an instance by :func:`register_tasks` (no import-time global).
+"""Facet's Huey tasks: plain functions of a :class:`~worker.context.WorkerContext` and ids.
 
-Every task takes ids and paths, never objects, and opens its own database sessions (the
-edges, DESIGN.md). The work itself lives in small modules: :mod:`worker.infer` (pre-annotation
-and uncertainty), :mod:`worker.embed` (SAM), :mod:`worker.retraining` (retraining and publishing),
-:mod:`worker.trigger` (when to retrain by itself).
+Each function takes the worker's context first, then ids and paths (never objects), and opens
+its own database sessions. :data:`TASKS` lists them with their Huey settings; an entry point
+registers that table on its own instance (:func:`worker.queue.bind_tasks` in the consumer,
+:func:`worker.queue.declare_tasks` in the web process). A task that starts another enqueues it
+by name through the context. The work itself lives in small modules: :mod:`db.cache`
+(pre-annotations and SAM embeddings), :mod:`worker.retraining` (retraining and publishing),
+:mod:`worker.trigger` (when to retrain by itself), :mod:`worker.reaper` (runs whose worker is
+gone).
 
 =================== =========================== ===========================================
 task name           arguments                   what it does
@@ -16,10 +20,10 @@ facet.score_all     version_id                  after a new active model: fan ou
                                                 over every image still needing work
 facet.score_batch   version_id, image_ids       pre-annotate and score those images
 facet.check_retrain (none)                      start a run after FACET_RETRAIN_EVERY labels
-facet.every_minute  periodic                    check_retrain + fail runs whose process died
+facet.every_minute  periodic                    fail runs whose process died + check_retrain
 =================== =========================== ===========================================
 
-Training runs one at a time: the task holds the Huey lock ``facet.train`` and also checks
+Training runs one at a time: the task holds the Huey lock :data:`TRAIN_LOCK` and also checks
 the database for another running ``train`` job; a second run waits (the task is retried every
 :data:`WAIT_RETRY_S` seconds, the job stays ``queued`` with a message saying why) and gives
 up after ``FACET_TRAIN_TIMEOUT`` seconds of waiting.
@@ -27,321 +31,204 @@ up after ``FACET_TRAIN_TIMEOUT`` seconds of waiting.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-import huey
 from huey import crontab
-from huey.api import TaskWrapper
 from huey.exceptions import RetryTask, TaskLockedException
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from db.cache import embedding_path, get_prediction, store_prediction
+from db.cache import (embedding_path, get_prediction, has_embedding, store_embedding,
+                      store_prediction)
 from db.engine import session_scope
-from db.jobs import fail, get_job, running_job, set_progress
-from db.models import Image, Job, JobState, utcnow
-from db.settings import Settings
+from db.jobs import TRAIN_KIND, fail, get_job, running_job, set_progress
+from db.models import Image, JobState, utcnow
 from db.versions import active_version, get_version
-from worker.embed import SamCache, embed_image, has_embedding
-from worker.infer import PredictorCache, checkpoint_file, needs_prediction
-from worker.options import WorkerOptions
+from worker.infer import checkpoint_file, needs_prediction
+from worker.queue import TaskSpec
+from worker.reaper import reap_dead_runs, running_job_count
 from worker.snapshot import needs_work_ids
-from worker.trigger import TRAIN_KIND, maybe_create_training_job
+from worker.trigger import maybe_create_training_job
+
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
 
 log = logging.getLogger("facet.worker")
 
 TRAIN_LOCK = "facet.train"
+"""Huey lock held by the running training task."""
 CHECK_LOCK = "facet.retrain-check"
+"""Huey lock held while deciding whether to start a run."""
 WAIT_RETRY_S = 10
 """Seconds between two attempts of a training task waiting for the running one."""
 
 
-class Resources:
-    """What tasks share inside one worker process: sessions and loaded models.
+def predict(ctx: WorkerContext, image_id: int) -> int | None:
+    """Pre-annotate one image with the active model; returns the version id (None: no model)."""
+    with session_scope(ctx.sessions) as session:
+        version = active_version(session)
+        if version is None or session.get(Image, image_id) is None:
+            return None
+        if not needs_prediction(session, image_id, version.id):
+            return version.id
+        path, version_id = checkpoint_file(ctx.settings, version), version.id
+    predictor = ctx.predictor(path)
+    with session_scope(ctx.sessions) as session:
+        store_prediction(session, ctx.settings, predictor, session.get(Image, image_id),
+                         get_version(session, version_id))
+    return version_id
 
-    Created by :func:`register_tasks`, owned by the Huey instance's closures. After a fork
-    (the process worker type) the child builds its own engine and caches on first use.
+
+def embed(ctx: WorkerContext, image_id: int, checkpoint: str | None = None,
+          model_type: str | None = None) -> str | None:
+    """Cache a SAM embedding; returns its path relative to the data dir (None: no SAM).
+
+    ``checkpoint`` / ``model_type`` travel with the task (``serve --sam-checkpoint/--sam-model``);
+    without them the worker's ``FACET_SAM_CHECKPOINT`` / ``FACET_SAM_MODEL`` apply.
     """
-
-    def __init__(self, settings: Settings, options: WorkerOptions,
-                 sessions: sessionmaker[Session] | None = None,
-                 sam_builders: Mapping | None = None) -> None:
-        self.settings = settings
-        self.options = options
-        self._given = sessions
-        self._sam_builders = sam_builders
-        self._pid = -1
-        self._sessions: sessionmaker[Session] | None = None
-        self._predictors: PredictorCache | None = None
-        self._sam: SamCache | None = None
-
-    def _fresh(self) -> None:
-        if self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
-        if self._given is not None:
-            self._sessions = self._given
-        else:
-            from db.database import open_database
-            self._sessions = open_database(self.settings)
-        self._predictors = PredictorCache(device=self.options.device,
-                                          threads=self.options.torch_threads)
-        self._sam = SamCache(self._sam_builders)
-
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        self._fresh()
-        assert self._sessions is not None
-        return self._sessions
-
-    @property
-    def predictors(self) -> PredictorCache:
-        self._fresh()
-        assert self._predictors is not None
-        return self._predictors
-
-    @property
-    def sam(self) -> SamCache:
-        self._fresh()
-        assert self._sam is not None
-        return self._sam
+    checkpoint = checkpoint or ctx.options.sam_checkpoint
+    if not checkpoint:
+        return None
+    sam = ctx.sam.get(checkpoint, model_type or ctx.options.sam_model)
+    settings = ctx.settings
+    with session_scope(ctx.sessions) as session:
+        image = session.get(Image, image_id)
+        if image is None:
+            return None
+        if not has_embedding(session, settings, image_id, sam.key):
+            store_embedding(session, settings, sam, image)
+    return embedding_path(settings, sam.key, image_id).relative_to(settings.data_dir).as_posix()
 
 
-@dataclass(frozen=True)
-class Tasks:
-    """Handles of the registered tasks; call one to enqueue it (``tasks.predict(7)``)."""
+def score_batch(ctx: WorkerContext, version_id: int, image_ids: list[int]) -> int:
+    """Pre-annotate and score images with ``version_id`` if it is still active; count done."""
+    with session_scope(ctx.sessions) as session:
+        version = active_version(session)
+        if version is None or version.id != version_id:
+            return 0  # a newer model took over; its own score_all covers these images
+        path = checkpoint_file(ctx.settings, version)
+    done = 0
+    for image_id in image_ids:
+        with session_scope(ctx.sessions) as session:
+            done += _score_one(ctx, session, image_id, version_id, path)
+    return done
 
-    huey: huey.Huey
-    resources: Resources
-    predict: TaskWrapper
-    embed: TaskWrapper
-    train: TaskWrapper
-    score_all: TaskWrapper
-    score_batch: TaskWrapper
-    check_retrain: TaskWrapper
-    every_minute: TaskWrapper
 
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def _score_one(ctx: WorkerContext, session: Session, image_id: int, version_id: int,
+               path: Path) -> bool:
+    """Score one image with the active ``version_id`` (checkpoint ``path``); False: gone."""
+    image, version = session.get(Image, image_id), get_version(session, version_id)
+    if image is None or version is None:
         return False
-    except PermissionError:
-        return True
+    cached = get_prediction(session, image_id, version_id)
+    if cached is not None and cached.uncertainty is not None:
+        # e.g. a rollback to a version that saw this image before: no forward pass
+        image.priority, image.scored_by_id = cached.uncertainty, version_id
+    else:
+        store_prediction(session, ctx.settings, ctx.predictor(path), image, version,
+                         is_active=True)
     return True
 
 
-STALE_AFTER_S = 600.0
-"""A running train job with no progress written for this long is taken for dead. Training
-writes a progress row every second; scoring the validation split and publishing write none,
-and take seconds (minutes for a large split on a CPU)."""
+def score_all(ctx: WorkerContext, version_id: int) -> int:
+    """Fan out ``facet.score_batch`` over all images needing work; returns how many."""
+    with session_scope(ctx.sessions) as session:
+        version = active_version(session)
+        if version is None or version.id != version_id:
+            return 0
+        ids = needs_work_ids(session)
+    step = max(1, ctx.options.predict_chunk)
+    for i in range(0, len(ids), step):
+        ctx.enqueue("facet.score_batch", version_id, ids[i:i + step])
+    return len(ids)
 
 
-def reap_dead_runs(session: Session, stale_after_s: float = STALE_AFTER_S) -> list[int]:
-    """Fail ``running`` train jobs whose run is gone; their ids.
+def train(ctx: WorkerContext, job_id: int) -> int | None:
+    """Run the train job ``job_id``; returns the published version id. Then, when the new
+    version became active, ``facet.score_all`` re-scores the queue with it."""
+    from worker.retraining import run_training  # torch and the trainer: in the worker only
 
-    Gone: the worker process it recorded on this host no longer exists (killed alone by the
-    OOM killer, or with its whole consumer), or it has written no progress (``updated_at``,
-    the heartbeat) for ``stale_after_s`` — which also covers a run on another machine whose
-    worker died. A run that is alive, here or elsewhere, is left alone, so a second consumer
-    may start while the first one trains.
-    """
-    host, now = socket.gethostname(), utcnow()
-    reaped = []
-    for job in session.scalars(select(Job).where(Job.kind == TRAIN_KIND,
-                                                 Job.state == JobState.running)):
-        params = job.params or {}
-        pid = params.get("pid")
-        beat = job.updated_at or job.started_at or job.created_at
-        silent_s = (now - beat).total_seconds() if beat is not None else float("inf")
-        if params.get("host") == host and isinstance(pid, int) and not pid_alive(pid):
-            fail(session, job.id, f"worker process {pid} died during the run (killed or crashed)")
-        elif silent_s > stale_after_s:
-            fail(session, job.id, f"no progress for {silent_s / 60:.0f} min: its worker on "
-                                  f"{params.get('host') or 'an unknown host'} is gone")
-        else:
-            continue
-        reaped.append(job.id)
-    return reaped
-
-
-def register_tasks(h: huey.Huey, settings: Settings, options: WorkerOptions | None = None, *,
-                   sessions: sessionmaker[Session] | None = None,
-                   sam_builders: Mapping | None = None) -> Tasks:
-    """Register Facet's tasks on ``h`` and return their handles.
-
-    ``options``: default :meth:`WorkerOptions.from_env`. ``sessions``: a session factory to use
-    (tests); by default each worker process opens the database of ``settings`` itself.
-    ``sam_builders``: SAM architectures by model type (tests pass tiny ones).
-    """
-    options = options or WorkerOptions.from_env()
-    res = Resources(settings, options, sessions, sam_builders)
-
-    @h.on_startup("facet.worker_setup")
-    def worker_setup() -> None:
-        """Runs in each consumer worker process as it starts."""
-        import multiprocessing
-
-        # Huey starts its process workers as daemons, and a daemonic process may not start
-        # children: torch's DataLoader worker processes (used for GPU training) would fail.
-        # Only the consumer's copy of the flag matters for stopping this process.
-        multiprocessing.current_process().daemon = False
-        if options.torch_threads:
-            import torch
-            torch.set_num_threads(options.torch_threads)
-
-    @h.task(name="facet.predict", priority=30, retries=2, retry_delay=5)
-    def predict(image_id: int) -> int | None:
-        """Pre-annotate one image with the active model; returns the version id (None: no model)."""
-        with session_scope(res.sessions) as session:
-            version = active_version(session)
-            if version is None or session.get(Image, image_id) is None:
-                return None
-            if not needs_prediction(session, image_id, version.id):
-                return version.id
-            path, version_id = checkpoint_file(settings, version), version.id
-        predictor = res.predictors.get(path)
-        with session_scope(res.sessions) as session:
-            store_prediction(session, settings, predictor, session.get(Image, image_id),
-                             get_version(session, version_id))
-        return version_id
-
-    @h.task(name="facet.embed", priority=20, retries=1, retry_delay=5)
-    def embed(image_id: int, checkpoint: str | None = None,
-              model_type: str | None = None) -> str | None:
-        """Cache a SAM embedding; returns its path relative to the data dir (None: no SAM)."""
-        checkpoint = checkpoint or options.sam_checkpoint
-        if not checkpoint:
+    with session_scope(ctx.sessions) as session:
+        job = get_job(session, job_id)
+        if job.state not in (JobState.queued, JobState.running):
+            log.info("train job %s is %s; nothing to do", job_id, job.state.value)
             return None
-        sam = res.sam.get(checkpoint, model_type or options.sam_model)
-        with session_scope(res.sessions) as session:
-            image = session.get(Image, image_id)
-            if image is None:
-                return None
-            if not has_embedding(session, settings, image_id, sam.key):
-                embed_image(session, settings, sam, image)
-        return embedding_path(settings, sam.key, image_id).relative_to(settings.data_dir).as_posix()
-
-    @h.task(name="facet.score_batch", priority=10, retries=1, retry_delay=5)
-    def score_batch(version_id: int, image_ids: list[int]) -> int:
-        """Pre-annotate and score images with ``version_id`` if it is still active; count done."""
-        with session_scope(res.sessions) as session:
-            version = active_version(session)
-            if version is None or version.id != version_id:
-                return 0  # a newer model took over; its own score_all covers these images
-            path = checkpoint_file(settings, version)
-        done = 0
-        for image_id in image_ids:
-            with session_scope(res.sessions) as session:
-                image, version = session.get(Image, image_id), get_version(session, version_id)
-                if image is None or version is None:
-                    continue
-                cached = get_prediction(session, image_id, version_id)
-                if cached is not None and cached.uncertainty is not None:
-                    # e.g. a rollback to a version that saw this image before: no forward pass
-                    image.priority, image.scored_by_id = cached.uncertainty, version_id
-                else:
-                    store_prediction(session, settings, res.predictors.get(path), image, version,
-                                     is_active=True)
-                done += 1
-        return done
-
-    @h.task(name="facet.score_all", priority=15)
-    def score_all(version_id: int) -> int:
-        """Fan out :func:`score_batch` over all images needing work; returns how many."""
-        with session_scope(res.sessions) as session:
-            version = active_version(session)
-            if version is None or version.id != version_id:
-                return 0
-            ids = needs_work_ids(session)
-        step = max(1, options.predict_chunk)
-        for i in range(0, len(ids), step):
-            score_batch(version_id, ids[i:i + step])
-        return len(ids)
-
-    def _wait(job_id: int, why: str) -> None:
-        """Keep the job queued with a message and retry later, or give up after the timeout."""
-        with session_scope(res.sessions) as session:
-            job = get_job(session, job_id)
-            waited = (utcnow() - job.created_at) if job.created_at else timedelta(0)
-            if waited > timedelta(seconds=options.train_timeout_s):
-                fail(session, job_id, f"gave up after waiting {int(waited.total_seconds())} s: {why}")
-                return
-            set_progress(session, job_id, 0.0, f"waiting: {why}")
-        raise RetryTask(why, delay=WAIT_RETRY_S)
-
-    @h.task(name="facet.train", priority=0, timeout=options.train_timeout_s)
-    def train(job_id: int) -> int | None:
-        """Run the train job ``job_id``; returns the published version id."""
-        from worker.retraining import run_training
-
-        with session_scope(res.sessions) as session:
-            job = get_job(session, job_id)
-            if job.state not in (JobState.queued, JobState.running):
-                log.info("train job %s is %s; nothing to do", job_id, job.state.value)
-                return None
-        lock = h.lock_task(TRAIN_LOCK)
-        try:
-            lock.acquire()
-        except TaskLockedException:
-            _wait(job_id, "another training run holds the lock")
+    lock = ctx.huey.lock_task(TRAIN_LOCK)
+    try:
+        lock.acquire()
+    except TaskLockedException:
+        _wait_for_turn(ctx, job_id, "another training run holds the lock")
+        return None
+    try:
+        with session_scope(ctx.sessions) as session:
+            other = running_job(session, TRAIN_KIND)
+        if other is not None and other.id != job_id:
+            _wait_for_turn(ctx, job_id, f"training job {other.id} is running")
             return None
-        try:
-            with session_scope(res.sessions) as session:
-                other = running_job(session, TRAIN_KIND)
-            if other is not None and other.id != job_id:
-                _wait(job_id, f"training job {other.id} is running")
-                return None
-            result = run_training(res.sessions, settings, job_id, options)
-        finally:
-            lock.release()
-        if result.activated:
-            score_all(result.version_id)
-        return result.version_id
-
-    @h.task(name="facet.check_retrain", priority=40)
-    def check_retrain() -> int | None:
-        """Start a run when enough new labels arrived; returns the new job id."""
-        lock = h.lock_task(CHECK_LOCK)
-        try:
-            lock.acquire()
-        except TaskLockedException:
-            return None  # another check is deciding right now
-        try:
-            with session_scope(res.sessions) as session:
-                job = maybe_create_training_job(session, options.retrain_every)
-                job_id = None if job is None else job.id
-                new = 0 if job is None else job.params.get("new_labels", 0)
-        finally:
-            lock.release()
-        if job_id is not None:
-            log.info("%s new labels (FACET_RETRAIN_EVERY=%s): starting training job %s", new,
-                     options.retrain_every, job_id)
-            train(job_id)
-        return job_id
-
-    @h.periodic_task(crontab(minute="*"), name="facet.every_minute")
-    def every_minute() -> None:
-        """Fail runs whose process died, then check whether to retrain."""
-        with session_scope(res.sessions) as session:
-            dead = reap_dead_runs(session)
-        if dead and running_job_count(res.sessions) == 0:
-            h.flush_locks(TRAIN_LOCK)
-        check_retrain()
-
-    return Tasks(h, res, predict, embed, train, score_all, score_batch, check_retrain,
-                 every_minute)
+        result = run_training(ctx.sessions, ctx.settings, job_id, ctx.options)
+    finally:
+        lock.release()
+    if result.activated:
+        ctx.enqueue("facet.score_all", result.version_id)
+    return result.version_id
 
 
-def running_job_count(sessions: sessionmaker[Session]) -> int:
-    """Train jobs in state running (0 means nobody should hold the training lock)."""
-    with session_scope(sessions) as session:
-        return len(list(session.scalars(select(Job.id).where(
-            Job.kind == TRAIN_KIND, Job.state == JobState.running))))
+def _wait_for_turn(ctx: WorkerContext, job_id: int, why: str) -> None:
+    """Keep the job queued with a message and raise :class:`RetryTask` (again in
+    :data:`WAIT_RETRY_S` seconds), or fail it after ``FACET_TRAIN_TIMEOUT`` seconds of waiting
+    and return."""
+    with session_scope(ctx.sessions) as session:
+        job = get_job(session, job_id)
+        waited = (utcnow() - job.created_at) if job.created_at else timedelta(0)
+        if waited > timedelta(seconds=ctx.options.train_timeout_s):
+            fail(session, job_id, f"gave up after waiting {int(waited.total_seconds())} s: {why}")
+            return
+        set_progress(session, job_id, 0.0, f"waiting: {why}")
+    raise RetryTask(why, delay=WAIT_RETRY_S)
 
+
+def check_retrain(ctx: WorkerContext) -> int | None:
+    """Start a run (enqueue ``facet.train``) when enough new labels arrived; the new job id."""
+    lock = ctx.huey.lock_task(CHECK_LOCK)
+    try:
+        lock.acquire()
+    except TaskLockedException:
+        return None  # another check is deciding right now
+    try:
+        with session_scope(ctx.sessions) as session:
+            job = maybe_create_training_job(session, ctx.options.retrain_every)
+            job_id = None if job is None else job.id
+            new = 0 if job is None else job.params.get("new_labels", 0)
+    finally:
+        lock.release()
+    if job_id is not None:
+        log.info("%s new labels (FACET_RETRAIN_EVERY=%s): starting training job %s", new,
+                 ctx.options.retrain_every, job_id)
+        ctx.enqueue("facet.train", job_id)
+    return job_id
+
+
+def every_minute(ctx: WorkerContext) -> None:
+    """Fail runs whose process died (and free the training lock when none runs any more),
+    then enqueue ``facet.check_retrain``."""
+    with session_scope(ctx.sessions) as session:
+        dead = reap_dead_runs(session)
+    if dead and running_job_count(ctx.sessions) == 0:
+        ctx.huey.flush_locks(TRAIN_LOCK)
+    ctx.enqueue("facet.check_retrain")
+
+
+TASKS: Mapping[str, TaskSpec] = MappingProxyType({
+    "facet.predict": TaskSpec(predict, priority=30, retries=2, retry_delay_s=5),
+    "facet.embed": TaskSpec(embed, priority=20, retries=1, retry_delay_s=5),
+    "facet.score_batch": TaskSpec(score_batch, priority=10, retries=1, retry_delay_s=5),
+    "facet.score_all": TaskSpec(score_all, priority=15),
+    "facet.train": TaskSpec(train, priority=0, timeout_option="train_timeout_s"),
+    "facet.check_retrain": TaskSpec(check_retrain, priority=40),
+    "facet.every_minute": TaskSpec(every_minute, periodic=crontab(minute="*")),
+})
+"""Every task by name with its Huey settings (priority: higher first; retries; seconds between
+attempts; the train timeout from ``FACET_TRAIN_TIMEOUT``; every_minute is periodic)."""

@@ -3,11 +3,12 @@
 New labels are counted against the snapshot of the newest *succeeded* training job: images
 whose current label (submitted or approved) was saved after that snapshot was taken. The check
 runs in the worker — every minute as a periodic task, and right after a save when the web
-process enqueues :func:`worker.tasks` ``check_retrain`` — so the web side needs no training
+process enqueues ``facet.check_retrain`` (:func:`worker.tasks.check_retrain`) — so the web side needs no training
 logic and a missed notification only delays a run by a minute.
 
-It never starts a second run while one is queued or running, and it does not retry a failed
-automatic run until a new label arrives (so a run that fails for a lasting reason is not
+It never starts a second run while one is queued or running (the rule of
+:func:`db.jobs.create_training_job`), and it does not retry a failed automatic run until a new
+label arrives (so a run that fails for a lasting reason is not
 restarted every minute).
 """
 from __future__ import annotations
@@ -15,11 +16,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.jobs import create_job, latest_job, pending_job
+from db.jobs import TRAIN_KIND, TrainingPendingError, create_training_job, latest_job
 from db.models import Job, JobState
 from worker.snapshot import MIN_VAL, count_labels_since, labelled_rows, max_label_revision_id
-
-TRAIN_KIND = "train"
 
 
 def last_trained_revision_id(session: Session) -> int:
@@ -38,11 +37,12 @@ def new_label_count(session: Session) -> int:
 
 
 def maybe_create_training_job(session: Session, retrain_every: int) -> Job | None:
-    """A queued ``train`` job when enough new labels arrived, else ``None`` (flushed only).
+    """A queued ``train`` job when enough new labels arrived and no training job is queued or
+    running, else ``None`` (flushed only).
 
     ``retrain_every`` 0 disables automatic runs. The caller commits and enqueues the job.
     """
-    if retrain_every <= 0 or pending_job(session, TRAIN_KIND) is not None:
+    if retrain_every <= 0:
         return None
     new = new_label_count(session)
     if new < retrain_every or len(labelled_rows(session)) < MIN_VAL + 1:
@@ -53,5 +53,8 @@ def maybe_create_training_job(session: Session, retrain_every: int) -> Job | Non
             and (last.params or {}).get("trigger") == "auto"
             and (last.params or {}).get("labels_at_trigger") == newest):
         return None  # that exact data already failed once; wait for a new label
-    return create_job(session, TRAIN_KIND, {"trigger": "auto", "new_labels": new,
-                                            "labels_at_trigger": newest})
+    try:
+        return create_training_job(session, {"trigger": "auto", "new_labels": new,
+                                             "labels_at_trigger": newest})
+    except TrainingPendingError:
+        return None  # a training job is already queued or running

@@ -18,9 +18,10 @@ from db.models import RevisionState
 from db.revisions import latest_revision, save_revision
 from db.settings import Settings
 from core.imageio import encode_label_png
+from worker.context import WorkerContext
 from worker.options import WorkerOptions
-from worker.queue import make_huey
-from worker.tasks import Tasks, register_tasks
+from worker.queue import Tasks, bind_tasks, make_huey
+from worker.tasks import TASKS
 
 SIZE = 64
 """Side of test images and labels, pixels."""
@@ -46,11 +47,18 @@ def options() -> WorkerOptions:
                                   progress_interval_s=0.0, retrain_every=3)
 
 
+def immediate_tasks(settings: Settings, sessions, options: WorkerOptions,
+                    sam_builders=None) -> Tasks:
+    """The tasks bound to a context over ``sessions`` on an immediate-mode Huey: each
+    enqueue runs in this thread."""
+    context = WorkerContext(settings, options, sessions=sessions, sam_builders=sam_builders)
+    return bind_tasks(make_huey(settings, immediate=True), TASKS, context)
+
+
 @pytest.fixture
 def tasks(settings: Settings, sessions, options) -> Tasks:
     """Tasks on an immediate-mode Huey: each enqueue runs in this thread."""
-    return register_tasks(make_huey(settings, immediate=True), settings, options,
-                          sessions=sessions)
+    return immediate_tasks(settings, sessions, options)
 
 
 def face(seed: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from db.engine import session_scope
 from db.jobs import create_job, finish, get_job, mark_running
 from db.models import JobState
 from worker.consumer import fail_interrupted_jobs
-from worker.tasks import reap_dead_runs
+from worker.reaper import reap_dead_runs
 
 
 def test_at_start_only_gone_runs_are_failed_and_a_live_one_keeps_running(sessions):

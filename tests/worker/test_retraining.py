@@ -16,9 +16,8 @@ from model.checkpoint import load_checkpoint
 from core.errors import FacetError
 from core.imageio import decode_label_png
 from model.train import default_lr
-from tests.worker.conftest import DEVICE, SIZE, add_faces, save_label
-from worker.queue import make_huey
-from worker.tasks import Tasks, register_tasks
+from tests.worker.conftest import DEVICE, SIZE, add_faces, immediate_tasks, save_label
+from worker.queue import Tasks
 from worker.retraining import ProgressWriter, decide
 
 LABELLED = {1: "train", 2: "val", 3: "train", 4: "val", 5: "train", 6: "train"}
@@ -59,8 +58,7 @@ def test_first_run_publishes_an_active_version_and_scores_the_queue(tasks, setti
 
 
 def _tasks_with(settings, sessions, options, **changes) -> Tasks:
-    return register_tasks(make_huey(settings, immediate=True), settings,
-                          replace(options, **changes), sessions=sessions)
+    return immediate_tasks(settings, sessions, replace(options, **changes))
 
 
 def test_next_run_starts_from_the_active_model_and_distils_from_it(settings, sessions, options):

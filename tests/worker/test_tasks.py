@@ -10,7 +10,7 @@ from db.engine import session_scope
 from db.jobs import create_job, get_job
 from db.models import Image, JobState, Prediction, RevisionState
 from core.imageio import decode_label_png
-from tests.worker.conftest import SIZE, add_face, add_faces, publish_untrained
+from tests.worker.conftest import SIZE, add_face, add_faces, immediate_tasks, publish_untrained
 from worker.client import HueyTaskQueue
 from db.cache import embedding_path
 from worker.tasks import TRAIN_LOCK
@@ -61,13 +61,10 @@ def test_embedding_is_cached_as_float16_file_and_row(tasks, settings, sessions, 
     from model.sam import SamEmbedding
     from tests.model.tiny_sam import TINY_BUILDERS, write_tiny_checkpoint
     from worker.options import WorkerOptions
-    from worker.queue import make_huey
-    from worker.tasks import register_tasks
 
     ckpt = write_tiny_checkpoint(tmp_path / "tiny.pth")
-    sam_tasks = register_tasks(make_huey(settings, immediate=True), settings,
-                               WorkerOptions.from_env(env={}), sessions=sessions,
-                               sam_builders=TINY_BUILDERS)
+    sam_tasks = immediate_tasks(settings, sessions, WorkerOptions.from_env(env={}),
+                                sam_builders=TINY_BUILDERS)
     ids = add_faces(sessions, settings, {}, [1])
     assert sam_tasks.embed(ids[1]).get() is None  # no checkpoint anywhere: skipped
     rel = sam_tasks.embed(ids[1], str(ckpt), "tiny").get()
@@ -79,11 +76,12 @@ def test_embedding_is_cached_as_float16_file_and_row(tasks, settings, sessions, 
         assert settings.data_dir / rel == embedding_path(settings, emb.model_key, ids[1])
 
 
-def test_client_sends_ids_and_the_sam_checkpoint(settings, sessions, tasks, tmp_path):
+def test_client_sends_ids_and_the_sam_checkpoint(settings, sessions, tasks, options, tmp_path):
     ids = add_faces(sessions, settings, {}, [1])
     version = publish_untrained(sessions, settings)
-    client = HueyTaskQueue(settings, tasks.resources.options, tasks=tasks)
-    client.enqueue_image(ids[1])  # no SAM checkpoint: only the pre-annotation
+    client = HueyTaskQueue(settings, options, tasks=tasks)
+    client.enqueue_prediction(ids[1])
+    client.enqueue_embedding(ids[1])  # no SAM checkpoint: only the pre-annotation
     with session_scope(sessions) as s:
         assert get_prediction(s, ids[1], version) is not None
         assert s.scalar(select(Prediction.id).where(Prediction.image_id != ids[1])) is None
