@@ -1,8 +1,8 @@
 """Synthetic, photo-like faces with exact label maps, for demos, tests and benchmarks.
 
 A face is first drawn as a hard-edged map of materials (skin, iris, teeth, lens, sleeve, ...;
-:mod:`model.synth_shapes`); its label map is a lookup of that map, so it is exact by
-construction. The photo is then rendered from the same map (:mod:`model.synth_render`):
+:mod:`model.synth.shapes`); its label map is a lookup of that map, so it is exact by
+construction. The photo is then rendered from the same map (:mod:`model.synth.render`):
 textures, light, shadows, highlights, blur and noise. Colours are drawn from overlapping
 distributions, so a parser has to use shape and context, not colour alone.
 
@@ -28,12 +28,11 @@ from core.celebamask import MASK_SIZE, anno_relpath, image_relpath, merged_relpa
 from core.errors import FacetError
 from core.imageio import encode_label_png, write_atomic
 from core.labels import CELEBAMASK, LabelSet
-from model.synth_materials import label_lut
-from model.synth_render import render_photo
-from model.synth_shapes import draw_materials
-from model.synth_spec import STYLES, sample_spec
+from model.synth.materials import label_lut
+from model.synth.render import render_photo
+from model.synth.shapes import draw_materials
+from model.synth.spec import STYLES, sample_spec
 
-__all__ = ["STYLES", "render_face", "face_seed", "write_synth_tree"]
 
 MIN_SIZE = 32
 MAX_SIZE = 4096
