@@ -16,7 +16,8 @@ noise, cluttered backgrounds and JPEG artefacts.
 """
 from __future__ import annotations
 
-from model.synth.face import face_seed, render_face, write_synth_tree
+from model.synth.face import face_seed, render_face
 from model.synth.spec import STYLES
+from model.synth.tree import write_synth_tree
 
 __all__ = ["STYLES", "render_face", "face_seed", "write_synth_tree"]
