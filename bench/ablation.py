@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (base_args, describe_host, emit, infer_ms, mean_std,  # noqa: E402
                     mode, score, setup, studio_comparison, table)
 
-from model.config import ParserConfig  # noqa: E402
+from model.net import ParserConfig  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
 from model.train import train  # noqa: E402
 

@@ -221,7 +221,7 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
     """Sizes for ``--tiny``/``--quick``/full, the studio training set and the studio + wild
     test sets; with ``--budget-s`` (and no ``--steps``) the steps per run are fitted to the
     budget from a measured step time, for ``runs_per_seed x seeds`` runs."""
-    from model.config import ParserConfig
+    from model.net import ParserConfig
 
     size, n_train, n_test, steps, batch, seeds = (
         (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick

@@ -23,7 +23,7 @@ from common import faces  # noqa: E402
 import torch  # noqa: E402
 
 from model.checkpoint import Checkpoint  # noqa: E402
-from model.config import ParserConfig  # noqa: E402
+from model.net import ParserConfig  # noqa: E402
 from model.evaluate import evaluate  # noqa: E402
 from model.inference import Predictor  # noqa: E402
 from model.losses import LossConfig  # noqa: E402

@@ -24,7 +24,7 @@ from common import (Budget, base_args, describe_host, emit, faces,  # noqa: E402
 import numpy as np  # noqa: E402
 
 from model.checkpoint import Checkpoint  # noqa: E402
-from model.config import ParserConfig  # noqa: E402
+from model.net import ParserConfig  # noqa: E402
 from model.train import train  # noqa: E402
 
 

@@ -25,10 +25,10 @@ from torch import nn  # noqa: E402
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead  # noqa: E402
 from torchvision.models.segmentation.fcn import FCNHead  # noqa: E402
 
-from model.backbone import ResNetBackbone  # noqa: E402
-from model.config import ParserConfig  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
-from model.network import IMAGENET_MEAN, IMAGENET_STD, build_parser  # noqa: E402
+from model.net import ParserConfig, build_face_parser  # noqa: E402
+from model.net.backbone import ResNetBackbone  # noqa: E402
+from model.net.network import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from model.train import train  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     train_set, tests, budget, t0 = run.train_set, run.tests, run.budget, run.started
     config = ParserConfig.small(input_size=size, edge_head=False)
     models = {
-        "parser (ours)": lambda: build_parser(ParserConfig.small(input_size=size)),
+        "parser (ours)": lambda: build_face_parser(ParserConfig.small(input_size=size)),
         "FCN head (torchvision)": lambda: HeadOnBackbone(config, "fcn"),
         "DeepLabv3 head (torchvision)": lambda: HeadOnBackbone(config, "deeplabv3"),
     }

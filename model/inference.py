@@ -16,11 +16,10 @@ import torch.nn.functional as F
 
 from model.augment import resize_pair
 from model.checkpoint import load_checkpoint
-from model.config import ParserConfig
+from model.net import FaceParser, ParserConfig
 from model.devices import autocast, default_threads, resolve_device
 from core.errors import FacetError
 from core.labels import LabelSet
-from model.network import FaceParser
 
 LARGE_OUTPUT_PIXELS = 1 << 23
 """Upsampled probability values held at once (32 MB of float32): all 19 classes up to

@@ -24,14 +24,13 @@ from torch.utils.data import DataLoader
 
 from model.augment import AugmentConfig
 from model.checkpoint import Checkpoint, load_checkpoint
-from model.config import ParserConfig
+from model.net import FaceParser, ParserConfig, build_face_parser
 from model.dataset import BatchStream, Sample
 from model.devices import amp_dtype, autocast, available_cores, resolve_device
 from model.distill import Teacher, distillation_loss, trusted_pixels
 from core.errors import FacetError
 from core.labels import CELEBAMASK, LabelSet
 from model.losses import LossConfig, ParsingLoss
-from model.network import FaceParser, build_parser
 
 OnStep = Callable[[int, int, dict[str, float], float], None]
 
@@ -118,7 +117,7 @@ def _student(config: ParserConfig | None, init: Checkpoint | None,
     config = config or ParserConfig.small(labels)
     if config.num_classes != labels.num_classes:
         raise FacetError(f"config has {config.num_classes} classes, labels {labels.num_classes}")
-    return build_parser(config), config
+    return build_face_parser(config), config
 
 
 def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:

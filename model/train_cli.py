@@ -71,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from model.checkpoint import load_checkpoint, save_checkpoint
-    from model.config import ParserConfig
+    from model.net import ParserConfig
     from model.dataset import load_images, load_tree
     from model.devices import default_threads, resolve_device
     from core.labels import CELEBAMASK

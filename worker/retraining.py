@@ -244,7 +244,7 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     import torch
 
     from model.checkpoint import load_checkpoint, save_checkpoint
-    from model.config import ParserConfig
+    from model.net import ParserConfig
     from model.evaluate import evaluate
     from model.inference import Predictor
     from core.labels import CELEBAMASK

@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from model.checkpoint import save_checkpoint
-from model.config import ParserConfig
+from model.net import ParserConfig, build_face_parser
 from core.errors import FacetError
 from model.evaluate import evaluate
 from model.inference import Predictor
 from core.labels import CELEBAMASK
 from model.metrics import ConfusionMatrix
-from model.network import build_parser
 from tests.model.faces import face_samples
 
 
@@ -20,7 +19,7 @@ from tests.model.faces import face_samples
 def predictor(tmp_path_factory):
     torch.manual_seed(0)
     config = ParserConfig.small(input_size=64)
-    model = build_parser(config)
+    model = build_face_parser(config)
     with torch.no_grad():
         model.train()(torch.rand(4, 3, 64, 64))
     path = tmp_path_factory.mktemp("p") / "p.pt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.config import ParserConfig
+from model.net import ParserConfig
 from core.errors import FacetError
 from model.train import lr_factor, schedule_position, train
 from tests.model.faces import face_samples
