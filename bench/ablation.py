@@ -20,6 +20,7 @@ from common import (base_args, describe_host, emit, infer_ms, mean_std,  # noqa:
 
 from model.net import ParserConfig  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
+from model.recipe import TrainRecipe  # noqa: E402
 from model.train import train  # noqa: E402
 
 VARIANTS = [  # name, attention, edge
@@ -48,9 +49,9 @@ def main() -> int:
                 budget.check()
                 config = ParserConfig.small(input_size=size, attention=attention, edge_head=edge)
                 loss = LossConfig() if edge else LossConfig.plain()
-                r = train(train_set, config, steps, device=device, seed=seed, batch_size=batch,
-                          num_workers=args.loader_workers,
-                          loss=loss)
+                recipe = TrainRecipe(steps=steps, seed=seed, batch_size=batch,
+                                     num_workers=args.loader_workers, loss=loss)
+                r = train(train_set, config, recipe, device=device)
                 sc = score(r.model, r.config, r.labels, device, tests)
                 runs.setdefault(name, []).append({
                     "studio": sc["studio"]["mean_f1"], "wild": sc["wild"]["mean_f1"],

@@ -184,14 +184,16 @@ def mode(args: argparse.Namespace) -> str:
     return "TINY smoke test" if args.tiny else "quick" if args.quick else "full"
 
 
-def step_seconds(samples: list[Sample], config: Any, device: torch.device, batch_size: int,
-                 loader_workers: int | None, steps: int = 12, **train_kwargs: Any) -> float:
-    """Median seconds per training step, measured on a short throw-away run (warm-up excluded)."""
+def step_seconds(samples: list[Sample], config: Any, device: torch.device,
+                 recipe: Any, **run: Any) -> float:
+    """Median seconds per training step, measured on a short throw-away run of ``recipe``
+    (a :class:`model.recipe.TrainRecipe`; warm-up excluded). ``run``: more arguments of
+    :func:`model.train.train` (``unlabeled=…``)."""
     from model.train import train
 
     stamps: list[float] = []
-    train(samples, config, steps, device=device, batch_size=batch_size, num_workers=loader_workers,
-          on_step=lambda *a: stamps.append(time.perf_counter()), **train_kwargs)
+    train(samples, config, recipe, device=device,
+          on_step=lambda *a: stamps.append(time.perf_counter()), **run)
     skip = min(3, len(stamps) - 2)  # warm-up steps
     return statistics.median(np.diff(stamps[skip:]).tolist())
 
@@ -222,6 +224,7 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
     test sets; with ``--budget-s`` (and no ``--steps``) the steps per run are fitted to the
     budget from a measured step time, for ``runs_per_seed x seeds`` runs."""
     from model.net import ParserConfig
+    from model.recipe import TrainRecipe
 
     size, n_train, n_test, steps, batch, seeds = (
         (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick
@@ -233,8 +236,9 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
     tests = {"studio": faces("studio", n_test, size, seed=2, workers=args.workers),
              "wild": faces("wild", n_test, size, seed=5, workers=args.workers)}
     if args.budget_s and not args.steps:
-        per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, batch,
-                                args.loader_workers, steps=4 if args.tiny else 12)
+        probe = TrainRecipe(steps=4 if args.tiny else 12, batch_size=batch,
+                            num_workers=args.loader_workers)
+        per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, probe)
         steps = fit_steps(steps, 0.85 * budget.left() / (runs_per_seed * seeds), per_step)
         print(f"step time {per_step:.3f} s -> {steps} steps per run", flush=True)
     return StudioComparison(size, steps, batch, seeds, train_set, tests, budget, started)

@@ -27,7 +27,8 @@ Usage::
                          [--batch N] [--config small|paper]
 
 ``--train-size``, ``--seconds``, ``--steps`` and ``--batch`` default to the worker's own
-defaults (``worker/options.py``: on a CPU a 160-px model, batch 8, 150 s of training per run).
+defaults (:meth:`model.recipe.TrainRecipe.for_device`: on a CPU a 160-px model, batch 8, 150 s
+of training per run).
 
 Prints a Markdown table (and the machine's load average before and after).
 """
@@ -256,16 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     total = time.monotonic() - began
     load1 = os.getloadavg()
 
-    defaults = WorkerOptions.from_env(env={})
     device = args.device
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    train_size = args.train_size or defaults.size_for(device) or "preset"
-    seconds = defaults.seconds_for(device) if args.seconds is None else (args.seconds or None)
-    steps = args.steps or defaults.steps_for(device)
-    batch = args.batch or defaults.batch_for(device)
+    recipe = WorkerOptions.from_env(
+        env={}, train_steps=args.steps, train_seconds=args.seconds, train_size=args.train_size,
+        batch_size=args.batch).recipe_for(device)
+    train_size = recipe.input_size or "preset"
+    seconds, steps, batch = recipe.time_budget_s, recipe.steps, recipe.batch_size
     print(f"Synthetic faces {args.size} px ({int(100 * args.wild)} % wild), pool {args.pool}, "
           f"held-out {args.heldout}; config {args.config} at {train_size} px, "
           f"{'no time limit' if seconds is None else f'{seconds:.0f} s'} and at most {steps} "

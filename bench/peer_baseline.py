@@ -29,6 +29,7 @@ from model.losses import LossConfig  # noqa: E402
 from model.net import ParserConfig, build_face_parser  # noqa: E402
 from model.net.backbone import ResNetBackbone  # noqa: E402
 from model.net.network import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from model.recipe import TrainRecipe, default_lr  # noqa: E402
 from model.train import train  # noqa: E402
 
 
@@ -60,7 +61,8 @@ def main() -> int:
     p = base_args(__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int)
     p.add_argument("--seeds", type=int)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=default_lr(),
+                   help="peak learning rate of every model (default: the recipe's from scratch)")
     args = p.parse_args()
     device, stop = setup(args)
     run = studio_comparison(args, device, runs_per_seed=3)
@@ -82,9 +84,9 @@ def main() -> int:
                 torch.manual_seed(seed)
                 model = make()
                 loss = LossConfig() if name.startswith("parser") else LossConfig.plain()
-                r = train(train_set, None, steps, init=model, device=device, seed=seed,
-                          batch_size=batch, num_workers=args.loader_workers, lr=args.lr,
-                          loss=loss)
+                recipe = TrainRecipe(steps=steps, seed=seed, batch_size=batch, lr=args.lr,
+                                     num_workers=args.loader_workers, loss=loss)
+                r = train(train_set, None, recipe, init=model, device=device)
                 sc = score(r.model, r.config, r.labels, device, tests)
                 st = sc["studio"]["per_class_f1"]
                 runs.setdefault(name, []).append({

@@ -33,9 +33,9 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,6 +52,9 @@ from core.imageio import resize_image
 from worker.infer import checkpoint_file, device_for
 from worker.options import WorkerOptions
 from worker.snapshot import LabelledImage, Snapshot, take_snapshot
+
+if TYPE_CHECKING:
+    from model.recipe import TrainRecipe
 
 log = logging.getLogger("facet.worker.retraining")
 
@@ -127,36 +130,40 @@ class ProgressWriter:
         self.points += 1
 
 
-def job_settings(options: WorkerOptions, params: dict[str, Any],
-                 device: str = "cpu") -> dict[str, Any]:
-    """The run's knobs: options, overridden by the job's params (:data:`JOB_OVERRIDES`)."""
-    out: dict[str, Any] = {"steps": options.steps_for(device),
-                           "seconds": options.seconds_for(device), "lr": options.lr,
-                           "batch_size": options.batch_for(device), "seed": 0,
-                           "distill_weight": options.distill_weight, "fresh": False}
+def job_recipe(options: WorkerOptions, params: dict[str, Any],
+               device: str = "cpu") -> tuple[TrainRecipe, bool]:
+    """The run's recipe and whether it starts fresh: :meth:`WorkerOptions.recipe_for`,
+    overridden by the job's params (:data:`JOB_OVERRIDES`)."""
+    given: dict[str, Any] = {}
     for key, kind in JOB_OVERRIDES.items():
         if params.get(key) is not None:
             try:
-                out[key] = kind(params[key])
+                given[key] = kind(params[key])
             except (TypeError, ValueError):
                 raise FacetError(f"job parameter {key}={params[key]!r} is not a {kind.__name__}") from None
-    if out["steps"] < 1:
-        raise FacetError(f"steps must be >= 1, got {out['steps']}")
-    if out["seconds"] is not None and not out["seconds"] >= 0:
-        raise FacetError(f"seconds must be >= 0, got {out['seconds']}")
-    out["seconds"] = out["seconds"] or None  # 0: no time limit
-    return out
+    if given.get("steps", 1) < 1:
+        raise FacetError(f"steps must be >= 1, got {given['steps']}")
+    if given.get("seconds") is not None and not given["seconds"] >= 0:
+        raise FacetError(f"seconds must be >= 0, got {given['seconds']}")
+    recipe = options.recipe_for(device)
+    changes = {k: given[k] for k in ("steps", "lr", "batch_size", "seed") if k in given}
+    if "seconds" in given:
+        changes["time_budget_s"] = given["seconds"] or None  # 0: no time limit
+    if "distill_weight" in given:
+        changes["distill"] = replace(recipe.distill, weight=given["distill_weight"])
+    return recipe.replace(**changes), given.get("fresh", False)
 
 
 def start_run(session: Session, settings: Settings, job_id: int, options: WorkerOptions,
-              device: str = "cpu") -> tuple[Snapshot, Active | None, dict[str, Any]]:
-    """Step 1: mark the job running, fix the snapshot; returns it, the active version, knobs."""
+              device: str = "cpu") -> tuple[Snapshot, Active | None, TrainRecipe, bool]:
+    """Step 1: mark the job running, fix the snapshot; returns it, the active version, the
+    run's recipe and whether it starts fresh (:func:`job_recipe`)."""
     job = get_job(session, job_id)
     if job.state not in (JobState.queued, JobState.running):
         raise FacetError(f"job {job_id} is {job.state.value}; only a queued job can run")
     if job.kind != "train":
         raise FacetError(f"job {job_id} is a {job.kind} job, not a train job")
-    knobs = job_settings(options, dict(job.params or {}), device)
+    recipe, fresh = job_recipe(options, dict(job.params or {}), device)
     mark_running(session, job_id)
     snapshot = take_snapshot(session, max_unlabeled=options.max_unlabeled)
     current = active_version(session)
@@ -167,7 +174,7 @@ def start_run(session: Session, settings: Settings, job_id: int, options: Worker
     set_progress(session, job_id, 0.0,
                  f"loading {snapshot.num_labels} labels ({len(snapshot.val)} for validation) "
                  f"and {len(snapshot.unlabeled)} unlabelled images")
-    return snapshot, active, knobs
+    return snapshot, active, recipe, fresh
 
 
 def load_labelled(session: Session, settings: Settings, items: tuple[LabelledImage, ...],
@@ -244,11 +251,11 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
     import torch
 
     from model.checkpoint import load_checkpoint, save_checkpoint
-    from model.net import ParserConfig
+    from core.labels import CELEBAMASK
     from model.evaluate import evaluate
     from model.inference import Predictor
-    from core.labels import CELEBAMASK
-    from model.train import default_lr, train
+    from model.recipe import default_lr
+    from model.train import train
 
     started = time.monotonic()
     device = device_for(options.device)
@@ -256,17 +263,15 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         torch.set_num_threads(options.torch_threads)
 
     with session_scope(sessions) as session:
-        snapshot, active, knobs = start_run(session, settings, job_id, options, device)
+        snapshot, active, recipe, fresh = start_run(session, settings, job_id, options, device)
 
     teacher = init = None
     if active is not None:
         teacher = load_checkpoint(active.checkpoint)
-    if teacher is not None and not knobs["fresh"]:
+    if teacher is not None and not fresh:
         init, config = teacher, teacher.config
     else:
-        size = options.size_for(device)
-        config = ParserConfig.preset(options.train_config, CELEBAMASK,
-                                     **({} if size is None else {"input_size": size}))
+        config = recipe.fresh_config(options.train_config, CELEBAMASK)
 
     with session_scope(sessions) as session:
         samples = load_labelled(session, settings, snapshot.train, config.num_classes)
@@ -282,24 +287,21 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
                                       device=device, threads=torch.get_num_threads()), val)
         teacher.model.to("cpu")  # train() places its own copies
     base_f1 = None if baseline is None else float(baseline["mean_f1"])
-    weak = base_f1 is not None and base_f1 < options.distill_min_f1
-    distill = (base_f1 is not None and not weak
-               and (knobs["distill_weight"] is None or knobs["distill_weight"] > 0))
-    lr = knobs["lr"]
-    if lr is None and init is not None and weak:
-        lr = default_lr(fine_tune=False)  # a weak active model is a warm start, not a teacher
+    weak = base_f1 is not None and not options.teaches(base_f1)
+    distill = base_f1 is not None and not weak and recipe.distill.weight > 0
+    if recipe.lr is None and init is not None and weak:
+        # a weak active model is a warm start, not a teacher
+        recipe = recipe.replace(lr=default_lr(recipe.optimizer, fine_tune=False))
     with session_scope(sessions) as session:
         unlabeled = load_unlabeled(session, settings, snapshot.unlabeled) if distill else []
+    if unlabeled:
+        recipe = recipe.replace(
+            unlabeled_batch=options.distill_batch or max(1, recipe.batch_size // 2))
 
     progress = ProgressWriter(sessions, job_id, options.progress_interval_s)
-    extra = {k: v for k, v in (("lr", lr), ("distill_weight", knobs["distill_weight"]))
-             if v is not None}
-    distill_batch = options.distill_batch or max(1, knobs["batch_size"] // 2)
-    result = train(samples, None if init is not None else config, knobs["steps"], init=init,
+    result = train(samples, None if init is not None else config, recipe, init=init,
                    teacher=teacher if distill else None, unlabeled=unlabeled, device=device,
-                   seed=knobs["seed"], batch_size=knobs["batch_size"], on_step=progress,
-                   unlabeled_batch=distill_batch if unlabeled else None,
-                   num_workers=options.loader_workers, time_budget_s=knobs["seconds"], **extra)
+                   on_step=progress)
     train_s = time.monotonic() - started
 
     ckpt = settings.models_dir / f"job-{job_id}.pt"
@@ -322,7 +324,7 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         "baseline_version_id": None if active is None else active.version_id,
         "val_ids": [x.image_id for x in snapshot.val], "num_train": len(snapshot.train),
         "num_unlabeled": len(unlabeled), "steps": result.meta["steps"],
-        "time_budget_s": knobs["seconds"], "distilled": distill,
+        "time_budget_s": recipe.time_budget_s, "distilled": distill,
         "device": device, "train_seconds": round(train_s, 2),
         "training_loop_seconds": result.meta["seconds"],
         "total_seconds": round(time.monotonic() - started, 2),

@@ -44,7 +44,7 @@ def _train_first_model(studio: Studio) -> None:
     from model.net import ParserConfig
     from model.evaluate import evaluate
     from model.inference import Predictor
-    from model.train import train
+    from model.train import train_steps as train
 
     with studio.session() as session:
         images = session.query(Image).order_by(Image.id).all()
