@@ -9,7 +9,8 @@ from model.net import ParserConfig
 from core.errors import FacetError
 from model.distill import DistillConfig
 from model.recipe import TrainRecipe
-from model.train import lr_factor, schedule_position, train, train_steps
+from model.schedule import lr_factor, schedule_position
+from model.train import train, train_steps
 from tests.model.faces import face_samples
 
 CONFIG = ParserConfig.small(input_size=64)
