@@ -25,6 +25,7 @@ from torch import nn  # noqa: E402
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead  # noqa: E402
 from torchvision.models.segmentation.fcn import FCNHead  # noqa: E402
 
+from core.labels import THIN_CLASSES  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
 from model.net import ParserConfig, build_face_parser  # noqa: E402
 from model.net.backbone import ResNetBackbone  # noqa: E402
@@ -91,14 +92,15 @@ def main() -> int:
                 st = sc["studio"]["per_class_f1"]
                 runs.setdefault(name, []).append({
                     "studio": sc["studio"]["mean_f1"], "wild": sc["wild"]["mean_f1"],
-                    "ear_r": st["ear_r"], "neck_l": st["neck_l"], "seconds": r.meta["seconds"]})
+                    **{n: st[n] for n in THIN_CLASSES}, "seconds": r.meta["seconds"]})
                 if name not in info:
                     r.model.eval()
                     info[name] = (sum(q.numel() for q in r.model.parameters()) / 1e6,
                                   infer_ms(r.model, size, device))
+                thin = " ".join(f"{n} {st[n]}" for n in THIN_CLASSES)
                 print(f"seed {seed} {name}: studio {100 * sc['studio']['mean_f1']:.2f} wild "
-                      f"{100 * sc['wild']['mean_f1']:.2f} ear_r {st['ear_r']} neck_l {st['neck_l']} "
-                      f"({r.meta['seconds']:.0f} s)", flush=True)
+                      f"{100 * sc['wild']['mean_f1']:.2f} {thin} ({r.meta['seconds']:.0f} s)",
+                      flush=True)
     except (Exception, KeyboardInterrupt) as err:  # a stop is reported below; others re-raised
         if not stop.is_stop(err):
             raise
@@ -112,14 +114,15 @@ def main() -> int:
             continue
         thin = lambda key: mean_std([r[key] for r in rs if r[key] is not None])  # noqa: E731
         rows.append([name, mean_std([r["studio"] for r in rs]), mean_std([r["wild"] for r in rs]),
-                     thin("ear_r"), thin("neck_l"), f"{info[name][0]:.1f}", f"{info[name][1]:.1f}",
-                     len(rs)])
+                     *map(thin, THIN_CLASSES), f"{info[name][0]:.1f}",
+                     f"{info[name][1]:.1f}", len(rs)])
     title = (f"Peer baseline ({mode(args)}): resnet18 trunk (random init, "
              f"stride 32) at {size}², {steps} steps, batch {batch}, lr {args.lr}, {len(train_set)} studio "
              f"training faces, {len(tests['studio'])} test faces per style; {describe_host(device)}; "
              f"{time.time() - t0:.0f} s" + (f"; STOPPED EARLY ({stopped})" if stopped else ""))
     emit("peer_baseline", title,
-         table(["model", "studio mean F1", "wild mean F1", "studio ear_r F1", "studio neck_l F1",
+         table(["model", "studio mean F1", "wild mean F1",
+                *(f"studio {n} F1" for n in THIN_CLASSES),
                 "params (M)", "forward ms (best of 7)", "seeds"], rows), args.out, runs)
     return 0
 

@@ -19,6 +19,11 @@ CELEBAMASK_NAMES: tuple[str, ...] = (
 EXTRA_NAMES: tuple[str, ...] = ("hand", "mask")
 """Occlusion classes a project may opt in to, appended after id 18."""
 
+THIN_CLASSES: tuple[str, ...] = ("ear_r", "neck_l")
+"""The rare, thin classes (earring, necklace): a few pixels wide and often missed, so they get
+extra cross-entropy weight in training (``model.losses.LossConfig``) and count more in the
+uncertainty that orders the annotation queue (``model.inference.Predictor.uncertainty``)."""
+
 HUMAN_NAMES: dict[str, str] = {
     "background": "background", "skin": "skin", "nose": "nose", "eye_g": "glasses",
     "l_eye": "left eye", "r_eye": "right eye", "l_brow": "left brow", "r_brow": "right brow",

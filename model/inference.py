@@ -19,15 +19,11 @@ from model.checkpoint import load_checkpoint
 from model.net import FaceParser, ParserConfig
 from model.devices import autocast, default_threads, resolve_device
 from core.errors import FacetError
-from core.labels import LabelSet
+from core.labels import THIN_CLASSES, LabelSet
 
 LARGE_OUTPUT_PIXELS = 1 << 23
 """Upsampled probability values held at once (32 MB of float32): all 19 classes up to
 ~660 x 660, fewer classes at a time beyond."""
-
-THIN_CLASSES: tuple[str, ...] = ("ear_r", "neck_l")
-"""Classes whose likely pixels weigh more in :meth:`Predictor.uncertainty`."""
-
 
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
@@ -143,6 +139,6 @@ class Predictor:
 
         The mean per-pixel entropy of the softmax (normalised by ``log C``), each pixel
         weighted by ``1 + thin_weight * P(thin class)`` so that likely earrings and necklaces
-        (rare, thin, often wrong) count more.
+        (:data:`core.labels.THIN_CLASSES`: rare, thin, often wrong) count more.
         """
         return self._uncertainty(self.probabilities_small([image])[0])
