@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
-from model.devices import resolve_device  # noqa: E402
+from model.devices import resolve_device, set_torch_threads  # noqa: E402
 
 Sample = tuple[np.ndarray, np.ndarray]
 
@@ -84,7 +84,7 @@ def base_args(description: str) -> argparse.ArgumentParser:
 
 def setup(args: argparse.Namespace) -> tuple[torch.device, Stop]:
     device = resolve_device(args.device)
-    torch.set_num_threads(args.threads if device.type == "cpu" else max(1, os.cpu_count() or 1))
+    set_torch_threads(args.threads if device.type == "cpu" else max(1, os.cpu_count() or 1))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -156,8 +156,7 @@ def score(model: torch.nn.Module, config: Any, labels: Any, device: torch.device
     from model.evaluate import evaluate
     from model.inference import Predictor
 
-    pred = Predictor(model, config, labels, device=device,
-                     threads=torch.get_num_threads() if device.type == "cpu" else None)
+    pred = Predictor(model, config, labels, device=device)
     return {name: evaluate(pred, data) for name, data in tests.items()}
 
 

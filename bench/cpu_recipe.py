@@ -21,11 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import faces  # noqa: E402
 
-import torch  # noqa: E402
-
 from model.checkpoint import Checkpoint  # noqa: E402
 from model.evaluate import evaluate  # noqa: E402
 from model.inference import Predictor  # noqa: E402
+from model.devices import set_torch_threads  # noqa: E402
 from model.distill import DistillConfig  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
 from model.recipe import TrainRecipe, default_lr  # noqa: E402
@@ -48,7 +47,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--face-size", type=int, default=512, help="side of the synthetic faces, px")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
 
     ks = [int(k) for k in args.ks.split(",")]
     pool = [faces("wild" if i % 4 == 3 else "studio", 1, args.face_size, 100 + i, 1)[0]
@@ -72,8 +71,7 @@ def main() -> int:
         result = train(labelled, None, run_recipe, **run)
         seconds = time.perf_counter() - started
         previous = Checkpoint(result.model, result.config, result.labels, result.meta)
-        scores = evaluate(Predictor(result.model, result.config, result.labels,
-                                    threads=args.threads), heldout)
+        scores = evaluate(Predictor(result.model, result.config, result.labels), heldout)
         print(json.dumps({"k": k, "train_images": len(labelled), "steps": result.meta["steps"],
                           "seconds": round(seconds, 1), "heldout_f1": round(scores["mean_f1"], 4),
                           "size": args.size, "budget_s": args.seconds, "batch": args.batch,

@@ -202,7 +202,7 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
             from model.evaluate import evaluate
             from model.inference import Predictor
 
-            result = evaluate(Predictor.load(ckpt, device="cpu", threads=args.threads), heldout)
+            result = evaluate(Predictor.load(ckpt, device="cpu"), heldout)
             row.heldout_f1, row.heldout_fix = result["mean_f1"], 1.0 - result["pixel_accuracy"]
             rows.append(row)
             print(f"  {order:11s} K={k:3d}: val F1 {row.val_f1:.3f}, held-out F1 "
@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.pool < args.ks[-1] + args.next:
         p.error(f"--pool must hold K={args.ks[-1]} labels plus --next {args.next}")
 
+    from model.devices import set_torch_threads
+
+    set_torch_threads(args.threads)  # this process scores the held-out faces
     load0 = os.getloadavg()
     began = time.monotonic()
     heldout = [render_face(HELDOUT_SEED + i, size=args.size, style=style_of(i, args.wild))

@@ -50,9 +50,8 @@ def make_predictor(config: ParserConfig, device: torch.device, variant: str) -> 
     with torch.no_grad():  # realistic BN statistics instead of the identity at init
         model.train()(torch.rand(2, 3, config.input_size, config.input_size, device=device))
     amp, cl = VARIANTS[variant]
-    return Predictor(model.eval(), config, CELEBAMASK, {}, device=device,
-                     threads=torch.get_num_threads() if device.type == "cpu" else None,
-                     amp=amp, channels_last=cl)
+    return Predictor(model.eval(), config, CELEBAMASK, {}, device=device, amp=amp,
+                     channels_last=cl)
 
 
 def time_predict(pred: Predictor, images: list[np.ndarray], reps: int) -> list[float]:

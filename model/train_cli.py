@@ -69,6 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_predict)
 
 
+def _cpu_threads(device, threads: int | None) -> None:  # device: torch.device
+    """``--threads`` (default: :func:`model.devices.default_threads`) when running on a CPU;
+    this process's one thread setting, made here at its edge."""
+    from model.devices import set_torch_threads
+
+    if device.type == "cpu":
+        set_torch_threads(threads)
+
+
 def _progress(total: int, desc: str):  # -> tqdm
     from tqdm import tqdm
 
@@ -112,20 +121,17 @@ def _given(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import torch
-
     from core.labels import CELEBAMASK
     from model.checkpoint import load_checkpoint, save_checkpoint
     from model.dataset import load_images, load_tree
-    from model.devices import default_threads, resolve_device
+    from model.devices import resolve_device
     from model.train import train
 
     device = resolve_device(args.device)
     recipe = train_recipe(args)
     if args.out.exists() and args.out.is_dir():
         raise FacetError(f"--out {args.out} is a folder; give a checkpoint file name")
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads or default_threads())
+    _cpu_threads(device, args.threads)
     init = load_checkpoint(args.init) if args.init else None
     teacher = load_checkpoint(args.distill_from) if args.distill_from else None
     labels = init.labels if init else CELEBAMASK
@@ -166,7 +172,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from model.evaluate import evaluate
     from model.inference import Predictor
 
-    predictor = Predictor.load(args.checkpoint, device=args.device, threads=args.threads)
+    predictor = Predictor.load(args.checkpoint, device=args.device)
+    _cpu_threads(predictor.device, args.threads)
     samples = load_tree(args.data, predictor.labels)
     bar = _progress(len(samples), "evaluate")
     try:
@@ -192,7 +199,8 @@ def run_predict(args: argparse.Namespace) -> int:
     files = image_files(args.images)
     if args.out.exists() and not args.out.is_dir():
         raise FacetError(f"--out {args.out} exists and is not a folder")
-    predictor = Predictor.load(args.checkpoint, device=args.device, threads=args.threads)
+    predictor = Predictor.load(args.checkpoint, device=args.device)
+    _cpu_threads(predictor.device, args.threads)
     stems = [f.stem for f in files]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:

@@ -45,7 +45,7 @@ class PredictorCache:
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
-        predictor = Predictor.load(path, device=device_for(self.device), threads=self.threads)
+        predictor = Predictor.load(path, device=device_for(self.device))
         self._items[key] = predictor
         while len(self._items) > self.size:
             self._items.popitem(last=False)

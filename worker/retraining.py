@@ -285,10 +285,6 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
          options: WorkerOptions) -> RunResult:
     started = time.monotonic()
     device = device_for(options.device)
-    if options.torch_threads:
-        import torch
-
-        torch.set_num_threads(options.torch_threads)
     with session_scope(sessions) as session:
         snapshot, active, recipe, fresh = start_run(session, settings, job_id, options, device)
     ctx = RunContext(sessions, settings, job_id, options, device, snapshot, active)
@@ -340,8 +336,8 @@ def score_active(ctx: RunContext, data: RunData) -> dict[str, Any] | None:
         return None
     ctx.progress(0.0, "scoring the active model on the validation split")
     model = data.active
-    scores = evaluate(Predictor(model.model, model.config, model.labels, device=ctx.device,
-                                threads=_torch_threads()), data.val)
+    scores = evaluate(Predictor(model.model, model.config, model.labels, device=ctx.device),
+                      data.val)
     model.model.to("cpu")  # train() places its own copies
     return scores
 
@@ -398,7 +394,7 @@ def checkpoint_and_score(ctx: RunContext, result: TrainResult,
             "parent_version_id": None if active is None else active.version_id}
     save_checkpoint(ckpt, result.model, result.config, CELEBAMASK, meta)
     ctx.progress(TRAIN_SHARE, "evaluating on the validation split")
-    predictor = Predictor.load(ckpt, device=ctx.device, threads=ctx.options.torch_threads)
+    predictor = Predictor.load(ckpt, device=ctx.device)
     return ckpt, evaluate(predictor, val)
 
 
@@ -436,12 +432,6 @@ def publish(ctx: RunContext, ckpt: Path, config: dict[str, Any],
     log.info("training job %s published version %s (mean F1 %.4f, baseline %s, active=%s)",
              ctx.job_id, version_id, new_f1, base_f1, activate_it)
     return RunResult(ctx.job_id, version_id, activate_it, metrics, note)
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _jsonable(value: Any) -> Any:
