@@ -76,7 +76,7 @@ def base_args(description: str) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="processes for rendering synthetic faces (default: cores, at most 16)")
     p.add_argument("--loader-workers", type=int, default=None,
-                   help="DataLoader workers for training (default: model.train's choice)")
+                   help="DataLoader workers for training (default: the recipe's choice)")
     p.add_argument("--tiny", action="store_true",
                    help="smoke test of the script itself: a few faces, 2 steps, 1 seed")
     return p
@@ -143,11 +143,6 @@ def describe_host(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
     return f"CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
-def thin_f1(per_class: dict[str, float | None], name: str) -> str:
-    v = per_class.get(name)
-    return "-" if v is None else f"{100 * v:.2f}"
 
 
 def score(model: torch.nn.Module, config: Any, labels: Any, device: torch.device,

@@ -5,7 +5,9 @@ must keep writing meanwhile):
 
 1. **start**: the job goes to ``running`` (with this process's host and pid, so a dead run can
    be told from a live one); the snapshot of labels, the validation split and the unlabelled
-   images is fixed (:mod:`worker.snapshot`) and stored in the job's params.
+   images is fixed (:mod:`worker.snapshot`) and stored in the job's params; the run's
+   training recipe is :meth:`model.recipe.TrainRecipe.for_device` with the ``FACET_*``
+   options and the job's params over it (:func:`job_recipe`).
 2. **score the active model** on the run's validation split (:func:`model.evaluate.evaluate`:
    mean and per-class F1): the bar the new model must reach, and whether the active model is
    good enough to teach (``FACET_DISTILL_MIN_F1``, default 0.5).
