@@ -11,8 +11,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import FacetError
+
+if TYPE_CHECKING:
+    import torch
+
+    from model.recipe import TrainRecipe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_predict)
 
 
-def _cpu_threads(device, threads: int | None) -> None:  # device: torch.device
+def _cpu_threads(device: torch.device, threads: int | None) -> None:
     """``--threads`` (default: :func:`model.devices.default_threads`) when running on a CPU;
     this process's one thread setting, made here at its edge."""
     from model.devices import set_torch_threads
@@ -85,7 +91,7 @@ def _progress(total: int, desc: str):  # -> tqdm
                 file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
-def train_recipe(args: argparse.Namespace):  # -> model.recipe.TrainRecipe
+def train_recipe(args: argparse.Namespace) -> TrainRecipe:
     """The recipe the ``train`` flags ask for: :class:`TrainRecipe` defaults, with each flag
     that was given applied over them. Flags are checked here, each error naming its flag."""
     from dataclasses import replace
