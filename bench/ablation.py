@@ -18,8 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (base_args, describe_host, emit, infer_ms, mean_std,  # noqa: E402
                     mode, score, setup, studio_comparison, table)
 
-from model.config import ParserConfig  # noqa: E402
+from core.labels import THIN_CLASSES  # noqa: E402
+from model.net import ParserConfig  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
+from model.recipe import TrainRecipe  # noqa: E402
 from model.train import train  # noqa: E402
 
 VARIANTS = [  # name, attention, edge
@@ -48,14 +50,14 @@ def main() -> int:
                 budget.check()
                 config = ParserConfig.small(input_size=size, attention=attention, edge_head=edge)
                 loss = LossConfig() if edge else LossConfig.plain()
-                r = train(train_set, config, steps, device=device, seed=seed, batch_size=batch,
-                          num_workers=args.loader_workers,
-                          loss=loss)
+                recipe = TrainRecipe(steps=steps, seed=seed, batch_size=batch,
+                                     num_workers=args.loader_workers, loss=loss)
+                r = train(train_set, config, recipe, device=device)
                 sc = score(r.model, r.config, r.labels, device, tests)
                 runs.setdefault(name, []).append({
                     "studio": sc["studio"]["mean_f1"], "wild": sc["wild"]["mean_f1"],
-                    "ear_r": sc["studio"]["per_class_f1"]["ear_r"],
-                    "neck_l": sc["studio"]["per_class_f1"]["neck_l"], "seconds": r.meta["seconds"]})
+                    **{n: sc["studio"]["per_class_f1"][n] for n in THIN_CLASSES},
+                    "seconds": r.meta["seconds"]})
                 if name not in extra:
                     extra[name] = infer_ms(r.model, size, device)
                 print(f"seed {seed} {name}: studio {100 * sc['studio']['mean_f1']:.2f} "
@@ -73,13 +75,14 @@ def main() -> int:
             continue
         thin = lambda key: mean_std([r[key] for r in rs if r[key] is not None])  # noqa: E731
         rows.append([name, mean_std([r["studio"] for r in rs]), mean_std([r["wild"] for r in rs]),
-                     thin("ear_r"), thin("neck_l"), f"{extra[name]:.1f}", len(rs)])
+                     *map(thin, THIN_CLASSES), f"{extra[name]:.1f}", len(rs)])
     title = (f"Ablation ({mode(args)}): `small` at {size}², {steps} steps, "
              f"batch {batch}, {len(train_set)} studio training faces, {len(tests['studio'])} test faces per style; "
              f"{describe_host(device)}; {time.time() - t0:.0f} s"
              + (f"; STOPPED EARLY ({stopped})" if stopped else ""))
-    emit("ablation", title, table(["variant", "studio mean F1", "wild mean F1", "studio ear_r F1",
-                                   "studio neck_l F1", "forward ms (best of 7)", "seeds"], rows),
+    emit("ablation", title, table(["variant", "studio mean F1", "wild mean F1",
+                                   *(f"studio {n} F1" for n in THIN_CLASSES),
+                                   "forward ms (best of 7)", "seeds"], rows),
          args.out, runs)
     return 0
 

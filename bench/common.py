@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
-from model.devices import resolve_device  # noqa: E402
+from model.devices import resolve_device, set_torch_threads  # noqa: E402
 
 Sample = tuple[np.ndarray, np.ndarray]
 
@@ -76,7 +76,7 @@ def base_args(description: str) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="processes for rendering synthetic faces (default: cores, at most 16)")
     p.add_argument("--loader-workers", type=int, default=None,
-                   help="DataLoader workers for training (default: model.train's choice)")
+                   help="DataLoader workers for training (default: the recipe's choice)")
     p.add_argument("--tiny", action="store_true",
                    help="smoke test of the script itself: a few faces, 2 steps, 1 seed")
     return p
@@ -84,7 +84,7 @@ def base_args(description: str) -> argparse.ArgumentParser:
 
 def setup(args: argparse.Namespace) -> tuple[torch.device, Stop]:
     device = resolve_device(args.device)
-    torch.set_num_threads(args.threads if device.type == "cpu" else max(1, os.cpu_count() or 1))
+    set_torch_threads(args.threads if device.type == "cpu" else max(1, os.cpu_count() or 1))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -145,19 +145,13 @@ def describe_host(device: torch.device) -> str:
     return f"CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def thin_f1(per_class: dict[str, float | None], name: str) -> str:
-    v = per_class.get(name)
-    return "-" if v is None else f"{100 * v:.2f}"
-
-
 def score(model: torch.nn.Module, config: Any, labels: Any, device: torch.device,
           tests: dict[str, list[Sample]]) -> dict[str, dict]:
     """Evaluate a trained model on each named test set (``model.evaluate`` protocol)."""
     from model.evaluate import evaluate
     from model.inference import Predictor
 
-    pred = Predictor(model, config, labels, device=device,
-                     threads=torch.get_num_threads() if device.type == "cpu" else None)
+    pred = Predictor(model, config, labels, device=device)
     return {name: evaluate(pred, data) for name, data in tests.items()}
 
 
@@ -184,14 +178,16 @@ def mode(args: argparse.Namespace) -> str:
     return "TINY smoke test" if args.tiny else "quick" if args.quick else "full"
 
 
-def step_seconds(samples: list[Sample], config: Any, device: torch.device, batch_size: int,
-                 loader_workers: int | None, steps: int = 12, **train_kwargs: Any) -> float:
-    """Median seconds per training step, measured on a short throw-away run (warm-up excluded)."""
+def step_seconds(samples: list[Sample], config: Any, device: torch.device,
+                 recipe: Any, **run: Any) -> float:
+    """Median seconds per training step, measured on a short throw-away run of ``recipe``
+    (a :class:`model.recipe.TrainRecipe`; warm-up excluded). ``run``: more arguments of
+    :func:`model.train.train` (``unlabeled=…``)."""
     from model.train import train
 
     stamps: list[float] = []
-    train(samples, config, steps, device=device, batch_size=batch_size, num_workers=loader_workers,
-          on_step=lambda *a: stamps.append(time.perf_counter()), **train_kwargs)
+    train(samples, config, recipe, device=device,
+          on_step=lambda *a: stamps.append(time.perf_counter()), **run)
     skip = min(3, len(stamps) - 2)  # warm-up steps
     return statistics.median(np.diff(stamps[skip:]).tolist())
 
@@ -221,7 +217,8 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
     """Sizes for ``--tiny``/``--quick``/full, the studio training set and the studio + wild
     test sets; with ``--budget-s`` (and no ``--steps``) the steps per run are fitted to the
     budget from a measured step time, for ``runs_per_seed x seeds`` runs."""
-    from model.config import ParserConfig
+    from model.net import ParserConfig
+    from model.recipe import TrainRecipe
 
     size, n_train, n_test, steps, batch, seeds = (
         (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick
@@ -233,8 +230,9 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
     tests = {"studio": faces("studio", n_test, size, seed=2, workers=args.workers),
              "wild": faces("wild", n_test, size, seed=5, workers=args.workers)}
     if args.budget_s and not args.steps:
-        per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, batch,
-                                args.loader_workers, steps=4 if args.tiny else 12)
+        probe = TrainRecipe(steps=4 if args.tiny else 12, batch_size=batch,
+                            num_workers=args.loader_workers)
+        per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, probe)
         steps = fit_steps(steps, 0.85 * budget.left() / (runs_per_seed * seeds), per_step)
         print(f"step time {per_step:.3f} s -> {steps} steps per run", flush=True)
     return StudioComparison(size, steps, batch, seeds, train_set, tests, budget, started)

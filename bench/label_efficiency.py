@@ -24,7 +24,9 @@ from common import (Budget, base_args, describe_host, emit, faces,  # noqa: E402
 import numpy as np  # noqa: E402
 
 from model.checkpoint import Checkpoint  # noqa: E402
-from model.config import ParserConfig  # noqa: E402
+from model.net import ParserConfig  # noqa: E402
+from model.distill import DistillConfig  # noqa: E402
+from model.recipe import TrainRecipe, default_lr  # noqa: E402
 from model.train import train  # noqa: E402
 
 
@@ -57,13 +59,13 @@ def main() -> int:
     p.add_argument("--steps", type=int, help="fine-tuning steps")
     p.add_argument("--seeds", type=int, help="number of seeds")
     p.add_argument("--ema", action="store_true", help="EMA teacher instead of the frozen one")
-    p.add_argument("--distill-weight", default="2.0",
+    p.add_argument("--distill-weight", default=str(DistillConfig().weight),
                    help="weight of the KL term; several (\"1,2\") compare weights in one run")
-    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--temperature", type=float, default=DistillConfig().temperature)
     p.add_argument("--confidence", type=float, default=None,
                    help="distil only where the teacher is this sure and agrees with the label")
-    p.add_argument("--lr", type=float, default=4e-4,
-                   help="fine-tuning learning rate (model.train's default from a checkpoint)")
+    p.add_argument("--lr", type=float, default=default_lr(fine_tune=True),
+                   help="fine-tuning learning rate (the recipe's default from a checkpoint)")
     args = p.parse_args()
     device, stop = setup(args)
     s = TINY if args.tiny else QUICK if args.quick else FULL
@@ -82,12 +84,12 @@ def main() -> int:
     print(f"data ready in {time.time() - t0:.0f} s", flush=True)
     if args.budget_s:
         # Fit the step counts into the budget from measured step times (plain and distilling).
-        probe = 4 if args.tiny else 12
-        t_plain = step_seconds(studio[:16], config, device, s.batch_size, args.loader_workers,
-                               steps=probe)
-        t_sd = step_seconds(studio[:16], config, device, s.batch_size, args.loader_workers,
-                            steps=probe, ema_teacher=True, unlabeled=wild_unlabeled[:16],
-                            unlabeled_batch=s.batch_size)
+        probe = TrainRecipe(steps=4 if args.tiny else 12, batch_size=s.batch_size,
+                            num_workers=args.loader_workers)
+        t_plain = step_seconds(studio[:16], config, device, probe)
+        t_sd = step_seconds(studio[:16], config, device,
+                            probe.replace(distill=DistillConfig(ema_teacher=True)),
+                            unlabeled=wild_unlabeled[:16])
         avail = 0.85 * budget.left()
         n_runs = len(s.ks) * len(s.seeds)
         n_sd = len(str(args.distill_weight).split(","))  # distilling runs per fine-tuning run
@@ -107,29 +109,29 @@ def main() -> int:
                 for w in weights]
     stopped = None
     try:
-        teacher = train(studio, config, s.teacher_steps, device=device, seed=0,
-                        batch_size=s.batch_size, num_workers=args.loader_workers)
+        base_recipe = TrainRecipe(steps=s.teacher_steps, batch_size=s.batch_size,
+                                  num_workers=args.loader_workers)
+        teacher = train(studio, config, base_recipe, device=device)
         teacher_ckpt = Checkpoint(teacher.model, teacher.config, teacher.labels, teacher.meta)
         base = score(teacher_ckpt.model, teacher_ckpt.config, teacher_ckpt.labels, device, tests)
         print(f"teacher: {s.teacher_steps} steps in {teacher.meta['seconds']:.0f} s; wild "
               f"{100 * base['wild']['mean_f1']:.2f}, studio {100 * base['studio']['mean_f1']:.2f}",
               flush=True)
-        ft = dict(device=device, batch_size=s.batch_size, lr=args.lr, init=teacher_ckpt,
-                  num_workers=args.loader_workers)
-        methods: list[tuple[str, dict]] = [("fine-tune", {})]
+        ft = base_recipe.replace(steps=s.finetune_steps, lr=args.lr)
+        methods: list[tuple[str, TrainRecipe, dict]] = [("fine-tune", ft, {})]
         for name, weight in zip(sd_names, weights):
-            sd = dict(distill_weight=weight, temperature=args.temperature,
-                      distill_confidence=args.confidence, unlabeled=wild_unlabeled,
-                      unlabeled_batch=s.batch_size)
-            sd.update({"ema_teacher": True} if args.ema else {"teacher": teacher_ckpt})
-            methods.append((name, sd))
+            distill = DistillConfig(weight=weight, temperature=args.temperature,
+                                    confidence=args.confidence, ema_teacher=args.ema)
+            run = {"unlabeled": wild_unlabeled} | ({} if args.ema else {"teacher": teacher_ckpt})
+            methods.append((name, ft.replace(distill=distill), run))
         for seed in s.seeds:      # seeds outer: a run cut short still covers every K
             for k in s.ks:
                 pick = np.random.default_rng([seed, k]).choice(len(wild_pool), size=k, replace=False)
                 labelled = [wild_pool[i] for i in pick]
-                for name, extra in methods:
+                for name, recipe, run in methods:
                     budget.check()
-                    r = train(labelled, None, s.finetune_steps, seed=seed, **ft, **extra)
+                    r = train(labelled, None, recipe.replace(seed=seed), init=teacher_ckpt,
+                              device=device, **run)
                     sc = score(r.model, r.config, r.labels, device, tests)
                     results.setdefault((k, name), []).append(
                         {"wild": sc["wild"]["mean_f1"], "studio": sc["studio"]["mean_f1"],

@@ -27,7 +27,8 @@ Usage::
                          [--batch N] [--config small|paper]
 
 ``--train-size``, ``--seconds``, ``--steps`` and ``--batch`` default to the worker's own
-defaults (``worker/options.py``: on a CPU a 160-px model, batch 8, 150 s of training per run).
+defaults (:meth:`model.recipe.TrainRecipe.for_device`: on a CPU a 160-px model, batch 8, 150 s
+of training per run).
 
 Prints a Markdown table (and the machine's load average before and after).
 """
@@ -201,7 +202,7 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
             from model.evaluate import evaluate
             from model.inference import Predictor
 
-            result = evaluate(Predictor.load(ckpt, device="cpu", threads=args.threads), heldout)
+            result = evaluate(Predictor.load(ckpt, device="cpu"), heldout)
             row.heldout_f1, row.heldout_fix = result["mean_f1"], 1.0 - result["pixel_accuracy"]
             rows.append(row)
             print(f"  {order:11s} K={k:3d}: val F1 {row.val_f1:.3f}, held-out F1 "
@@ -244,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.pool < args.ks[-1] + args.next:
         p.error(f"--pool must hold K={args.ks[-1]} labels plus --next {args.next}")
 
+    from model.devices import set_torch_threads
+
+    set_torch_threads(args.threads)  # this process scores the held-out faces
     load0 = os.getloadavg()
     began = time.monotonic()
     heldout = [render_face(HELDOUT_SEED + i, size=args.size, style=style_of(i, args.wild))
@@ -256,16 +260,16 @@ def main(argv: list[str] | None = None) -> int:
     total = time.monotonic() - began
     load1 = os.getloadavg()
 
-    defaults = WorkerOptions.from_env(env={})
     device = args.device
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    train_size = args.train_size or defaults.size_for(device) or "preset"
-    seconds = defaults.seconds_for(device) if args.seconds is None else (args.seconds or None)
-    steps = args.steps or defaults.steps_for(device)
-    batch = args.batch or defaults.batch_for(device)
+    recipe = WorkerOptions.from_env(
+        env={}, train_steps=args.steps, train_seconds=args.seconds, train_size=args.train_size,
+        batch_size=args.batch).recipe_for(device)
+    train_size = recipe.input_size or "preset"
+    seconds, steps, batch = recipe.time_budget_s, recipe.steps, recipe.batch_size
     print(f"Synthetic faces {args.size} px ({int(100 * args.wild)} % wild), pool {args.pool}, "
           f"held-out {args.heldout}; config {args.config} at {train_size} px, "
           f"{'no time limit' if seconds is None else f'{seconds:.0f} s'} and at most {steps} "

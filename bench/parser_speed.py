@@ -26,12 +26,11 @@ from common import base_args, describe_host, emit, setup, table  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from model.config import ParserConfig  # noqa: E402
+from model.net import ParserConfig, build_face_parser  # noqa: E402
 from model.devices import autocast  # noqa: E402
 from model.inference import Predictor  # noqa: E402
 from core.labels import CELEBAMASK  # noqa: E402
 from model.losses import LossConfig, ParsingLoss  # noqa: E402
-from model.network import build_parser  # noqa: E402
 
 VARIANTS = {  # name: (amp, channels_last)
     "fp32": (False, False),
@@ -47,13 +46,12 @@ def sync(device: torch.device) -> None:
 
 def make_predictor(config: ParserConfig, device: torch.device, variant: str) -> Predictor:
     torch.manual_seed(0)
-    model = build_parser(config).to(device)
+    model = build_face_parser(config).to(device)
     with torch.no_grad():  # realistic BN statistics instead of the identity at init
         model.train()(torch.rand(2, 3, config.input_size, config.input_size, device=device))
     amp, cl = VARIANTS[variant]
-    return Predictor(model.eval(), config, CELEBAMASK, {}, device=device,
-                     threads=torch.get_num_threads() if device.type == "cpu" else None,
-                     amp=amp, channels_last=cl)
+    return Predictor(model.eval(), config, CELEBAMASK, {}, device=device, amp=amp,
+                     channels_last=cl)
 
 
 def time_predict(pred: Predictor, images: list[np.ndarray], reps: int) -> list[float]:
@@ -112,7 +110,7 @@ def train_step_times(config: ParserConfig, device: torch.device, batch: int, ste
                      amp: bool, cl: bool) -> tuple[list[float], float | None]:
     """Seconds per optimiser step (random data, no augmentation) and the CUDA peak in MB."""
     torch.manual_seed(0)
-    model = build_parser(config).to(device).train()
+    model = build_face_parser(config).to(device).train()
     if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)

@@ -25,10 +25,12 @@ from torch import nn  # noqa: E402
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead  # noqa: E402
 from torchvision.models.segmentation.fcn import FCNHead  # noqa: E402
 
-from model.backbone import ResNetBackbone  # noqa: E402
-from model.config import ParserConfig  # noqa: E402
+from core.labels import THIN_CLASSES  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
-from model.network import IMAGENET_MEAN, IMAGENET_STD, build_parser  # noqa: E402
+from model.net import ParserConfig, build_face_parser  # noqa: E402
+from model.net.backbone import ResNetBackbone  # noqa: E402
+from model.net.network import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from model.recipe import TrainRecipe, default_lr  # noqa: E402
 from model.train import train  # noqa: E402
 
 
@@ -60,7 +62,8 @@ def main() -> int:
     p = base_args(__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int)
     p.add_argument("--seeds", type=int)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=default_lr(),
+                   help="peak learning rate of every model (default: the recipe's from scratch)")
     args = p.parse_args()
     device, stop = setup(args)
     run = studio_comparison(args, device, runs_per_seed=3)
@@ -68,7 +71,7 @@ def main() -> int:
     train_set, tests, budget, t0 = run.train_set, run.tests, run.budget, run.started
     config = ParserConfig.small(input_size=size, edge_head=False)
     models = {
-        "parser (ours)": lambda: build_parser(ParserConfig.small(input_size=size)),
+        "parser (ours)": lambda: build_face_parser(ParserConfig.small(input_size=size)),
         "FCN head (torchvision)": lambda: HeadOnBackbone(config, "fcn"),
         "DeepLabv3 head (torchvision)": lambda: HeadOnBackbone(config, "deeplabv3"),
     }
@@ -82,21 +85,22 @@ def main() -> int:
                 torch.manual_seed(seed)
                 model = make()
                 loss = LossConfig() if name.startswith("parser") else LossConfig.plain()
-                r = train(train_set, None, steps, init=model, device=device, seed=seed,
-                          batch_size=batch, num_workers=args.loader_workers, lr=args.lr,
-                          loss=loss)
+                recipe = TrainRecipe(steps=steps, seed=seed, batch_size=batch, lr=args.lr,
+                                     num_workers=args.loader_workers, loss=loss)
+                r = train(train_set, None, recipe, init=model, device=device)
                 sc = score(r.model, r.config, r.labels, device, tests)
                 st = sc["studio"]["per_class_f1"]
                 runs.setdefault(name, []).append({
                     "studio": sc["studio"]["mean_f1"], "wild": sc["wild"]["mean_f1"],
-                    "ear_r": st["ear_r"], "neck_l": st["neck_l"], "seconds": r.meta["seconds"]})
+                    **{n: st[n] for n in THIN_CLASSES}, "seconds": r.meta["seconds"]})
                 if name not in info:
                     r.model.eval()
                     info[name] = (sum(q.numel() for q in r.model.parameters()) / 1e6,
                                   infer_ms(r.model, size, device))
+                thin = " ".join(f"{n} {st[n]}" for n in THIN_CLASSES)
                 print(f"seed {seed} {name}: studio {100 * sc['studio']['mean_f1']:.2f} wild "
-                      f"{100 * sc['wild']['mean_f1']:.2f} ear_r {st['ear_r']} neck_l {st['neck_l']} "
-                      f"({r.meta['seconds']:.0f} s)", flush=True)
+                      f"{100 * sc['wild']['mean_f1']:.2f} {thin} ({r.meta['seconds']:.0f} s)",
+                      flush=True)
     except (Exception, KeyboardInterrupt) as err:  # a stop is reported below; others re-raised
         if not stop.is_stop(err):
             raise
@@ -110,14 +114,15 @@ def main() -> int:
             continue
         thin = lambda key: mean_std([r[key] for r in rs if r[key] is not None])  # noqa: E731
         rows.append([name, mean_std([r["studio"] for r in rs]), mean_std([r["wild"] for r in rs]),
-                     thin("ear_r"), thin("neck_l"), f"{info[name][0]:.1f}", f"{info[name][1]:.1f}",
-                     len(rs)])
+                     *map(thin, THIN_CLASSES), f"{info[name][0]:.1f}",
+                     f"{info[name][1]:.1f}", len(rs)])
     title = (f"Peer baseline ({mode(args)}): resnet18 trunk (random init, "
              f"stride 32) at {size}², {steps} steps, batch {batch}, lr {args.lr}, {len(train_set)} studio "
              f"training faces, {len(tests['studio'])} test faces per style; {describe_host(device)}; "
              f"{time.time() - t0:.0f} s" + (f"; STOPPED EARLY ({stopped})" if stopped else ""))
     emit("peer_baseline", title,
-         table(["model", "studio mean F1", "wild mean F1", "studio ear_r F1", "studio neck_l F1",
+         table(["model", "studio mean F1", "wild mean F1",
+                *(f"studio {n} F1" for n in THIN_CLASSES),
                 "params (M)", "forward ms (best of 7)", "seeds"], rows), args.out, runs)
     return 0
 

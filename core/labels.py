@@ -1,7 +1,8 @@
 """The label set: the one definition of class ids, names, colours, flips and foreign orders.
 
-Canonical ids follow CelebAMask-HQ's ``g_mask.py`` order (DESIGN.md). Everything else in
-Facet derives from :class:`LabelSet`; no other module spells out class ids.
+Canonical ids follow CelebAMask-HQ's ``g_mask.py`` order (docs/ARCHITECTURE.md, "Contracts —
+label ids"). Everything else in Facet derives from :class:`LabelSet`; no other module spells
+out class ids.
 """
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ CELEBAMASK_NAMES: tuple[str, ...] = (
 
 EXTRA_NAMES: tuple[str, ...] = ("hand", "mask")
 """Occlusion classes a project may opt in to, appended after id 18."""
+
+THIN_CLASSES: tuple[str, ...] = ("ear_r", "neck_l")
+"""The rare, thin classes (earring, necklace): a few pixels wide and often missed, so they get
+extra cross-entropy weight in training (``model.losses.LossConfig``) and count more in the
+uncertainty that orders the annotation queue (``model.inference.Predictor.uncertainty``)."""
 
 HUMAN_NAMES: dict[str, str] = {
     "background": "background", "skin": "skin", "nose": "nose", "eye_g": "glasses",

@@ -12,11 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.config import ParserConfig
+from model.net import FaceParser, ParserConfig, build_face_parser
 from core.errors import FacetError
 from core.imageio import write_atomic
 from core.labels import LabelSet
-from model.network import FaceParser, build_parser
 
 FORMAT = "facet-parser"
 VERSION = 1
@@ -71,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         labels = LabelSet(tuple(payload["labels"]))
         config = ParserConfig.from_dict(payload["config"])
-        model = build_parser(config, load_backbone_weights=False)
+        model = build_face_parser(config, load_backbone_weights=False)
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0]

@@ -48,6 +48,15 @@ def default_threads() -> int:
     return min(available_cores(), 8)
 
 
+def set_torch_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op thread count to ``threads`` (``None``: :func:`default_threads`)
+    and return it. Torch has one such setting per process, so only a process's edge calls
+    this (a command handler, a worker process as it starts), never a constructor."""
+    n = threads or default_threads()
+    torch.set_num_threads(n)
+    return n
+
+
 def amp_dtype(device: torch.device) -> torch.dtype:
     """bfloat16 on CPUs and on GPUs that support it, float16 on older GPUs."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():

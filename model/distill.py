@@ -4,10 +4,34 @@ scaled by T^2 (Hinton et al., 2015), on labelled and unlabelled images alike."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How a student learns from its teacher (used only when a run has one).
+
+    Attributes:
+        weight: weight of the KL term in the loss; 2 (measured: at K = 8 labels it kept the
+            original style within 1 point of mean F1, weight 1 did not; docs/BENCHMARKS.md).
+        temperature: softmax temperature ``T`` of both sides; the term is scaled by ``T^2``.
+        confidence: distil only at pixels whose teacher top-class probability is at least
+            this and, on labelled images, where the teacher agrees with the label
+            (:func:`trusted_pixels`); ``None`` distils every pixel.
+        ema_teacher: the teacher is an exponential moving average of the student itself
+            instead of a frozen checkpoint.
+        ema_decay: decay of that average per step.
+    """
+
+    weight: float = 2.0
+    temperature: float = 2.0
+    confidence: float | None = None
+    ema_teacher: bool = False
+    ema_decay: float = 0.99
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -14,21 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.errors import FacetError
+from core.labels import THIN_CLASSES, LabelSet
 from model.augment import resize_pair
 from model.checkpoint import load_checkpoint
-from model.config import ParserConfig
-from model.devices import autocast, default_threads, resolve_device
-from core.errors import FacetError
-from core.labels import LabelSet
-from model.network import FaceParser
+from model.devices import autocast, resolve_device
+from model.net import FaceParser, ParserConfig
 
 LARGE_OUTPUT_PIXELS = 1 << 23
 """Upsampled probability values held at once (32 MB of float32): all 19 classes up to
 ~660 x 660, fewer classes at a time beyond."""
-
-THIN_CLASSES: tuple[str, ...] = ("ear_r", "neck_l")
-"""Classes whose likely pixels weigh more in :meth:`Predictor.uncertainty`."""
-
 
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
@@ -40,19 +35,17 @@ def _check_image(image: np.ndarray) -> None:
 class Predictor:
     """A loaded parser ready for inference (eval mode, ``torch.inference_mode``).
 
-    ``threads`` sets torch's intra-op thread count for the process (torch has only one such
-    setting); ``None`` picks :func:`model.devices.default_threads`. ``amp`` runs under
-    bfloat16 autocast; by default on CUDA only (CPU results then match float32 training
-    evaluation exactly and do not depend on the CPU's bfloat16 support).
+    ``amp`` runs under bfloat16 autocast; by default on CUDA only (CPU results then match
+    float32 training evaluation exactly and do not depend on the CPU's bfloat16 support).
+    Torch's thread count is the process's (:func:`model.devices.set_torch_threads`, called at
+    its edge); building a predictor changes nothing outside it.
     """
 
     def __init__(self, model: FaceParser, config: ParserConfig, labels: LabelSet,
                  meta: dict[str, Any] | None = None, device: str | torch.device | None = None,
-                 threads: int | None = None, amp: bool | None = None,
-                 channels_last: bool = True, thin_weight: float = 4.0) -> None:
+                 amp: bool | None = None, channels_last: bool = True,
+                 thin_weight: float = 4.0) -> None:
         self.device = resolve_device(device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(threads or default_threads())
         self.model = model.to(self.device).eval()
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -66,10 +59,10 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None,
-             threads: int | None = None, **kwargs: Any) -> "Predictor":
+             **kwargs: Any) -> "Predictor":
         """Load a checkpoint file (a :class:`FacetError` if missing or damaged)."""
         ckpt = load_checkpoint(path, device="cpu")
-        return cls(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, device, threads, **kwargs)
+        return cls(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, device, **kwargs)
 
     def _input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         size = self.config.input_size
@@ -144,6 +137,6 @@ class Predictor:
 
         The mean per-pixel entropy of the softmax (normalised by ``log C``), each pixel
         weighted by ``1 + thin_weight * P(thin class)`` so that likely earrings and necklaces
-        (rare, thin, often wrong) count more.
+        (:data:`core.labels.THIN_CLASSES`: rare, thin, often wrong) count more.
         """
         return self._uncertainty(self.probabilities_small([image])[0])

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from core.labels import THIN_CLASSES, LabelSet
 from model.edges import label_edges
-from core.labels import LabelSet
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,15 @@ class LossConfig:
         edge_weight: weight of the balanced edge BCE (needs a model with an edge head).
         edge_ce_weight: extra cross-entropy weight on edge pixels; an edge pixel counts
             ``1 + edge_ce_weight`` times.
-        class_weights: cross-entropy weight per class name (others 1); thin rare classes.
+        class_weights: cross-entropy weight per class name (others 1); by default 2 for the
+            thin rare classes (:data:`core.labels.THIN_CLASSES`).
         lovasz_weight: weight of the Lovász-softmax term (0 = off).
     """
 
     edge_weight: float = 1.0
     edge_ce_weight: float = 1.0
-    class_weights: dict[str, float] = field(default_factory=lambda: {"ear_r": 2.0, "neck_l": 2.0})
+    class_weights: dict[str, float] = field(
+        default_factory=lambda: {name: 2.0 for name in THIN_CLASSES})
     lovasz_weight: float = 0.0
 
     @classmethod

@@ -1,12 +1,24 @@
-"""``train``, ``evaluate`` and ``predict`` sub-commands (DESIGN.md "Command line")."""
+"""``train``, ``evaluate`` and ``predict`` sub-commands (docs/ARCHITECTURE.md, "Contracts —
+command line").
+
+Flags of ``train`` that set the training recipe default to ``None``: the
+:class:`model.recipe.TrainRecipe` defaults then apply (torch is imported only when a
+command runs, so the parser is built without it).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import FacetError
+
+if TYPE_CHECKING:
+    import torch
+
+    from model.recipe import TrainRecipe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,32 +27,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="CelebAMask-HQ tree with labels")
     p.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
     p.add_argument("--config", default="small", choices=("small", "paper"))
-    p.add_argument("--steps", type=int, default=2000,
-                   help="optimiser steps (with --seconds: at most this many)")
+    p.add_argument("--steps", type=int,
+                   help="optimiser steps (with --seconds: at most this many; default: "
+                        "TrainRecipe in model/recipe.py)")
     p.add_argument("--seconds", type=float,
                    help="train for this many seconds, at most --steps steps (the learning-rate "
                         "schedule follows the clock)")
     p.add_argument("--init", type=Path, help="checkpoint to start from")
     p.add_argument("--distill-from", type=Path, help="teacher checkpoint for self-distillation")
-    p.add_argument("--ema-teacher", action="store_true",
+    p.add_argument("--ema-teacher", action="store_const", const=True,
                    help="distil from a moving average of the model itself")
     p.add_argument("--unlabeled", type=Path, help="folder (or tree) of unlabelled images")
-    p.add_argument("--distill-weight", type=float, default=2.0,
-                   help="weight of the KL term (2: measured best, docs/BENCHMARKS.md)")
+    p.add_argument("--distill-weight", type=float,
+                   help="weight of the KL term (default: TrainRecipe's, measured best in "
+                        "docs/BENCHMARKS.md)")
     p.add_argument("--distill-confidence", type=float,
                    help="distil only where the teacher's top class is this likely (0-1) and "
                         "agrees with the label")
-    p.add_argument("--lovasz", type=float, default=0.0, metavar="WEIGHT",
-                   help="add the Lovász-softmax loss with this weight")
+    p.add_argument("--lovasz", type=float, metavar="WEIGHT",
+                   help="add the Lovász-softmax loss with this weight (default: off)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate (default: by optimizer)")
     p.add_argument("--input-size", type=int, help="override the preset's input size")
     p.add_argument("--backbone-weights", type=Path,
                    help="local torchvision ResNet state dict to initialise the backbone")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores, at most 8)")
-    p.add_argument("--no-amp", action="store_true", help="train in float32")
+    p.add_argument("--no-amp", dest="amp", action="store_const", const=False,
+                   help="train in float32")
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("evaluate", help="per-class F1 and mean F1 of a checkpoint")
@@ -60,6 +75,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_predict)
 
 
+def _cpu_threads(device: torch.device, threads: int | None) -> None:
+    """``--threads`` (default: :func:`model.devices.default_threads`) when running on a CPU;
+    this process's one thread setting, made here at its edge."""
+    from model.devices import set_torch_threads
+
+    if device.type == "cpu":
+        set_torch_threads(threads)
+
+
 def _progress(total: int, desc: str):  # -> tqdm
     from tqdm import tqdm
 
@@ -67,49 +91,67 @@ def _progress(total: int, desc: str):  # -> tqdm
                 file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    import torch
+def train_recipe(args: argparse.Namespace) -> TrainRecipe:
+    """The recipe the ``train`` flags ask for: :class:`TrainRecipe` defaults, with each flag
+    that was given applied over them. Flags are checked here, each error naming its flag."""
+    from dataclasses import replace
 
-    from model.checkpoint import load_checkpoint, save_checkpoint
-    from model.config import ParserConfig
-    from model.dataset import load_images, load_tree
-    from model.devices import default_threads, resolve_device
-    from core.labels import CELEBAMASK
-    from model.losses import LossConfig
-    from model.train import train
+    from model.recipe import TrainRecipe
 
-    device = resolve_device(args.device)
-    if args.steps < 1 or args.batch_size < 1:
+    if (args.steps is not None and args.steps < 1) or \
+            (args.batch_size is not None and args.batch_size < 1):
         raise FacetError("--steps and --batch-size must be at least 1")
     if args.seconds is not None and not args.seconds > 0:
         raise FacetError("--seconds must be positive")
     if args.distill_confidence is not None and not 0.0 <= args.distill_confidence <= 1.0:
         raise FacetError("--distill-confidence must be between 0 and 1")
-    if args.lovasz < 0 or args.distill_weight < 0:
+    if (args.lovasz or 0) < 0 or (args.distill_weight or 0) < 0:
         raise FacetError("--lovasz and --distill-weight must not be negative")
     if args.distill_confidence is not None and not (args.distill_from or args.ema_teacher):
         raise FacetError("--distill-confidence needs a teacher: --distill-from CKPT or "
                          "--ema-teacher")
+    recipe = TrainRecipe()
+    return recipe.replace(
+        **_given([("steps", args.steps), ("time_budget_s", args.seconds),
+                  ("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
+                  ("amp", args.amp), ("input_size", args.input_size)]),
+        distill=replace(recipe.distill, **_given([("weight", args.distill_weight),
+                                                  ("confidence", args.distill_confidence),
+                                                  ("ema_teacher", args.ema_teacher)])),
+        loss=replace(recipe.loss, **_given([("lovasz_weight", args.lovasz)])))
+
+
+def _given(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """The ``(field, flag value)`` pairs whose flag was given, as a dict."""
+    return {k: v for k, v in pairs if v is not None}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from core.labels import CELEBAMASK
+    from model.checkpoint import load_checkpoint, save_checkpoint
+    from model.dataset import load_images, load_tree
+    from model.devices import resolve_device
+    from model.train import train
+
+    device = resolve_device(args.device)
+    recipe = train_recipe(args)
     if args.out.exists() and args.out.is_dir():
         raise FacetError(f"--out {args.out} is a folder; give a checkpoint file name")
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads or default_threads())
+    _cpu_threads(device, args.threads)
     init = load_checkpoint(args.init) if args.init else None
     teacher = load_checkpoint(args.distill_from) if args.distill_from else None
     labels = init.labels if init else CELEBAMASK
     config = None
     if init is None:
-        overrides = {"input_size": args.input_size} if args.input_size else {}
-        if args.backbone_weights:
-            overrides["backbone_weights"] = str(args.backbone_weights)
-        config = ParserConfig.preset(args.config, labels, **overrides)
-    elif args.input_size and args.input_size != init.config.input_size:
+        weights = {"backbone_weights": str(args.backbone_weights)} if args.backbone_weights else {}
+        config = recipe.fresh_config(args.config, labels, **weights)
+    elif recipe.input_size and recipe.input_size != init.config.input_size:
         raise FacetError(f"--input-size {args.input_size} differs from the --init checkpoint's "
                          f"{init.config.input_size}")
     size = (init.config if init else config).input_size
     samples = load_tree(args.data, labels, size=size)
     unlabeled = load_images(args.unlabeled, size=size) if args.unlabeled else []
-    bar = _progress(args.steps, "train")
+    bar = _progress(recipe.steps, "train")
 
     def on_step(step: int, total: int, losses: dict[str, float], rate: float) -> None:
         bar.total = total  # with --seconds: the steps that fit at the pace so far
@@ -117,13 +159,8 @@ def run_train(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        result = train(samples, config, args.steps, init=init, teacher=teacher,
-                       ema_teacher=args.ema_teacher, unlabeled=unlabeled, device=device,
-                       seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                       on_step=on_step, labels=labels, amp=not args.no_amp,
-                       time_budget_s=args.seconds, distill_weight=args.distill_weight,
-                       distill_confidence=args.distill_confidence,
-                       loss=LossConfig(lovasz_weight=args.lovasz))
+        result = train(samples, config, recipe, init=init, teacher=teacher, unlabeled=unlabeled,
+                       device=device, on_step=on_step, labels=labels)
     finally:
         bar.close()
     meta = dict(result.meta, data=str(args.data),
@@ -141,7 +178,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from model.evaluate import evaluate
     from model.inference import Predictor
 
-    predictor = Predictor.load(args.checkpoint, device=args.device, threads=args.threads)
+    predictor = Predictor.load(args.checkpoint, device=args.device)
+    _cpu_threads(predictor.device, args.threads)
     samples = load_tree(args.data, predictor.labels)
     bar = _progress(len(samples), "evaluate")
     try:
@@ -167,7 +205,8 @@ def run_predict(args: argparse.Namespace) -> int:
     files = image_files(args.images)
     if args.out.exists() and not args.out.is_dir():
         raise FacetError(f"--out {args.out} exists and is not a folder")
-    predictor = Predictor.load(args.checkpoint, device=args.device, threads=args.threads)
+    predictor = Predictor.load(args.checkpoint, device=args.device)
+    _cpu_threads(predictor.device, args.threads)
     stems = [f.stem for f in files]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:

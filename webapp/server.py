@@ -63,6 +63,9 @@ def build_app(studio: Studio) -> FastAPI:
 
 def serve(settings: Settings, options: ServeOptions, tasks: TaskQueue | None) -> None:
     """Build the studio and run it until interrupted (the ``serve`` command)."""
+    from model.devices import set_torch_threads
+
+    set_torch_threads()  # this process's SAM clicks and --no-worker predictions: every core, at most 8
     studio = Studio.create(settings, options, tasks)
     open_mode = check_host(studio, options.host)
     if options.demo:

@@ -36,7 +36,7 @@ from db.database import open_database
 from db.engine import session_scope
 from db.models import Job, JobState, ModelVersion
 from db.settings import Settings
-from worker.context import WorkerContext, set_torch_threads
+from worker.context import WorkerContext
 from worker.options import WorkerOptions
 from worker.queue import bind_tasks, make_huey
 from worker.reaper import reap_dead_runs, running_job_count
@@ -91,7 +91,9 @@ def setup_worker_process(options: WorkerOptions) -> None:
     # children: torch's DataLoader worker processes (used for GPU training) would fail.
     # Only the consumer's copy of the flag matters for stopping this process.
     multiprocessing.current_process().daemon = False
-    set_torch_threads(options.torch_threads)
+    from model.devices import set_torch_threads  # torch only in the worker processes
+
+    set_torch_threads(options.torch_threads)  # None: every core, at most 8
 
 
 def clean_up_after_stopped_consumers(settings: Settings) -> bool:

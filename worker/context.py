@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,19 +20,8 @@ from worker.sam_cache import SamCache
 if TYPE_CHECKING:
     from huey import Huey
 
-    from model.inference import Predictor
     from model.predictor_cache import PredictorCache
     from worker.queue import Tasks
-
-
-def set_torch_threads(threads: int | None) -> None:
-    """Set torch's intra-op thread count for this process (``FACET_TORCH_THREADS``); ``None``
-    leaves it as it is."""
-    if threads:
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 class WorkerContext:
@@ -93,16 +81,6 @@ class WorkerContext:
         self._fresh()
         assert self._sam is not None
         return self._sam
-
-    def predictor(self, path: Path) -> Predictor:
-        """The parser of the checkpoint at ``path``, loaded once per process.
-
-        Loading one on a CPU sets torch's thread count to its own default
-        (:class:`model.inference.Predictor`); ``FACET_TORCH_THREADS`` is put back.
-        """
-        predictor = self.predictors.get(path)
-        set_torch_threads(self.options.torch_threads)
-        return predictor
 
     @property
     def huey(self) -> Huey:

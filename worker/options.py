@@ -2,7 +2,9 @@
 
 Locations come from :class:`db.settings.Settings`; everything the loop tunes comes from here.
 The consumer entry and the web process build one with :meth:`WorkerOptions.from_env` and pass
-it down; no module reads ``os.environ`` on its own.
+it down; no module reads ``os.environ`` on its own. Unset training variables keep the
+defaults of :meth:`model.recipe.TrainRecipe.for_device` (the numbers, and why, live there);
+:meth:`WorkerOptions.recipe_for` applies the set ones over them.
 
 ========================== ========= ==========================================================
 variable                   default   meaning
@@ -15,7 +17,7 @@ FACET_TRAIN_SECONDS        150 | 0   training time of one run in seconds; the ru
                                      rate schedule follows the clock. Default: 150 on a CPU (a
                                      new model within 5 min on 2 cores), 0 (no limit) on a GPU
 FACET_TRAIN_BATCH          8 | 4     images per step (8 on a CPU, 4 on a GPU)
-FACET_TRAIN_LR             (model)   learning rate; empty = model.train's default
+FACET_TRAIN_LR             (model)   learning rate; empty = model.recipe's default
 FACET_TRAIN_CONFIG         small     preset of a fresh model (``small`` | ``paper``)
 FACET_TRAIN_SIZE           160|preset input side of a fresh model in pixels (multiple of
                                      32; default 160 on a CPU, the preset's on a GPU)
@@ -38,29 +40,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import FacetError
 
-CPU_STEPS = 5000
-"""Most steps of a run on a CPU; the time budget (:data:`CPU_TRAIN_SECONDS`) ends it first."""
-CPU_TRAIN_SECONDS = 150.0
-"""Default training time of a run on a CPU: with the evaluation and publishing around it, a new
-model is active within 5 minutes of the trigger on a 2-core box, however busy (the run makes
-fewer steps when the box is loaded). docs/BENCHMARKS.md, "Loop"."""
-CPU_TRAIN_SIZE = 160
-"""Input side of a fresh model on a CPU: a step at 160 px costs ~40 % of one at 256 px, and with
-the minutes a CPU run has, more steps beat more pixels; 160 px beat 128 px (small parts keep a
-few pixels more). docs/BENCHMARKS.md, "Loop"."""
-CPU_BATCH = 8
-"""Images per step on a CPU (at 160 px); the GPU default stays at 4 (what its loop numbers used)."""
-GPU_STEPS = 1500
-"""Default steps per run on a GPU: ~1 minute on an H100, held-out mean F1 > 0.5 after 8-16
-synthetic labels (docs/BENCHMARKS.md, "Loop")."""
-DISTILL_MIN_F1 = 0.5
-"""The active model teaches the next one only from this validation mean F1 up: distilling from
-a weaker model pulled the CPU loop's students down (held-out F1 0.31-0.33 instead of 0.49 after
-16 labels, docs/BENCHMARKS.md, "How the CPU defaults were chosen")."""
+if TYPE_CHECKING:
+    from model.recipe import TrainRecipe
 
 
 @dataclass(frozen=True)
@@ -69,20 +54,24 @@ class WorkerOptions:
 
     retrain_every: int = 10
     train_steps: int | None = None
-    """``None``: :data:`CPU_STEPS` or :data:`GPU_STEPS` by the device of the run."""
+    """``None``: the recipe's steps on the run's device (:meth:`TrainRecipe.for_device`)."""
     train_seconds: float | None = None
-    """``None``: :data:`CPU_TRAIN_SECONDS` on a CPU, no limit on a GPU; ``0``: no limit."""
+    """``None``: the recipe's time budget on the run's device; ``0``: no limit."""
     batch_size: int | None = None
-    """``None``: :data:`CPU_BATCH` on a CPU, 4 on a GPU."""
+    """``None``: the recipe's batch size on the run's device."""
     lr: float | None = None
+    """``None``: the recipe's rule (by optimizer, fine-tuning or not)."""
     train_config: str = "small"
     train_size: int | None = None
-    """``None``: :data:`CPU_TRAIN_SIZE` on a CPU, the preset's input size on a GPU."""
+    """``None``: the recipe's input size of a fresh model on the run's device."""
     train_timeout_s: int = 3600
     distill_weight: float | None = None
-    distill_min_f1: float = DISTILL_MIN_F1
+    """``None``: the recipe's distillation weight."""
+    distill_min_f1: float | None = None
+    """``None``: :data:`model.recipe.DISTILL_MIN_F1`."""
     max_unlabeled: int = 64
     distill_batch: int | None = None
+    """``None``: half the batch (at least 1)."""
     loader_workers: int | None = None
     device: str = "auto"
     torch_threads: int | None = None
@@ -118,7 +107,7 @@ class WorkerOptions:
             train_size=get("FACET_TRAIN_SIZE", int, None),
             train_timeout_s=get("FACET_TRAIN_TIMEOUT", int, cls.train_timeout_s),
             distill_weight=get("FACET_DISTILL_WEIGHT", float, None),
-            distill_min_f1=get("FACET_DISTILL_MIN_F1", float, cls.distill_min_f1),
+            distill_min_f1=get("FACET_DISTILL_MIN_F1", float, None),
             max_unlabeled=get("FACET_DISTILL_MAX_UNLABELED", int, cls.max_unlabeled),
             distill_batch=get("FACET_DISTILL_BATCH", int, None),
             loader_workers=get("FACET_TRAIN_LOADER_WORKERS", int, None),
@@ -140,7 +129,7 @@ class WorkerOptions:
             raise FacetError(f"FACET_TRAIN_STEPS must be >= 1, got {self.train_steps}")
         if self.train_seconds is not None and not self.train_seconds >= 0:
             raise FacetError(f"FACET_TRAIN_SECONDS must be >= 0, got {self.train_seconds}")
-        if not 0.0 <= self.distill_min_f1 <= 1.0:
+        if self.distill_min_f1 is not None and not 0.0 <= self.distill_min_f1 <= 1.0:
             raise FacetError(f"FACET_DISTILL_MIN_F1 must be in 0..1, got {self.distill_min_f1}")
         if self.batch_size is not None and self.batch_size < 1:
             raise FacetError(f"FACET_TRAIN_BATCH must be >= 1, got {self.batch_size}")
@@ -151,29 +140,44 @@ class WorkerOptions:
         if self.train_timeout_s < 1:
             raise FacetError(f"FACET_TRAIN_TIMEOUT must be >= 1, got {self.train_timeout_s}")
 
+    def recipe_for(self, device: str) -> "TrainRecipe":
+        """The training recipe of a run on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:0"``…):
+        :meth:`TrainRecipe.for_device` with the variables that are set applied over it."""
+        from model.recipe import TrainRecipe
+
+        recipe = TrainRecipe.for_device(device)
+        changes: dict[str, Any] = {
+            k: v for k, v in (("steps", self.train_steps), ("batch_size", self.batch_size),
+                              ("lr", self.lr), ("input_size", self.train_size),
+                              ("num_workers", self.loader_workers)) if v is not None}
+        if self.train_seconds is not None:
+            changes["time_budget_s"] = self.train_seconds or None  # 0: no limit
+        if self.distill_weight is not None:
+            changes["distill"] = replace(recipe.distill, weight=self.distill_weight)
+        return recipe.replace(**changes)
+
     def steps_for(self, device: str) -> int:
-        """Steps of a run on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:0"``…)."""
-        if self.train_steps is not None:
-            return self.train_steps
-        return GPU_STEPS if device.startswith("cuda") else CPU_STEPS
+        """Steps of a run on ``device``."""
+        return self.recipe_for(device).steps
 
     def seconds_for(self, device: str) -> float | None:
         """Training-time budget of a run on ``device`` in seconds; ``None``: no limit."""
-        if self.train_seconds is not None:
-            return self.train_seconds or None
-        return None if device.startswith("cuda") else CPU_TRAIN_SECONDS
+        return self.recipe_for(device).time_budget_s
 
     def batch_for(self, device: str) -> int:
         """Images per training step on ``device``."""
-        if self.batch_size is not None:
-            return self.batch_size
-        return 4 if device.startswith("cuda") else CPU_BATCH
+        return self.recipe_for(device).batch_size
 
     def size_for(self, device: str) -> int | None:
         """Input side of a fresh model on ``device``; ``None``: the preset's."""
-        if self.train_size is not None:
-            return self.train_size
-        return None if device.startswith("cuda") else CPU_TRAIN_SIZE
+        return self.recipe_for(device).input_size
+
+    def teaches(self, mean_f1: float) -> bool:
+        """Whether a model with this validation mean F1 is good enough to distil from."""
+        from model.recipe import DISTILL_MIN_F1
+
+        floor = DISTILL_MIN_F1 if self.distill_min_f1 is None else self.distill_min_f1
+        return mean_f1 >= floor
 
     def to_env(self) -> dict[str, str]:
         """The variables that rebuild these options in a child process (unset ones omitted)."""

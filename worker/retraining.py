@@ -5,7 +5,9 @@ must keep writing meanwhile):
 
 1. **start**: the job goes to ``running`` (with this process's host and pid, so a dead run can
    be told from a live one); the snapshot of labels, the validation split and the unlabelled
-   images is fixed (:mod:`worker.snapshot`) and stored in the job's params.
+   images is fixed (:mod:`worker.snapshot`) and stored in the job's params; the run's
+   training recipe is :meth:`model.recipe.TrainRecipe.for_device` with the ``FACET_*``
+   options and the job's params over it (:func:`job_recipe`).
 2. **score the active model** on the run's validation split (:func:`model.evaluate.evaluate`:
    mean and per-class F1): the bar the new model must reach, and whether the active model is
    good enough to teach (``FACET_DISTILL_MIN_F1``, default 0.5).
@@ -33,30 +35,36 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import FacetError
+from core.imageio import decode_label_png, resize_image
 from db.engine import session_scope
 from db.images import read_image
 from db.jobs import add_point, fail, finish, get_job, mark_running, set_progress
 from db.models import Image, JobState, Revision
 from db.settings import Settings
 from db.versions import activate, active_version, add_version, get_version
-from core.errors import FacetError
-from core.imageio import decode_label_png
-from core.imageio import resize_image
 from worker.infer import checkpoint_file, device_for
 from worker.options import WorkerOptions
 from worker.snapshot import LabelledImage, Snapshot, take_snapshot
+
+if TYPE_CHECKING:
+    from model.checkpoint import Checkpoint
+    from model.net import ParserConfig
+    from model.recipe import TrainRecipe
+    from model.train import TrainResult
 
 log = logging.getLogger("facet.worker.retraining")
 
 TRAIN_SHARE = 0.9
 """Share of the job's progress bar that training steps fill; evaluation and publishing the rest."""
+
 
 def _flag(value: Any) -> bool:
     if isinstance(value, bool):
@@ -127,36 +135,40 @@ class ProgressWriter:
         self.points += 1
 
 
-def job_settings(options: WorkerOptions, params: dict[str, Any],
-                 device: str = "cpu") -> dict[str, Any]:
-    """The run's knobs: options, overridden by the job's params (:data:`JOB_OVERRIDES`)."""
-    out: dict[str, Any] = {"steps": options.steps_for(device),
-                           "seconds": options.seconds_for(device), "lr": options.lr,
-                           "batch_size": options.batch_for(device), "seed": 0,
-                           "distill_weight": options.distill_weight, "fresh": False}
+def job_recipe(options: WorkerOptions, params: dict[str, Any],
+               device: str = "cpu") -> tuple[TrainRecipe, bool]:
+    """The run's recipe and whether it starts fresh: :meth:`WorkerOptions.recipe_for`,
+    overridden by the job's params (:data:`JOB_OVERRIDES`)."""
+    given: dict[str, Any] = {}
     for key, kind in JOB_OVERRIDES.items():
         if params.get(key) is not None:
             try:
-                out[key] = kind(params[key])
+                given[key] = kind(params[key])
             except (TypeError, ValueError):
                 raise FacetError(f"job parameter {key}={params[key]!r} is not a {kind.__name__}") from None
-    if out["steps"] < 1:
-        raise FacetError(f"steps must be >= 1, got {out['steps']}")
-    if out["seconds"] is not None and not out["seconds"] >= 0:
-        raise FacetError(f"seconds must be >= 0, got {out['seconds']}")
-    out["seconds"] = out["seconds"] or None  # 0: no time limit
-    return out
+    if given.get("steps", 1) < 1:
+        raise FacetError(f"steps must be >= 1, got {given['steps']}")
+    if given.get("seconds") is not None and not given["seconds"] >= 0:
+        raise FacetError(f"seconds must be >= 0, got {given['seconds']}")
+    recipe = options.recipe_for(device)
+    changes = {k: given[k] for k in ("steps", "lr", "batch_size", "seed") if k in given}
+    if "seconds" in given:
+        changes["time_budget_s"] = given["seconds"] or None  # 0: no time limit
+    if "distill_weight" in given:
+        changes["distill"] = replace(recipe.distill, weight=given["distill_weight"])
+    return recipe.replace(**changes), given.get("fresh", False)
 
 
 def start_run(session: Session, settings: Settings, job_id: int, options: WorkerOptions,
-              device: str = "cpu") -> tuple[Snapshot, Active | None, dict[str, Any]]:
-    """Step 1: mark the job running, fix the snapshot; returns it, the active version, knobs."""
+              device: str = "cpu") -> tuple[Snapshot, Active | None, TrainRecipe, bool]:
+    """Step 1: mark the job running, fix the snapshot; returns it, the active version, the
+    run's recipe and whether it starts fresh (:func:`job_recipe`)."""
     job = get_job(session, job_id)
     if job.state not in (JobState.queued, JobState.running):
         raise FacetError(f"job {job_id} is {job.state.value}; only a queued job can run")
     if job.kind != "train":
         raise FacetError(f"job {job_id} is a {job.kind} job, not a train job")
-    knobs = job_settings(options, dict(job.params or {}), device)
+    recipe, fresh = job_recipe(options, dict(job.params or {}), device)
     mark_running(session, job_id)
     snapshot = take_snapshot(session, max_unlabeled=options.max_unlabeled)
     current = active_version(session)
@@ -167,7 +179,7 @@ def start_run(session: Session, settings: Settings, job_id: int, options: Worker
     set_progress(session, job_id, 0.0,
                  f"loading {snapshot.num_labels} labels ({len(snapshot.val)} for validation) "
                  f"and {len(snapshot.unlabeled)} unlabelled images")
-    return snapshot, active, knobs
+    return snapshot, active, recipe, fresh
 
 
 def load_labelled(session: Session, settings: Settings, items: tuple[LabelledImage, ...],
@@ -239,123 +251,189 @@ def _mark_failed(sessions: sessionmaker[Session], job_id: int, err: BaseExceptio
     log.warning("training job %s failed: %s", job_id, _reason(err))
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of a started run needs: where to write, which job, the run's device,
+    its fixed snapshot and the version that was active when it started."""
+
+    sessions: sessionmaker[Session]
+    settings: Settings
+    job_id: int
+    options: WorkerOptions
+    device: str
+    snapshot: Snapshot
+    active: Active | None
+
+    def progress(self, share: float, message: str) -> None:
+        """Set the job's progress (0-1) and message in a short session of its own."""
+        with session_scope(self.sessions) as session:
+            set_progress(session, self.job_id, share, message)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run's models and images. ``active``: the active version's checkpoint (the bar, and
+    the teacher when good enough); ``init``: where the student starts (``None``: fresh, from
+    ``config``). ``samples``/``val``: ``[(H x W x 3 uint8 image, H x W uint8 label)]``."""
+
+    active: Checkpoint | None
+    init: Checkpoint | None
+    config: ParserConfig
+    samples: list[tuple[np.ndarray, np.ndarray]]
+    val: list[tuple[np.ndarray, np.ndarray]]
+
+
 def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
          options: WorkerOptions) -> RunResult:
-    import torch
-
-    from model.checkpoint import load_checkpoint, save_checkpoint
-    from model.config import ParserConfig
-    from model.evaluate import evaluate
-    from model.inference import Predictor
-    from core.labels import CELEBAMASK
-    from model.train import default_lr, train
-
     started = time.monotonic()
     device = device_for(options.device)
-    if options.torch_threads:
-        torch.set_num_threads(options.torch_threads)
-
     with session_scope(sessions) as session:
-        snapshot, active, knobs = start_run(session, settings, job_id, options, device)
-
-    teacher = init = None
-    if active is not None:
-        teacher = load_checkpoint(active.checkpoint)
-    if teacher is not None and not knobs["fresh"]:
-        init, config = teacher, teacher.config
-    else:
-        size = options.size_for(device)
-        config = ParserConfig.preset(options.train_config, CELEBAMASK,
-                                     **({} if size is None else {"input_size": size}))
-
-    with session_scope(sessions) as session:
-        samples = load_labelled(session, settings, snapshot.train, config.num_classes)
-        val = load_labelled(session, settings, snapshot.val, config.num_classes)
-
-    # The active model on this run's validation split: the bar to publish, and whether it is
-    # good enough to teach (a weak teacher's soft targets pull the student down).
-    baseline = None
-    if teacher is not None:
-        with session_scope(sessions) as session:
-            set_progress(session, job_id, 0.0, "scoring the active model on the validation split")
-        baseline = evaluate(Predictor(teacher.model, teacher.config, teacher.labels,
-                                      device=device, threads=torch.get_num_threads()), val)
-        teacher.model.to("cpu")  # train() places its own copies
+        snapshot, active, recipe, fresh = start_run(session, settings, job_id, options, device)
+    ctx = RunContext(sessions, settings, job_id, options, device, snapshot, active)
+    data = load_run_data(ctx, recipe, fresh)
+    baseline = score_active(ctx, data)
     base_f1 = None if baseline is None else float(baseline["mean_f1"])
-    weak = base_f1 is not None and base_f1 < options.distill_min_f1
-    distill = (base_f1 is not None and not weak
-               and (knobs["distill_weight"] is None or knobs["distill_weight"] > 0))
-    lr = knobs["lr"]
-    if lr is None and init is not None and weak:
-        lr = default_lr(fine_tune=False)  # a weak active model is a warm start, not a teacher
-    with session_scope(sessions) as session:
-        unlabeled = load_unlabeled(session, settings, snapshot.unlabeled) if distill else []
-
-    progress = ProgressWriter(sessions, job_id, options.progress_interval_s)
-    extra = {k: v for k, v in (("lr", lr), ("distill_weight", knobs["distill_weight"]))
-             if v is not None}
-    distill_batch = options.distill_batch or max(1, knobs["batch_size"] // 2)
-    result = train(samples, None if init is not None else config, knobs["steps"], init=init,
-                   teacher=teacher if distill else None, unlabeled=unlabeled, device=device,
-                   seed=knobs["seed"], batch_size=knobs["batch_size"], on_step=progress,
-                   unlabeled_batch=distill_batch if unlabeled else None,
-                   num_workers=options.loader_workers, time_budget_s=knobs["seconds"], **extra)
+    recipe, distill = plan_distillation(options, recipe, base_f1, fine_tune=data.init is not None)
+    result, n_unlabeled = train_student(ctx, data, recipe, distill)
     train_s = time.monotonic() - started
-
-    ckpt = settings.models_dir / f"job-{job_id}.pt"
-    meta = {**dict(result.meta or {}), "job_id": job_id, "num_labels": snapshot.num_labels,
-            "train_ids": [x.image_id for x in snapshot.train],
-            "val_ids": [x.image_id for x in snapshot.val],
-            "parent_version_id": None if active is None else active.version_id}
-    save_checkpoint(ckpt, result.model, result.config, CELEBAMASK, meta)
-
-    with session_scope(sessions) as session:
-        set_progress(session, job_id, TRAIN_SHARE, "evaluating on the validation split")
-    scores = evaluate(Predictor.load(ckpt, device=device, threads=options.torch_threads), val)
-
-    new_f1 = float(scores["mean_f1"])
-    activate_it, note = decide(new_f1, base_f1)
+    ckpt, scores = checkpoint_and_score(ctx, result, data.val)
     metrics: dict[str, Any] = {
-        "mean_f1": new_f1, "per_class_f1": _jsonable(scores.get("per_class_f1")),
+        "mean_f1": float(scores["mean_f1"]), "per_class_f1": _jsonable(scores.get("per_class_f1")),
         "baseline_mean_f1": base_f1,
         "baseline_per_class_f1": None if baseline is None else _jsonable(baseline.get("per_class_f1")),
         "baseline_version_id": None if active is None else active.version_id,
         "val_ids": [x.image_id for x in snapshot.val], "num_train": len(snapshot.train),
-        "num_unlabeled": len(unlabeled), "steps": result.meta["steps"],
-        "time_budget_s": knobs["seconds"], "distilled": distill,
+        "num_unlabeled": n_unlabeled, "steps": result.meta["steps"],
+        "time_budget_s": recipe.time_budget_s, "distilled": distill,
         "device": device, "train_seconds": round(train_s, 2),
         "training_loop_seconds": result.meta["seconds"],
         "total_seconds": round(time.monotonic() - started, 2),
     }
+    return publish(ctx, ckpt, result.config.to_dict(), metrics)
 
-    with session_scope(sessions) as session:
-        job = get_job(session, job_id)
+
+def load_run_data(ctx: RunContext, recipe: TrainRecipe, fresh: bool) -> RunData:
+    """Load the active model (if any) and the snapshot's labelled images; the student starts
+    from the active model unless the job asked for a ``fresh`` one (or there is none)."""
+    from core.labels import CELEBAMASK
+    from model.checkpoint import load_checkpoint
+
+    active = None if ctx.active is None else load_checkpoint(ctx.active.checkpoint)
+    init = active if active is not None and not fresh else None
+    config = init.config if init is not None else recipe.fresh_config(
+        ctx.options.train_config, CELEBAMASK)
+    with session_scope(ctx.sessions) as session:
+        samples = load_labelled(session, ctx.settings, ctx.snapshot.train, config.num_classes)
+        val = load_labelled(session, ctx.settings, ctx.snapshot.val, config.num_classes)
+    return RunData(active, init, config, samples, val)
+
+
+def score_active(ctx: RunContext, data: RunData) -> dict[str, Any] | None:
+    """Step 2: the active model's scores on this run's validation split (:func:`evaluate`):
+    the bar to publish, and whether it is good enough to teach; ``None`` without one."""
+    from model.evaluate import evaluate
+    from model.inference import Predictor
+
+    if data.active is None:
+        return None
+    ctx.progress(0.0, "scoring the active model on the validation split")
+    model = data.active
+    scores = evaluate(Predictor(model.model, model.config, model.labels, device=ctx.device),
+                      data.val)
+    model.model.to("cpu")  # train() places its own copies
+    return scores
+
+
+def plan_distillation(options: WorkerOptions, recipe: TrainRecipe, base_f1: float | None,
+                      fine_tune: bool) -> tuple[TrainRecipe, bool]:
+    """Whether the active model (validation mean F1 ``base_f1``; ``None``: no model) teaches,
+    and the recipe for that: a model below ``FACET_DISTILL_MIN_F1`` only gives the student its
+    start, trained at the from-scratch learning rate (its soft targets would pull it down)."""
+    from model.recipe import default_lr
+
+    weak = base_f1 is not None and not options.teaches(base_f1)
+    distill = base_f1 is not None and not weak and recipe.distill.weight > 0
+    if recipe.lr is None and fine_tune and weak:
+        recipe = recipe.replace(lr=default_lr(recipe.optimizer, fine_tune=False))
+    return recipe, distill
+
+
+def train_student(ctx: RunContext, data: RunData, recipe: TrainRecipe,
+                  distill: bool) -> tuple[TrainResult, int]:
+    """Step 3: train (writing the job's curve); with ``distill``, the active model teaches on
+    the labelled and the snapshot's unlabelled images. Returns the
+    :class:`model.train.TrainResult` and the number of unlabelled images used."""
+    from model.train import train
+
+    unlabeled: list[np.ndarray] = []
+    if distill:
+        with session_scope(ctx.sessions) as session:
+            unlabeled = load_unlabeled(session, ctx.settings, ctx.snapshot.unlabeled)
+    if unlabeled:
+        recipe = recipe.replace(
+            unlabeled_batch=ctx.options.distill_batch or max(1, recipe.batch_size // 2))
+    progress = ProgressWriter(ctx.sessions, ctx.job_id, ctx.options.progress_interval_s)
+    result = train(data.samples, None if data.init is not None else data.config, recipe,
+                   init=data.init, teacher=data.active if distill else None,
+                   unlabeled=unlabeled, device=ctx.device, on_step=progress)
+    return result, len(unlabeled)
+
+
+def checkpoint_and_score(ctx: RunContext, result: TrainResult,
+                         val: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Path, dict[str, Any]]:
+    """Step 4: write ``<models dir>/job-<id>.pt`` (nothing points to it yet) and score it on
+    the validation split."""
+    from core.labels import CELEBAMASK
+    from model.checkpoint import save_checkpoint
+    from model.evaluate import evaluate
+    from model.inference import Predictor
+
+    snapshot, active = ctx.snapshot, ctx.active
+    ckpt = ctx.settings.models_dir / f"job-{ctx.job_id}.pt"
+    meta = {**dict(result.meta or {}), "job_id": ctx.job_id, "num_labels": snapshot.num_labels,
+            "train_ids": [x.image_id for x in snapshot.train],
+            "val_ids": [x.image_id for x in snapshot.val],
+            "parent_version_id": None if active is None else active.version_id}
+    save_checkpoint(ckpt, result.model, result.config, CELEBAMASK, meta)
+    ctx.progress(TRAIN_SHARE, "evaluating on the validation split")
+    predictor = Predictor.load(ckpt, device=ctx.device)
+    return ckpt, evaluate(predictor, val)
+
+
+def publish(ctx: RunContext, ckpt: Path, config: dict[str, Any],
+            metrics: dict[str, Any]) -> RunResult:
+    """Step 5, one transaction: add the version with ``metrics``; activate it when it is no
+    worse than the model it was compared with and that model still serves; finish the job."""
+    new_f1, base_f1 = metrics["mean_f1"], metrics["baseline_mean_f1"]
+    activate_it, note = decide(new_f1, base_f1)
+    compared_with = None if ctx.active is None else ctx.active.version_id
+    with session_scope(ctx.sessions) as session:
+        job = get_job(session, ctx.job_id)
         if job.state != JobState.running:  # e.g. failed by a restarted consumer meanwhile
-            raise FacetError(f"job {job_id} is {job.state.value}; the run is not published")
+            raise FacetError(f"job {ctx.job_id} is {job.state.value}; the run is not published")
         parent_id = None
-        if active is not None and get_version(session, active.version_id) is not None:
-            parent_id = active.version_id
+        if compared_with is not None and get_version(session, compared_with) is not None:
+            parent_id = compared_with
         now_active = active_version(session)
-        compared_with = None if active is None else active.version_id
         if activate_it and (now_active.id if now_active is not None else None) != compared_with:
             # Someone activated another version (a rollback) during the run: this run was scored
             # against a model that no longer serves, so it must not override that decision.
             activate_it = False
             note = (f"kept inactive: version {now_active.id if now_active else 'none'} was "
                     f"activated during the run (compared with {compared_with or 'no model'})")
-        version = add_version(session, ckpt.relative_to(settings.data_dir).as_posix(),
-                              result.config.to_dict(), metrics, parent_id=parent_id,
-                              job_id=job_id, num_labels=snapshot.num_labels, note=note)
+        version = add_version(session, ckpt.relative_to(ctx.settings.data_dir).as_posix(),
+                              config, metrics, parent_id=parent_id, job_id=ctx.job_id,
+                              num_labels=ctx.snapshot.num_labels, note=note)
         if activate_it:
             activate(session, version.id)
-        finish(session, job_id,
+        finish(session, ctx.job_id,
                f"version {version.id}: validation mean F1 {new_f1:.3f}"
                + ("" if base_f1 is None else f" (active model {base_f1:.3f})")
                + ("; now active" if activate_it else f"; {note}"))
         version_id = version.id
     log.info("training job %s published version %s (mean F1 %.4f, baseline %s, active=%s)",
-             job_id, version_id, new_f1, base_f1, activate_it)
-    return RunResult(job_id, version_id, activate_it, metrics, note)
+             ctx.job_id, version_id, new_f1, base_f1, activate_it)
+    return RunResult(ctx.job_id, version_id, activate_it, metrics, note)
 
 
 def _jsonable(value: Any) -> Any:

@@ -75,7 +75,7 @@ def predict(ctx: WorkerContext, image_id: int) -> int | None:
         if not needs_prediction(session, image_id, version.id):
             return version.id
         path, version_id = checkpoint_file(ctx.settings, version), version.id
-    predictor = ctx.predictor(path)
+    predictor = ctx.predictors.get(path)
     with session_scope(ctx.sessions) as session:
         store_prediction(session, ctx.settings, predictor, session.get(Image, image_id),
                          get_version(session, version_id))
@@ -128,7 +128,7 @@ def _score_one(ctx: WorkerContext, session: Session, image_id: int, version_id: 
         # e.g. a rollback to a version that saw this image before: no forward pass
         image.priority, image.scored_by_id = cached.uncertainty, version_id
     else:
-        store_prediction(session, ctx.settings, ctx.predictor(path), image, version,
+        store_prediction(session, ctx.settings, ctx.predictors.get(path), image, version,
                          is_active=True)
     return True
 

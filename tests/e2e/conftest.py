@@ -41,10 +41,10 @@ def _train_first_model(studio: Studio) -> None:
     """A real (short) training run on the approved demo faces, logged as a job, evaluated on
     the other faces and published as the active version: what the worker would do."""
     from model.checkpoint import save_checkpoint
-    from model.config import ParserConfig
+    from model.net import ParserConfig
     from model.evaluate import evaluate
     from model.inference import Predictor
-    from model.train import train
+    from model.train import train_steps as train
 
     with studio.session() as session:
         images = session.query(Image).order_by(Image.id).all()

@@ -1,4 +1,4 @@
-"""Tiny procedural faces for unit tests (independent of model/synth.py): a label map of
+"""Tiny procedural faces for unit tests (independent of model/synth/): a label map of
 ellipses and lines in CelebAMask-HQ ids, and an image that colours each class with noise."""
 from __future__ import annotations
 

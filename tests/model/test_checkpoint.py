@@ -6,17 +6,16 @@ import pytest
 import torch
 
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.config import ParserConfig
+from model.net import ParserConfig, build_face_parser
 from core.errors import FacetError
 from core.labels import CELEBAMASK, LabelSet
-from model.network import build_parser
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     torch.manual_seed(0)
     config = ParserConfig.small(input_size=64, attention=True)
-    model = build_parser(config)
+    model = build_face_parser(config)
     with torch.no_grad():          # non-trivial BN statistics, so buffers must survive too
         model.train()(torch.rand(4, 3, 64, 64))
     model.eval()
@@ -40,7 +39,7 @@ def test_round_trip_gives_identical_outputs(saved):
 def test_extra_classes_survive(tmp_path):
     labels = LabelSet.celebamask(extras=True)
     config = ParserConfig.small(labels, input_size=64)
-    save_checkpoint(tmp_path / "x.pt", build_parser(config), config, labels, {})
+    save_checkpoint(tmp_path / "x.pt", build_face_parser(config), config, labels, {})
     ckpt = load_checkpoint(tmp_path / "x.pt")
     assert ckpt.labels.names[-2:] == ("hand", "mask") and ckpt.config.num_classes == 21
 
@@ -64,6 +63,6 @@ def test_missing_truncated_and_foreign_files(saved, tmp_path):
 def test_meta_must_be_json(tmp_path):
     config = ParserConfig.small(input_size=64)
     with pytest.raises(ValueError, match="JSON"):
-        save_checkpoint(tmp_path / "m.pt", build_parser(config), config, CELEBAMASK,
+        save_checkpoint(tmp_path / "m.pt", build_face_parser(config), config, CELEBAMASK,
                         {"array": np.zeros(3)})
     assert not (tmp_path / "m.pt").exists()

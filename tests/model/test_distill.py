@@ -5,9 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.config import ParserConfig
+from model.net import ParserConfig, build_face_parser
 from model.distill import Teacher, distillation_loss, trusted_pixels
-from model.network import build_parser
 
 
 def test_kl_is_zero_for_identical_logits():
@@ -48,7 +47,7 @@ def test_the_teacher_teaches_only_where_it_is_sure_and_not_contradicted_by_a_lab
 
 def test_frozen_teacher_never_changes_and_ema_teacher_follows():
     torch.manual_seed(0)
-    student = build_parser(ParserConfig.small(input_size=64))
+    student = build_face_parser(ParserConfig.small(input_size=64))
     frozen = Teacher(student)
     ema = Teacher.ema_of(student, decay=0.5)
     assert all(not p.requires_grad for p in frozen.model.parameters())

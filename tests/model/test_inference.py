@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from model.checkpoint import save_checkpoint
-from model.config import ParserConfig
+from model.net import ParserConfig, build_face_parser
 from core.errors import FacetError
 from model.evaluate import evaluate
 from model.inference import Predictor
 from core.labels import CELEBAMASK
 from model.metrics import ConfusionMatrix
-from model.network import build_parser
 from tests.model.faces import face_samples
 
 
@@ -20,12 +19,12 @@ from tests.model.faces import face_samples
 def predictor(tmp_path_factory):
     torch.manual_seed(0)
     config = ParserConfig.small(input_size=64)
-    model = build_parser(config)
+    model = build_face_parser(config)
     with torch.no_grad():
         model.train()(torch.rand(4, 3, 64, 64))
     path = tmp_path_factory.mktemp("p") / "p.pt"
     save_checkpoint(path, model.eval(), config, CELEBAMASK, {"version": 7})
-    return Predictor.load(path, threads=1)
+    return Predictor.load(path)
 
 
 def test_predict_any_size(predictor):
@@ -104,3 +103,15 @@ def test_large_outputs_are_upsampled_in_class_groups_with_the_same_result(predic
     label_g, conf_g = predictor.predict(image)
     assert np.array_equal(label, label_g)
     np.testing.assert_array_equal(conf, conf_g)
+
+
+def test_a_predictor_leaves_the_process_thread_count_alone(predictor):
+    from model.devices import set_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_torch_threads(1)
+        Predictor(predictor.model, predictor.config, predictor.labels, device="cpu")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

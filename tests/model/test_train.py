@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.config import ParserConfig
+from model.net import ParserConfig
 from core.errors import FacetError
-from model.train import lr_factor, schedule_position, train
+from model.distill import DistillConfig
+from model.recipe import TrainRecipe
+from model.schedule import lr_factor, schedule_position
+from model.train import train, train_steps
 from tests.model.faces import face_samples
 
 CONFIG = ParserConfig.small(input_size=64)
@@ -20,7 +23,7 @@ def samples():
 
 def test_loss_goes_down_and_progress_is_reported(samples):
     seen = []
-    result = train(samples, CONFIG, 40, batch_size=4, seed=1, lr=2e-3,
+    result = train(samples, CONFIG, TrainRecipe(steps=40, batch_size=4, seed=1, lr=2e-3),
                    on_step=lambda s, n, losses, rate: seen.append((s, n, losses, rate)))
     assert [s for s, *_ in seen] == list(range(1, 41)) and all(n == 40 for _, n, *_ in seen)
     assert set(seen[0][2]) == {"ce", "edge", "total"} and all(r > 0 for *_, r in seen)
@@ -35,7 +38,7 @@ def test_same_seed_same_run(samples):
     runs = []
     for _ in range(2):
         losses = []
-        train(samples, CONFIG, 3, batch_size=2, seed=7,
+        train(samples, CONFIG, TrainRecipe(steps=3, batch_size=2, seed=7),
               on_step=lambda s, n, l, r: losses.append(l["total"]))
         runs.append(losses)
     assert runs[0] == runs[1]
@@ -50,34 +53,37 @@ def test_exception_in_on_step_cancels(samples):
             raise RuntimeError("cancelled by user")
 
     with pytest.raises(RuntimeError, match="cancelled"):
-        train(samples, CONFIG, 50, batch_size=2, on_step=cancel)
+        train(samples, CONFIG, TrainRecipe(steps=50, batch_size=2), on_step=cancel)
     assert calls == [1, 2]
 
 
 def test_distillation_from_model_and_ema(samples):
-    base = train(samples, CONFIG, 2, batch_size=2).model
+    base = train(samples, CONFIG, TrainRecipe(steps=2, batch_size=2)).model
     unlabeled = [im for im, _ in face_samples(3, 64, seed=50)]
     seen = []
-    result = train(samples[:2], None, 2, init=base, teacher=base, unlabeled=unlabeled,
-                   batch_size=2, on_step=lambda s, n, l, r: seen.append(l))
+    result = train(samples[:2], None, TrainRecipe(steps=2, batch_size=2), init=base, teacher=base,
+                   unlabeled=unlabeled, on_step=lambda s, n, l, r: seen.append(l))
     assert "distill" in seen[-1] and seen[-1]["distill"] >= 0
     assert result.meta["distill"]["teacher"] == "checkpoint" and result.meta["n_unlabeled"] == 3
     # the init model itself is left untouched
     assert not all(torch.equal(a, b) for a, b in zip(base.state_dict().values(),
                                                      result.model.state_dict().values()))
-    ema = train(samples[:2], CONFIG, 2, ema_teacher=True, unlabeled=unlabeled, batch_size=2)
+    ema = train(samples[:2], CONFIG,
+                TrainRecipe(steps=2, batch_size=2, distill=DistillConfig(ema_teacher=True)),
+                unlabeled=unlabeled)
     assert ema.meta["distill"]["teacher"] == "ema"
 
 
 def test_bad_requests(samples):
     with pytest.raises(FacetError, match="teacher"):
-        train(samples, CONFIG, 1, unlabeled=[samples[0][0]])
+        train(samples, CONFIG, TrainRecipe(steps=1), unlabeled=[samples[0][0]])
     with pytest.raises(FacetError):
-        train(samples, CONFIG, 0)
+        train(samples, CONFIG, TrainRecipe(steps=0))
     with pytest.raises(FacetError):
-        train([], CONFIG, 1)
+        train([], CONFIG, TrainRecipe(steps=1))
     with pytest.raises(FacetError, match="CUDA"):
-        train(samples, CONFIG, 1, device="cuda") if not torch.cuda.is_available() else \
+        train(samples, CONFIG, TrainRecipe(steps=1), device="cuda") \
+            if not torch.cuda.is_available() else \
             (_ for _ in ()).throw(FacetError("CUDA present: nothing to check"))
 
 
@@ -91,8 +97,8 @@ def test_schedules():
 
 def test_a_time_budget_ends_the_run_on_time_and_the_schedule_follows_the_clock(samples):
     seen = []
-    result = train(samples, CONFIG, 100_000, batch_size=2, seed=1, time_budget_s=1.5,
-                   on_step=lambda s, n, losses, rate: seen.append((s, n)))
+    budgeted = TrainRecipe(steps=100_000, batch_size=2, seed=1, time_budget_s=1.5)
+    result = train(samples, CONFIG, budgeted, on_step=lambda s, n, losses, rate: seen.append((s, n)))
     made = result.meta["steps"]
     assert 1 <= made < 100_000 and result.meta["max_steps"] == 100_000
     assert seen[-1] == (made, made), "the last step reports itself as the last"
@@ -101,10 +107,10 @@ def test_a_time_budget_ends_the_run_on_time_and_the_schedule_follows_the_clock(s
     # the budget is met to within one step (a step at 64 px takes well under a second here)
     assert 1.5 <= result.meta["seconds"] < 1.5 + 3 * result.meta["seconds"] / made + 1.0
     # steps come first when they run out before the clock
-    quick = train(samples, CONFIG, 3, batch_size=2, time_budget_s=600.0)
+    quick = train(samples, CONFIG, TrainRecipe(steps=3, batch_size=2, time_budget_s=600.0))
     assert quick.meta["steps"] == 3
     with pytest.raises(FacetError, match="time budget"):
-        train(samples, CONFIG, 3, time_budget_s=0)
+        train(samples, CONFIG, TrainRecipe(steps=3, time_budget_s=0))
 
 
 def test_schedule_position_follows_steps_or_the_clock():
@@ -112,3 +118,14 @@ def test_schedule_position_follows_steps_or_the_clock():
     assert schedule_position(7, 100, 50.0, 100.0) == 50       # half the time: half the schedule
     assert schedule_position(70, 100, 50.0, 100.0) == 70      # a fast run is ahead of its clock
     assert schedule_position(7, 100, 250.0, 100.0) == 100     # over time: the schedule is done
+
+
+def test_train_steps_is_train_with_the_recipe_given_as_keywords(samples):
+    runs = []
+    for run in (lambda cb: train_steps(samples, CONFIG, 2, batch_size=2, seed=3, on_step=cb),
+                lambda cb: train(samples, CONFIG, TrainRecipe(steps=2, batch_size=2, seed=3),
+                                 on_step=cb)):
+        losses = []
+        result = run(lambda s, n, l, r: losses.append(l["total"]))
+        runs.append((losses, result.meta["recipe"]))
+    assert runs[0] == runs[1]

@@ -51,8 +51,7 @@ def auth(name: str) -> tuple[str, str]:
 def write_tiny_parser(path: Path) -> Path:
     """A random-weight parser checkpoint at 64 x 64 input (through the parser's own API)."""
     from model.checkpoint import save_checkpoint
-    from model.config import ParserConfig
-    from model.network import build_parser
+    from model.net import ParserConfig, build_face_parser as build_parser
 
     config = ParserConfig.small(CELEBAMASK, input_size=64, context_channels=16,
                                 decoder_channels=16, skip_channels=8, edge_channels=8)

@@ -125,7 +125,7 @@ def add_faces(sessions, settings: Settings, labelled: dict[int, str], unlabelled
 
 
 def tiny_config():
-    from model.config import ParserConfig
+    from model.net import ParserConfig
     return ParserConfig.small(input_size=SIZE, context_channels=16, decoder_channels=16,
                               skip_channels=8, edge_channels=8)
 
@@ -136,7 +136,7 @@ def publish_untrained(sessions, settings: Settings, name: str = "v0.pt", seed: i
     from db.versions import activate, add_version
     from model.checkpoint import save_checkpoint
     from core.labels import CELEBAMASK
-    from model.network import build_parser
+    from model.net import build_face_parser as build_parser
 
     torch.manual_seed(seed)
     config = tiny_config()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import FacetError
-from worker.options import (CPU_BATCH, CPU_STEPS, CPU_TRAIN_SECONDS, CPU_TRAIN_SIZE,
-                            GPU_STEPS, WorkerOptions)
+from model.recipe import CPU_BATCH, CPU_STEPS, CPU_TRAIN_SECONDS, CPU_TRAIN_SIZE, GPU_STEPS
+from worker.options import WorkerOptions
 
 
 def test_defaults_and_environment():

@@ -15,7 +15,7 @@ from db.versions import activate, active_version, add_version, get_version, list
 from model.checkpoint import load_checkpoint
 from core.errors import FacetError
 from core.imageio import decode_label_png
-from model.train import default_lr
+from model.recipe import default_lr
 from tests.worker.conftest import DEVICE, SIZE, add_faces, immediate_tasks, save_label
 from worker.queue import Tasks
 from worker.retraining import ProgressWriter, decide

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.synth_fields import downsample, gauss_blur, resize
-from model.synth_materials import ELEVATION, MAT
-from model.synth_spec import FaceSpec
+from model.synth.fields import downsample, gauss_blur, resize
+from model.synth.materials import ELEVATION, MAT
+from model.synth.spec import FaceSpec
 
 ELEVATION_UNIT = 0.1
 """One elevation unit, in face units (used to turn heights into slopes)."""

@@ -15,7 +15,7 @@ from core.errors import FacetError
 from core.labels import CELEBAMASK, LabelSet
 from model.synth import STYLES, face_seed, render_face, write_synth_tree
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXTRAS = LabelSet.celebamask(extras=True)
 FACE_CLASSES = [CELEBAMASK.id(n) for n in ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow",
                                            "mouth", "u_lip", "l_lip")]

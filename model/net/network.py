@@ -1,6 +1,6 @@
 """The face parser and its one builder.
 
-``build_parser(config)`` is the only place a :class:`ParserConfig` becomes layers::
+``build_face_parser(config)`` is the only place a :class:`ParserConfig` becomes layers::
 
     image B x 3 x H x W (RGB in [0, 1])
       → backbone  (ResNet: c1..c4 at strides 4, 8, 16, output_stride)
@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.attention import ContextModule
-from model.backbone import ResNetBackbone
-from model.config import ParserConfig
-from model.decoder import Decoder
-from model.heads import EdgeHead, SegmentationHead
+from model.net.attention import ContextModule
+from model.net.backbone import ResNetBackbone
+from model.net.config import ParserConfig
+from model.net.decoder import Decoder
+from model.net.heads import EdgeHead, SegmentationHead
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,8 +59,9 @@ class FaceParser(nn.Module):
         return out
 
 
-def build_parser(config: ParserConfig, *, backbone_weights: str | os.PathLike | None = None,
-                 load_backbone_weights: bool = True) -> FaceParser:
+def build_face_parser(config: ParserConfig, *,
+                      backbone_weights: str | os.PathLike | None = None,
+                      load_backbone_weights: bool = True) -> FaceParser:
     """Build a randomly initialised :class:`FaceParser` from ``config``.
 
     The backbone is initialised from ``backbone_weights`` (or ``config.backbone_weights``), a

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.synth_canvas import Canvas
-from model.synth_extras import (draw_glasses, draw_glasses_arms, draw_hand, draw_hat, draw_mask,
+from model.synth.canvas import Canvas
+from model.synth.extras import (draw_glasses, draw_glasses_arms, draw_hand, draw_hat, draw_mask,
                                 draw_necklace, draw_neck_and_cloth)
-from model.synth_hair import draw_fringe, draw_hair_back, draw_hair_cap, draw_side_locks
-from model.synth_head import draw_ear, draw_features, draw_skin
-from model.synth_materials import MAT, ids
-from model.synth_spec import FaceSpec
+from model.synth.hair import draw_fringe, draw_hair_back, draw_hair_cap, draw_side_locks
+from model.synth.head import draw_ear, draw_features, draw_skin
+from model.synth.materials import MAT, ids
+from model.synth.spec import FaceSpec
 
 NEAR_EAR_YAW = 0.12
 """Above this yaw (radians) the ear on the near side is drawn over the cheek."""
@@ -27,7 +27,7 @@ SEEN_THROUGH_LENS.flags.writeable = False
 
 
 def draw_materials(spec: FaceSpec, size: int) -> np.ndarray:
-    """``size x size`` uint8 material ids (:data:`model.synth_materials.MATERIALS`)."""
+    """``size x size`` uint8 material ids (:data:`model.synth.materials.MATERIALS`)."""
     c = Canvas(size, spec.pose)
     rng = np.random.default_rng(spec.shape_seed)
     f, h, e = spec.features, spec.hair, spec.extras

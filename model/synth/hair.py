@@ -2,15 +2,15 @@
 locks that cover the ears, and long locks that fall in front of the shoulders.
 
 Edges are ragged (jittered points, zig-zag strand tips) so hair is told by its shape and
-texture, not by a clean outline. Face units as in :mod:`model.synth_geometry`.
+texture, not by a clean outline. Face units as in :mod:`model.synth.geometry`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from model.synth_canvas import Canvas
-from model.synth_geometry import bezier, ellipse, jitter
-from model.synth_spec import Features, Hair
+from model.synth.canvas import Canvas
+from model.synth.geometry import bezier, ellipse, jitter
+from model.synth.spec import Features, Hair
 
 
 def _tips(x0: float, x1: float, y: float, n: int, depth: float, rng: np.random.Generator) -> np.ndarray:

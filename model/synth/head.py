@@ -1,16 +1,16 @@
 """Drawing the head: face outline, ears and earrings, eyes, brows, nose, lips and mouth.
 
-All shapes are built in face units (:mod:`model.synth_geometry`) and projected with the
-face's :class:`~model.synth_geometry.Pose`. ``sx`` is the image side: -1 is the image's
+All shapes are built in face units (:mod:`model.synth.geometry`) and projected with the
+face's :class:`~model.synth.geometry.Pose`. ``sx`` is the image side: -1 is the image's
 left, where the ``l_`` classes (l_eye, l_brow, l_ear) are drawn.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from model.synth_canvas import Canvas
-from model.synth_geometry import band, bezier, ellipse, jitter
-from model.synth_spec import Extras, Features
+from model.synth.canvas import Canvas
+from model.synth.geometry import band, bezier, ellipse, jitter
+from model.synth.spec import Extras, Features
 
 
 def side_prefix(sx: int) -> str:

@@ -2,7 +2,7 @@
 
 Albedo per material with texture (pores and blotches on skin, strands and sheen in hair,
 weave, folds and stripes on cloth), a background (flat, gradient, textured or cluttered
-with blurred objects), lighting from :mod:`model.synth_light`, then the camera: exposure,
+with blurred objects), lighting from :mod:`model.synth.light`, then the camera: exposure,
 vignette, lens blur, sensor noise and, in the wild, JPEG artefacts.
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-from model.synth_colors import any_colour
-from model.synth_fields import blur_image, gaussian_noise, smooth_noise
-from model.synth_light import shade
-from model.synth_materials import MAT, lut
-from model.synth_spec import FaceSpec
+from model.synth.colors import any_colour
+from model.synth.fields import blur_image, gaussian_noise, smooth_noise
+from model.synth.light import shade
+from model.synth.materials import MAT, lut
+from model.synth.spec import FaceSpec
 
 _SKIN = {"skin": 1.0, "nose": 1.0, "l_ear": 1.0, "r_ear": 1.0, "neck": 1.0, "hand": 1.0}
 FINE = lut({**{k: 0.035 for k in _SKIN}, "hair": 0.08, "hair_back": 0.08, "l_brow": 0.25,

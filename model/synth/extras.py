@@ -1,13 +1,13 @@
 """Drawing what is not the head itself: neck and clothes, necklace, hat, glasses, face mask
-and a hand with its arm. Face units as in :mod:`model.synth_geometry`."""
+and a hand with its arm. Face units as in :mod:`model.synth.geometry`."""
 from __future__ import annotations
 
 import numpy as np
 
-from model.synth_canvas import Canvas
-from model.synth_geometry import band, bezier, ellipse
-from model.synth_head import ear_anchor
-from model.synth_spec import Body, Extras, Features
+from model.synth.canvas import Canvas
+from model.synth.geometry import band, bezier, ellipse
+from model.synth.head import ear_anchor
+from model.synth.spec import Body, Extras, Features
 
 
 def draw_neck_and_cloth(c: Canvas, b: Body) -> None:

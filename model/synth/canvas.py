@@ -1,6 +1,6 @@
 """A material map being drawn: hard-edged (non-antialiased) polygons, lines and discs.
 
-Wraps a PIL mode-L image whose pixel values are material ids (:mod:`model.synth_materials`).
+Wraps a PIL mode-L image whose pixel values are material ids (:mod:`model.synth.materials`).
 Coordinates are pixels ``(x, y)``; widths given "at 512" are scaled to the canvas size and
 never drop below one pixel, so thin things (necklaces, earrings) stay 1-3 px wide.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from model.synth_geometry import Pose
-from model.synth_materials import MAT
+from model.synth.geometry import Pose
+from model.synth.materials import MAT
 
 
 class Canvas:

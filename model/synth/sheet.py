@@ -1,6 +1,6 @@
 """A contact sheet of synthetic faces and their label maps, for looking at them.
 
-``python -m model.synth_sheet OUT.png [--count 8] [--cell 112] [--seed 0]`` writes, per style,
+``python -m model.synth.sheet OUT.png [--count 8] [--cell 112] [--seed 0]`` writes, per style,
 a row of photos and below it the same faces' label maps (extras colours for hands/masks).
 ``docs/images/synth_faces.png`` is made with the defaults.
 """

@@ -2,7 +2,7 @@
 
 Everything random about a face's content (shape, pose, accessories, colours, light, camera)
 is decided here, from one generator, before anything is drawn; so a face is the same at every
-image size. Lengths are in face units (see :mod:`model.synth_geometry`) unless they end in
+image size. Lengths are in face units (see :mod:`model.synth.geometry`) unless they end in
 ``_px``, which are pixels at 512 x 512.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.synth_colors import material_colours
-from model.synth_geometry import Pose
+from model.synth.colors import material_colours
+from model.synth.geometry import Pose
 
 STYLES: tuple[str, ...] = ("studio", "wild")
 """``studio``: frontal soft light, clean backgrounds, few occluders. ``wild``: the shifted

@@ -34,10 +34,6 @@ MAT: MappingProxyType[str, int] = MappingProxyType({name: i for i, (name, _) in 
 
 NUM_MATERIALS = len(MATERIALS)
 
-OCCLUDER_LABELS = ("hand", "mask")
-"""Label names of occluders: background (0) unless the label set has them (extras)."""
-
-
 def label_lut(labels: LabelSet) -> np.ndarray:
     """``NUM_MATERIALS`` uint8 lookup: material id → id in ``labels`` (absent classes → 0)."""
     return np.array([labels.id(lab) if lab in labels.names else 0 for _, lab in MATERIALS],

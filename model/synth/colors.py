@@ -11,7 +11,7 @@ import colorsys
 
 import numpy as np
 
-from model.synth_materials import MAT, NUM_MATERIALS, SKIN_LIKE
+from model.synth.materials import MAT, NUM_MATERIALS, SKIN_LIKE
 
 SKIN_LIGHT = np.array([0.93, 0.78, 0.67])
 SKIN_MID = np.array([0.78, 0.56, 0.42])

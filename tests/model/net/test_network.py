@@ -6,11 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from model.config import ParserConfig
+from model.net import ParserConfig, build_face_parser
 from core.errors import FacetError
 from core.labels import CELEBAMASK
 from model.losses import LossConfig, ParsingLoss
-from model.network import build_parser
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +20,7 @@ def _seed():
 @pytest.mark.parametrize("preset", ["small", "paper"])
 def test_forward_backward_every_parameter_learns(preset):
     config = ParserConfig.preset(preset)
-    model = build_parser(config).train()
+    model = build_face_parser(config).train()
     x = torch.rand(2, 3, 64, 64)
     target = torch.randint(0, CELEBAMASK.num_classes, (2, 64, 64))
     out = model(x)
@@ -37,7 +36,7 @@ def test_forward_backward_every_parameter_learns(preset):
 
 
 def test_stages_are_named_and_eval_has_no_edges():
-    model = build_parser(ParserConfig.small())
+    model = build_face_parser(ParserConfig.small())
     names = [n for n, _ in model.named_children()]
     assert names == ["backbone", "context", "decoder", "heads"]
     model.eval()
@@ -48,8 +47,8 @@ def test_stages_are_named_and_eval_has_no_edges():
 
 
 def test_edge_head_off_and_attention_off_build_smaller_models():
-    full = build_parser(ParserConfig.small())
-    bare = build_parser(ParserConfig.small(attention=False, edge_head=False)).train()
+    full = build_face_parser(ParserConfig.small())
+    bare = build_face_parser(ParserConfig.small(attention=False, edge_head=False)).train()
     assert "edge" not in bare.heads
     assert sum(p.numel() for p in bare.parameters()) < sum(p.numel() for p in full.parameters())
     out = bare(torch.rand(2, 3, 64, 64))
@@ -59,7 +58,7 @@ def test_edge_head_off_and_attention_off_build_smaller_models():
 def test_paper_preset_is_resnet101_at_output_stride_8():
     config = ParserConfig.paper()
     assert (config.backbone, config.output_stride, config.input_size) == ("resnet101", 8, 512)
-    model = build_parser(config).eval()
+    model = build_face_parser(config).eval()
     with torch.no_grad():
         feats = model.backbone(torch.rand(1, 3, 64, 64))
     assert [f.shape[-1] for f in feats] == [16, 8, 8, 8]
@@ -75,19 +74,19 @@ def test_config_round_trips_and_rejects_bad_values():
     with pytest.raises(FacetError):
         ParserConfig.preset("huge")
     with pytest.raises(FacetError, match="output_stride"):
-        build_parser(ParserConfig.small(output_stride=8))
+        build_face_parser(ParserConfig.small(output_stride=8))
 
 
 def test_backbone_initialises_from_a_local_torchvision_file(tmp_path):
     reference = torchvision.models.resnet18(weights=None)
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
-    model = build_parser(ParserConfig.small(backbone_weights=str(path)))
+    model = build_face_parser(ParserConfig.small(backbone_weights=str(path)))
     assert torch.equal(model.backbone.stem[0].weight, reference.conv1.weight)
     assert torch.equal(model.backbone.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
 
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
     with pytest.raises(FacetError, match="do not fit"):
-        build_parser(ParserConfig.small(), backbone_weights=tmp_path / "r34.pth")
+        build_face_parser(ParserConfig.small(), backbone_weights=tmp_path / "r34.pth")
     with pytest.raises(FacetError, match="not found"):
-        build_parser(ParserConfig.small(), backbone_weights=tmp_path / "missing.pth")
+        build_face_parser(ParserConfig.small(), backbone_weights=tmp_path / "missing.pth")

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.attention import conv_bn_relu
+from model.net.attention import conv_bn_relu
 
 
 def separable_block(cin: int, cout: int) -> nn.Sequential:

@@ -2,7 +2,8 @@
 
 ``ParserConfig.small()`` is the CPU model (resnet18, 256 x 256 input, output stride 32);
 ``ParserConfig.paper()`` follows Han & Yoon (2024): resnet101 dilated to output stride 8 at
-512 x 512. :func:`model.network.build_parser` is the only place these numbers turn into layers.
+512 x 512. :func:`model.net.network.build_face_parser` is the only place these numbers turn
+into layers.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ PRESETS: tuple[str, ...] = ("small", "paper")
 
 @dataclass(frozen=True)
 class ParserConfig:
-    """Architecture of a :class:`model.network.FaceParser`.
+    """Architecture of a :class:`model.net.network.FaceParser`.
 
     Attributes:
         backbone: torchvision ResNet name (random init unless ``backbone_weights`` is set).
