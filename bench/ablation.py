@@ -62,11 +62,8 @@ def main() -> int:
                     extra[name] = infer_ms(r.model, size, device)
                 print(f"seed {seed} {name}: studio {100 * sc['studio']['mean_f1']:.2f} "
                       f"wild {100 * sc['wild']['mean_f1']:.2f} ({r.meta['seconds']:.0f} s)", flush=True)
-    except (Exception, KeyboardInterrupt) as err:  # a stop is reported below; others re-raised
-        if not stop.is_stop(err):
-            raise
-        stopped = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"stopped early: {stopped}", flush=True)
+    except (Exception, KeyboardInterrupt) as err:  # a stop prints a partial table below
+        stop.report(err)
 
     rows = []
     for name, _, _ in VARIANTS:

@@ -139,11 +139,8 @@ def main() -> int:
                     print(f"K={k} seed={seed} {name}: wild {100 * sc['wild']['mean_f1']:.2f} "
                           f"studio {100 * sc['studio']['mean_f1']:.2f} ({r.meta['seconds']:.0f} s)",
                           flush=True)
-    except (Exception, KeyboardInterrupt) as err:  # a stop is reported below; others re-raised
-        if not stop.is_stop(err):
-            raise
-        stopped = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"stopped early: {stopped}", flush=True)
+    except (Exception, KeyboardInterrupt) as err:  # a stop prints a partial table below
+        stop.report(err)
 
     rows = [] if base is None else [["0 (teacher)", "-", f"{100 * base['wild']['mean_f1']:.2f}",
                                      f"{100 * base['studio']['mean_f1']:.2f}", "", 1]]
