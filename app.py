@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 def build_parser() -> argparse.ArgumentParser:
     import db.cli
     import model.cli
-    import worker.cli
     import webapp.cli
+    import worker.cli
 
     parser = argparse.ArgumentParser(prog="facet", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -40,8 +40,8 @@ def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueu
     stopped with it); with ``--no-worker`` the tasks wait in the queue for workers started
     elsewhere with ``python app.py worker`` (same database, queue and data dir).
     """
-    from worker.client import HueyTaskQueue
     from worker.child_process import start_worker_process
+    from worker.client import HueyTaskQueue
     from worker.options import WorkerOptions
 
     if not options.no_worker:

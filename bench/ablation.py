@@ -15,12 +15,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (base_args, describe_host, emit, infer_ms, mean_std,  # noqa: E402
-                    mode, score, setup, studio_comparison, table)
+from common import (  # noqa: E402
+    base_args,
+    describe_host,
+    emit,
+    infer_ms,
+    mean_std,
+    mode,
+    score,
+    setup,
+    studio_comparison,
+    table,
+)
 
 from core.labels import THIN_CLASSES  # noqa: E402
-from model.net import ParserConfig  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
+from model.net import ParserConfig  # noqa: E402
 from model.recipe import TrainRecipe  # noqa: E402
 from model.train import train  # noqa: E402
 

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import faces  # noqa: E402
 
 from model.checkpoint import Checkpoint  # noqa: E402
-from model.evaluate import evaluate  # noqa: E402
-from model.inference import Predictor  # noqa: E402
 from model.devices import set_torch_threads  # noqa: E402
 from model.distill import DistillConfig  # noqa: E402
+from model.evaluate import evaluate  # noqa: E402
+from model.inference import Predictor  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
 from model.recipe import TrainRecipe, default_lr  # noqa: E402
 from model.train import train  # noqa: E402

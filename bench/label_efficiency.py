@@ -17,15 +17,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Budget, base_args, describe_host, emit, faces,  # noqa: E402
-                    fit_steps, mean_std, mode, score, setup, step_seconds,
-                    table)
-
 import numpy as np  # noqa: E402
+from common import (  # noqa: E402
+    Budget,
+    base_args,
+    describe_host,
+    emit,
+    faces,
+    fit_steps,
+    mean_std,
+    mode,
+    score,
+    setup,
+    step_seconds,
+    table,
+)
 
 from model.checkpoint import Checkpoint  # noqa: E402
-from model.net import ParserConfig  # noqa: E402
 from model.distill import DistillConfig  # noqa: E402
+from model.net import ParserConfig  # noqa: E402
 from model.recipe import TrainRecipe, default_lr  # noqa: E402
 from model.train import train  # noqa: E402
 

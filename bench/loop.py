@@ -49,6 +49,8 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.imageio import decode_label_png, encode_label_png  # noqa: E402
+from core.labels import CELEBAMASK  # noqa: E402
 from db.annotation_queue import next_image  # noqa: E402
 from db.cache import get_prediction  # noqa: E402
 from db.database import open_database  # noqa: E402
@@ -60,12 +62,10 @@ from db.revisions import save_revision  # noqa: E402
 from db.settings import Settings  # noqa: E402
 from db.users import create_user  # noqa: E402
 from db.versions import active_version  # noqa: E402
-from core.imageio import decode_label_png, encode_label_png  # noqa: E402
-from core.labels import CELEBAMASK  # noqa: E402
 from model.metrics import ConfusionMatrix  # noqa: E402
 from model.synth import render_face  # noqa: E402
-from worker.client import HueyTaskQueue  # noqa: E402
 from worker.child_process import start_worker_process  # noqa: E402
+from worker.client import HueyTaskQueue  # noqa: E402
 from worker.options import WorkerOptions  # noqa: E402
 from worker.snapshot import needs_work_ids  # noqa: E402
 

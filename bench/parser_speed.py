@@ -21,16 +21,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import base_args, describe_host, emit, setup, table  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import base_args, describe_host, emit, setup, table  # noqa: E402
 
-from model.net import ParserConfig, build_face_parser  # noqa: E402
+from core.labels import CELEBAMASK  # noqa: E402
 from model.devices import autocast  # noqa: E402
 from model.inference import Predictor  # noqa: E402
-from core.labels import CELEBAMASK  # noqa: E402
 from model.losses import LossConfig, ParsingLoss  # noqa: E402
+from model.net import ParserConfig, build_face_parser  # noqa: E402
 
 VARIANTS = {  # name: (amp, channels_last)
     "fp32": (False, False),

@@ -18,8 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.sam import SAM_MODEL_TYPES, SamEmbedding, SamModel  # noqa: E402
 from segment_anything import sam_model_registry  # noqa: E402
+
+from model.sam import SAM_MODEL_TYPES, SamEmbedding, SamModel  # noqa: E402
 
 
 def _ms(fn, repeat: int) -> list[float]:

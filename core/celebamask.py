@@ -1,6 +1,6 @@
 """The CelebAMask-HQ file format: paths, per-class masks, merging, and walking a tree.
 
-Layout (docs/ARCHITECTURE.md, "Contracts — CelebAMask-HQ format")::
+Layout (docs/ARCHITECTURE.md, "CelebAMask-HQ format")::
 
     CelebA-HQ-img/{k}.jpg
     CelebAMask-HQ-mask-anno/{k // 2000}/{k:05d}_{name}.png   512x512, 0/255, one per present class

@@ -1,7 +1,7 @@
 """The label set: the one definition of class ids, names, colours, flips and foreign orders.
 
-Canonical ids follow CelebAMask-HQ's ``g_mask.py`` order (docs/ARCHITECTURE.md, "Contracts —
-label ids"). Everything else in Facet derives from :class:`LabelSet`; no other module spells
+Canonical ids follow CelebAMask-HQ's ``g_mask.py`` order (docs/ARCHITECTURE.md,
+"Label set"). Everything else in Facet derives from :class:`LabelSet`; no other module spells
 out class ids.
 """
 from __future__ import annotations

@@ -7,13 +7,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.imageio import decode_label_png, encode_label_png, resize_image, resize_labels
+from core.labels import CELEBAMASK
 from db.images import read_image
 from db.models import Image, ModelVersion, Prediction, SamEmbedding, utcnow
 from db.revisions import require_image
 from db.settings import Settings
 from db.versions import active_version
-from core.imageio import decode_label_png, encode_label_png, resize_image, resize_labels
-from core.labels import CELEBAMASK
 
 
 def get_prediction(session: Session, image_id: int, version_id: int) -> Prediction | None:

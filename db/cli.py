@@ -13,12 +13,12 @@ import importlib.util
 import json
 import sys
 
+from core.errors import FacetError
 from db.database import current_revision, open_database
 from db.engine import session_scope
 from db.settings import Settings
 from db.stats import compute_stats, format_stats
 from db.users import create_user, list_users, parse_role
-from core.errors import FacetError
 
 
 def _settings(args: argparse.Namespace) -> Settings:

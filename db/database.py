@@ -16,9 +16,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import FacetError
 from db.engine import make_engine, make_session_factory
 from db.settings import Settings
-from core.errors import FacetError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

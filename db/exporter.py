@@ -36,14 +36,14 @@ from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from db.images import SPLITS, image_file, images_with_latest
-from db.importer import MAPPING_FILE
-from db.models import Image, Revision, RevisionState
-from db.settings import Settings
 from core.celebamask import MASK_SIZE, anno_relpath, image_relpath, merged_relpath, split_label_map
 from core.errors import FacetError
 from core.imageio import BadImageError, decode_image, decode_label_png, encode_label_png
 from core.labels import CELEBAMASK, LabelSet
+from db.images import SPLITS, image_file, images_with_latest
+from db.importer import MAPPING_FILE
+from db.models import Image, Revision, RevisionState
+from db.settings import Settings
 
 EXPORT_STATUSES: tuple[str, ...] = ("approved", "submitted", "any")
 _WANTED: dict[str, tuple[RevisionState, ...]] = {

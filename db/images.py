@@ -17,11 +17,11 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from core.errors import FacetError
+from core.imageio import BadImageError, decode_image, image_size, write_atomic
 from db.models import Image, Revision
 from db.revisions import latest_numbers
 from db.settings import Settings
-from core.errors import FacetError
-from core.imageio import BadImageError, decode_image, image_size, write_atomic
 
 STATUSES: tuple[str, ...] = ("unlabeled", "draft", "submitted", "approved", "rejected")
 """Every value :func:`list_images` reports; ``unlabeled`` = no main-line revision."""

@@ -24,16 +24,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from core.celebamask import (
+    ANNO_DIR,
+    IMAGE_DIR,
+    MASK_SIZE,
+    MERGED_DIR,
+    TreeSample,
+    load_sample_labels,
+    parse_anno_name,
+    scan_tree,
+)
+from core.errors import FacetError
+from core.imageio import IMAGE_SUFFIXES, BadImageError, encode_label_png
+from core.labels import CELEBAMASK, LabelSet
 from db.archive import extracted_zip
 from db.images import SPLITS, add_image
 from db.models import Image, Origin, RevisionState
 from db.revisions import save_revision
 from db.settings import Settings
-from core.celebamask import (ANNO_DIR, IMAGE_DIR, MASK_SIZE, MERGED_DIR, TreeSample,
-                              load_sample_labels, parse_anno_name, scan_tree)
-from core.errors import FacetError
-from core.imageio import IMAGE_SUFFIXES, BadImageError, encode_label_png
-from core.labels import CELEBAMASK, LabelSet
 
 MAX_FILE_BYTES = 256 * 2**20
 """Largest image file read (bytes); bigger files are reported, never loaded."""

@@ -1,5 +1,5 @@
-"""The ``import`` and ``export`` commands (docs/ARCHITECTURE.md, "Command line");
-db/cli.py calls :func:`register`."""
+"""The ``import`` and ``export`` commands (the README's command table; the file layout:
+docs/ARCHITECTURE.md, "CelebAMask-HQ format"); db/cli.py calls :func:`register`."""
 from __future__ import annotations
 
 import argparse

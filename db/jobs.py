@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Job, JobPoint, JobState, utcnow
 from core.errors import FacetError
+from db.models import Job, JobPoint, JobState, utcnow
 
 PENDING = (JobState.queued, JobState.running)
 TRAIN_KIND = "train"

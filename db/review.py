@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, selectinload
 
-from db.models import Revision, RevisionState, Role, User
-from db.revisions import (ALL_IDS, SaveResult, latest_revision, latest_revisions,
-                          save_revision)
 from core.errors import FacetError
+from db.models import Revision, RevisionState, Role, User
+from db.revisions import ALL_IDS, SaveResult, latest_revision, latest_revisions, save_revision
 
 SUBMITTABLE = (RevisionState.draft, RevisionState.rejected)
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from db.models import Image, Origin, Revision, RevisionState
 from core.errors import FacetError
 from core.imageio import decode_label_png, encode_label_png
 from core.labels import CELEBAMASK
-
+from db.models import Image, Origin, Revision, RevisionState
 
 ALL_IDS = 256
 """``num_classes`` that accepts every uint8 id: for copies of label maps already validated."""

@@ -10,11 +10,11 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.imageio import decode_label_png
+from core.labels import CELEBAMASK, LabelSet
 from db.models import Image, ModelVersion, Revision, RevisionState
 from db.revisions import ALL_IDS, latest_revisions
 from db.versions import active_version
-from core.imageio import decode_label_png
-from core.labels import CELEBAMASK, LabelSet
 
 
 @dataclass(frozen=True)

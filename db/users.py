@@ -4,9 +4,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.errors import FacetError
 from db.models import Role, User
 from db.passwords import dummy_verify, hash_password, verify_password
-from core.errors import FacetError
 
 MAX_NAME = 64
 

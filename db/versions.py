@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import ModelVersion
 from core.errors import FacetError
+from db.models import ModelVersion
 
 
 def add_version(session: Session, checkpoint_path: str, config: dict[str, Any],

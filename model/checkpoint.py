@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.net import FaceParser, ParserConfig, build_face_parser
 from core.errors import FacetError
 from core.imageio import write_atomic
 from core.labels import LabelSet
+from model.net import FaceParser, ParserConfig, build_face_parser
 
 FORMAT = "facet-parser"
 VERSION = 1

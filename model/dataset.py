@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
-from model.augment import AugmentConfig, augment_pair, resize_pair
 from core.celebamask import IMAGE_DIR, is_tree, load_sample_labels, scan_tree
 from core.errors import FacetError
 from core.imageio import IMAGE_SUFFIXES, BadImageError, decode_image
 from core.labels import CELEBAMASK, LabelSet
+from model.augment import AugmentConfig, augment_pair, resize_pair
 
 Sample = tuple[np.ndarray, np.ndarray]
 """``(image H x W x 3 uint8, label H x W uint8)``."""

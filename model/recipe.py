@@ -131,6 +131,11 @@ class TrainRecipe:
     def replace(self, **changes: Any) -> "TrainRecipe":
         return replace(self, **changes)
 
+    def with_loop_distillation(self, unlabeled_batch: int | None = None) -> "TrainRecipe":
+        """The background loop's unlabelled batch when it distils: ``unlabeled_batch`` images
+        per step (``FACET_DISTILL_BATCH``), by default half the labelled batch (at least 1)."""
+        return self.replace(unlabeled_batch=unlabeled_batch or max(1, self.batch_size // 2))
+
     def fresh_config(self, preset: str = "small", labels: LabelSet = CELEBAMASK,
                      **overrides: Any) -> ParserConfig:
         """The :class:`ParserConfig` of a fresh model: ``preset`` at :attr:`input_size`."""

@@ -240,13 +240,19 @@ def _loss(setup: Setup, x: torch.Tensor,
 
 def run_metadata(setup: Setup, progress: Progress, n_labelled: int,
                  n_unlabeled: int) -> dict[str, Any]:
-    """The checkpoint metadata of a finished run: the resolved recipe whole (``"recipe"``) and
-    what happened. ``steps`` are the steps made (``max_steps``: the recipe's), ``lr`` the peak
+    """The checkpoint metadata of a finished run: the resolved recipe whole (``"recipe"``, its
+    ``input_size`` the model's), the same settings flat as before the recipe existed, and what
+    happened. ``steps`` are the steps made (``max_steps``: the recipe's), ``lr`` the peak
     learning rate used, ``distill`` ``None`` when nothing was distilled."""
     r, distil = setup.recipe, setup.recipe.distill
     ema = setup.teacher_kind == "ema"
     return {
-        "recipe": asdict(r),
+        "recipe": asdict(r.replace(input_size=setup.config.input_size)),
+        # the run's settings also at the top level, where checkpoints before the recipe kept them
+        "time_budget_s": r.time_budget_s, "seed": r.seed, "batch_size": r.batch_size,
+        "unlabeled_batch": r.unlabeled_batch, "optimizer": r.optimizer, "schedule": r.schedule,
+        "warmup": r.warmup, "weight_decay": r.weight_decay, "clip_norm": r.clip_norm,
+        "amp": bool(r.amp), "channels_last": r.channels_last, "augment": asdict(r.augment),
         "steps": progress.steps, "max_steps": r.steps, "lr": r.lr, "loss": asdict(r.loss),
         "device": str(setup.device), "n_labelled": n_labelled, "n_unlabeled": n_unlabeled,
         "distill": None if setup.teacher is None else {

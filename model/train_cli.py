@@ -1,5 +1,5 @@
-"""``train``, ``evaluate`` and ``predict`` sub-commands (docs/ARCHITECTURE.md, "Contracts —
-command line").
+"""``train``, ``evaluate`` and ``predict`` sub-commands (docs/ARCHITECTURE.md,
+"Command line").
 
 Flags of ``train`` that set the training recipe default to ``None``: the
 :class:`model.recipe.TrainRecipe` defaults then apply (torch is imported only when a
@@ -198,8 +198,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from model.dataset import image_files
     from core.imageio import BadImageError, decode_image, encode_label_png, write_atomic
+    from model.dataset import image_files
     from model.inference import Predictor
 
     files = image_files(args.images)

@@ -11,6 +11,7 @@ background work is asked of a server without a queue, ``AccessDenied`` for roles
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -25,10 +26,17 @@ from db.jobs import TrainingPendingError, create_training_job, fail
 from db.models import Image, Origin, RevisionState, utcnow
 from db.review import approve, reject, submit
 from db.revisions import current_number, history, latest_revision, restore_revision, save_revision
-from db.versions import activate, get_version
+from db.versions import activate, add_version, get_version
 from webapp.auth import Actor
-from webapp.records import (AddedImage, Decision, OpenedImage, RevisionInfo, SaveOutcome,
-                            StartPoint, VersionInfo)
+from webapp.records import (
+    AddedImage,
+    Decision,
+    OpenedImage,
+    RevisionInfo,
+    SaveOutcome,
+    StartPoint,
+    VersionInfo,
+)
 from webapp.studio import Studio
 
 ANY_REVISION = "*"
@@ -47,7 +55,7 @@ class NoWorkerError(FacetError):
 
 
 __all__ = ["ANY_REVISION", "NoWorkerError", "NotFound", "TrainingPendingError", "activate_version",
-           "add_image", "decide", "next_image", "open_image", "queue_training", "restore",
+           "add_active_version", "add_image", "decide", "next_image", "open_image", "queue_training", "restore",
            "save_labels", "submit_labels"]
 
 
@@ -125,7 +133,7 @@ def next_image(studio: Studio, actor: Actor, skipped: tuple[int, ...] = (),
                                  exclude_ids=skipped)
         if image is None:
             return None
-        session.commit()  # the lease is taken; reading and predicting need no write lock
+        session.commit()  # the lease stands even if opening fails; other writers go on
         opened = _opened(studio, session, image, actor)
     _follow_up_open(studio, opened)
     return opened
@@ -228,6 +236,24 @@ def activate_version(studio: Studio, actor: Actor | None, version_id: int) -> No
         if get_version(session, version_id) is None:
             raise NotFound(f"no model version with id {version_id}")
         activate(session, version_id)
+    _rescore(studio, version_id)
+
+
+def add_active_version(studio: Studio, checkpoint: str, config: dict[str, Any],
+                       metrics: dict[str, Any], num_labels: int, note: str) -> int:
+    """Record a parser checkpoint (path relative to the data dir) as a model version and make
+    it active, in one session (``serve --parser-checkpoint``); returns its id."""
+    with studio.session() as session:
+        version = add_version(session, checkpoint, config, metrics, num_labels=num_labels,
+                              note=note)
+        activate(session, version.id)
+        version_id = version.id
+    _rescore(studio, version_id)
+    return version_id
+
+
+def _rescore(studio: Studio, version_id: int) -> None:
+    """After an activation: the worker refreshes pre-annotations and queue priorities."""
     if studio.tasks is not None:
         studio.tasks.enqueue_scoring(version_id)
 

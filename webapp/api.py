@@ -1,4 +1,4 @@
-"""The REST API under ``/api`` (docs/ARCHITECTURE.md, "REST"), beside the UI, with the same
+"""The REST API under ``/api`` (docs/ARCHITECTURE.md, "REST API"), beside the UI, with the same
 users (HTTP Basic).
 
 Each route is an adapter: parse the request, call a use case of :mod:`webapp.actions` (or a
@@ -12,7 +12,17 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Request, Response, UploadFile
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+)
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -27,7 +37,7 @@ from db.revisions import latest_revision
 from db.versions import list_versions
 from model.sam import SamError
 from webapp import actions
-from webapp.actions import ANY_REVISION, NoWorkerError, NotFound, TrainingPendingError, image_in
+from webapp.actions import ANY_REVISION, NotFound, NoWorkerError, TrainingPendingError, image_in
 from webapp.auth import AccessDenied, Actor
 from webapp.sam_service import NOT_CONFIGURED
 from webapp.studio import Studio
@@ -45,7 +55,9 @@ class SamPrompt(BaseModel):
     box: list[float] | None = None
 
 
-class Comment(BaseModel):
+class Decision(BaseModel):
+    """An optional comment on a submit, approval or rejection."""
+
     comment: str | None = None
 
 
@@ -80,7 +92,7 @@ def parse_if_match(value: str | None) -> int | str | None:
     return int(raw)
 
 
-def _comment(body: Comment | None) -> str | None:
+def _comment(body: Decision | None) -> str | None:
     return body.comment if body else None
 
 
@@ -160,20 +172,20 @@ async def put_annotation(image_id: int, request: Request, studio: StudioDep, who
 
 
 @router.post("/images/{image_id}/submit")
-def submit_route(image_id: int, studio: StudioDep, who: Who, body: Comment | None = None) -> dict:
-    decision = actions.submit_labels(studio, who, image_id, _comment(body))
+def submit_route(image_id: int, studio: StudioDep, who: Who, decision: Decision | None = None) -> dict:
+    decision = actions.submit_labels(studio, who, image_id, _comment(decision))
     return {"revision": decision.revision, "state": decision.state}
 
 
 @router.post("/images/{image_id}/approve")
-def approve_route(image_id: int, studio: StudioDep, who: Who, body: Comment | None = None) -> dict:
-    decision = actions.decide(studio, who, image_id, True, _comment(body))
+def approve_route(image_id: int, studio: StudioDep, who: Who, decision: Decision | None = None) -> dict:
+    decision = actions.decide(studio, who, image_id, True, _comment(decision))
     return {"revision": decision.revision, "state": decision.state}
 
 
 @router.post("/images/{image_id}/reject")
-def reject_route(image_id: int, studio: StudioDep, who: Who, body: Comment | None = None) -> dict:
-    decision = actions.decide(studio, who, image_id, False, _comment(body))
+def reject_route(image_id: int, studio: StudioDep, who: Who, decision: Decision | None = None) -> dict:
+    decision = actions.decide(studio, who, image_id, False, _comment(decision))
     return {"revision": decision.revision, "state": decision.state}
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import FacetError
 from db.engine import session_scope
 from db.models import Role, User
 from db.users import authenticate, count_users, get_user_by_name
-from core.errors import FacetError
 from webapp.options import is_loopback
 
 LOCAL_NAME = "local"

@@ -1,4 +1,5 @@
-"""``serve``: the studio (Gradio UI + REST API) on one port. Flags: docs/ARCHITECTURE.md, "Command line"."""
+"""``serve``: the studio (Gradio UI + REST API) on one port (``serve --help``; the README's
+command table)."""
 from __future__ import annotations
 
 import argparse

@@ -10,11 +10,16 @@ import numpy as np
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from db.models import Image
-from db.versions import add_version, list_versions
 from core.errors import FacetError
-from webapp.actions import (NoWorkerError, TrainingPendingError, activate_version, add_image,
-                             queue_training)
+from db.models import Image
+from db.versions import list_versions
+from webapp.actions import (
+    NoWorkerError,
+    TrainingPendingError,
+    add_active_version,
+    add_image,
+    queue_training,
+)
 from webapp.studio import Studio
 
 DEMO_SEED = 2024
@@ -93,11 +98,7 @@ def register_parser(studio: Studio, checkpoint: Path) -> str:
     for key in ("mean_f1", "per_class_f1"):
         if key in meta and key not in metrics:
             metrics[key] = meta[key]
-    with studio.session() as session:
-        version = add_version(session, checkpoint.relative_to(data_dir).as_posix(),
-                              ckpt.config.to_dict(), metrics,
-                              num_labels=int(meta.get("n_labelled") or 0),
-                              note="from serve --parser-checkpoint")
-        version_id = version.id
-    activate_version(studio, None, version_id)
+    version_id = add_active_version(studio, checkpoint.relative_to(data_dir).as_posix(),
+                                    ckpt.config.to_dict(), metrics,
+                                    int(meta.get("n_labelled") or 0), "from serve --parser-checkpoint")
     return f"parser: registered {given} as model v{version_id} and activated it"

@@ -2,9 +2,10 @@
 
 The active version is looked up on every call (one indexed query), so a version activated by
 the worker or the Models view is used by the next request without a restart. Normally the
-worker has cached the prediction already; without one (``serve --no-worker``) it is computed
-here on first need and cached the same way (:func:`db.cache.store_prediction`). Loaded
-predictors live in one :class:`model.predictor_cache.PredictorCache`.
+worker has cached the prediction already; when it has not (no worker running, or it has not
+got to this image yet) it is computed here on first need and cached the same way
+(:func:`db.cache.store_prediction`). Loaded predictors live in one
+:class:`model.predictor_cache.PredictorCache`.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.imageio import decode_label_png
-from core.labels import LabelSet
 from db.cache import get_prediction, store_prediction
 from db.engine import session_scope
 from db.models import Image
+from db.revisions import require_image
 from db.settings import Settings
 from db.versions import active_version
+from model.predictor_cache import PredictorCache
 from webapp.records import VersionInfo
 
 
@@ -35,13 +37,10 @@ class PredictionResult:
 class PredictionService:
     """The active model's label maps. One per server, thread-safe."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], labels: LabelSet,
-                 keep: int = 2) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], keep: int = 2) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.labels = labels
-        self.keep = keep
-        self._cache = None          # model.predictor_cache.PredictorCache, built on first need
+        self._cache = PredictorCache(keep=keep, device="auto")
         self._version_of: dict[str, int] = {}   # checkpoint path → version id (for reports)
 
     def active(self) -> VersionInfo | None:
@@ -54,27 +53,20 @@ class PredictionService:
         version = active_version(session)
         return VersionInfo.of(version) if version is not None else None
 
-    def _predictors(self):  # -> model.predictor_cache.PredictorCache
-        if self._cache is None:
-            from model.predictor_cache import PredictorCache  # torch only once a model exists
-
-            self._cache = PredictorCache(keep=self.keep, device="auto")
-        return self._cache
-
     def loaded_versions(self) -> list[int]:
         """Version ids with a predictor in memory, least recently used first."""
-        if self._cache is None:
-            return []
         return [self._version_of[path] for path in self._cache.loaded()]
 
     def prediction(self, image_id: int) -> PredictionResult:
-        """The active model's label map for an image, in a session of its own."""
+        """The active model's label map for an image, in a session of its own
+        (:class:`core.errors.FacetError` for an unknown image)."""
         with session_scope(self.sessions) as session:
-            return self.prediction_in(session, session.get(Image, image_id))
+            return self.prediction_in(session, require_image(session, image_id))
 
     def prediction_in(self, session: Session, image: Image) -> PredictionResult:
-        """The active model's label map for ``image``: cached, or computed now and cached
-        (flushed in ``session``; the caller commits). Before any model exists: an
+        """The active model's label map for ``image``: cached, or computed now and cached.
+        Computing it commits ``session`` (under the forward-pass lock, so a request waiting
+        for the same image then finds it cached). Before any model exists: an
         all-background map and ``version=None``."""
         version = active_version(session)
         if version is None:
@@ -84,14 +76,14 @@ class PredictionService:
         row = get_prediction(session, image.id, version.id)
         if row is not None:
             return PredictionResult(decode_label_png(row.label_png, 256), info, False)
-        cache = self._predictors()
         path = self.settings.data_dir / version.checkpoint_path
-        with cache.lock:  # one forward pass at a time; a waiting request then finds it cached
+        with self._cache.lock:  # one forward pass at a time
             row = get_prediction(session, image.id, version.id)
-            if row is not None:
+            if row is not None:  # computed by another request while this one waited
                 return PredictionResult(decode_label_png(row.label_png, 256), info, False)
-            predictor = cache.get(path)
+            predictor = self._cache.get(path)
             self._version_of[str(path.resolve())] = version.id
             label = store_prediction(session, self.settings, predictor, image, version,
                                      is_active=True)
+            session.commit()
         return PredictionResult(label, info, True)

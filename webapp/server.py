@@ -11,8 +11,8 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from db.settings import Settings
 from core.errors import FacetError
+from db.settings import Settings
 from webapp.api import install_error_handlers, router
 from webapp.demo import fill_demo, register_parser, train_first_model
 from webapp.guards import SameOriginGuard

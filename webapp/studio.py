@@ -41,7 +41,7 @@ class Studio:
         """Upgrade/open the database and load SAM (when configured). Raises on bad input."""
         sessions = open_database(settings)
         return cls(settings, options, sessions, labels, Auth(sessions),
-                   PredictionService(settings, sessions, labels),
+                   PredictionService(settings, sessions),
                    SamService.from_options(settings, sessions, options), tasks)
 
     @contextmanager

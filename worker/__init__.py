@@ -1,4 +1,5 @@
-"""The background loop: the Huey instance and its tasks; the only place where db and model meet.
+"""The background loop: the Huey instance, its tasks and their consumer (pre-annotation, SAM
+embeddings, retraining).
 
 ================== ==========================================================================
 module             job

@@ -27,9 +27,10 @@ FACET_DISTILL_MIN_F1       0.5       the active model teaches only when its mean
                                      run's validation split is at least this (0: always)
 FACET_DISTILL_MAX_UNLABELED 64       unlabelled images used for distillation per run
 FACET_DISTILL_BATCH        (half)    unlabelled images per step (default: half the batch, >= 1)
-FACET_TRAIN_LOADER_WORKERS (model)   data-loading processes per run (model.train: 0 on CPU)
+FACET_TRAIN_LOADER_WORKERS (recipe)  data-loading processes per run (model/recipe.py: 0 on CPU)
 FACET_DEVICE               auto      ``auto`` (cuda when available), ``cpu`` or ``cuda``
-FACET_TORCH_THREADS        (torch)   torch intra-op threads in each worker process
+FACET_TORCH_THREADS        (cores)   torch intra-op threads in each worker process (default:
+                                     every core, at most 8)
 FACET_SAM_CHECKPOINT       (none)    SAM checkpoint for embeddings when a task gets none
 FACET_SAM_MODEL            vit_b     SAM model type for that checkpoint
 FACET_WORKERS              2         consumer worker processes
@@ -177,7 +178,7 @@ class WorkerOptions:
         from model.recipe import DISTILL_MIN_F1
 
         floor = DISTILL_MIN_F1 if self.distill_min_f1 is None else self.distill_min_f1
-        return mean_f1 >= floor
+        return not mean_f1 < floor
 
     def to_env(self) -> dict[str, str]:
         """The variables that rebuild these options in a child process (unset ones omitted)."""

@@ -370,8 +370,7 @@ def train_student(ctx: RunContext, data: RunData, recipe: TrainRecipe,
         with session_scope(ctx.sessions) as session:
             unlabeled = load_unlabeled(session, ctx.settings, ctx.snapshot.unlabeled)
     if unlabeled:
-        recipe = recipe.replace(
-            unlabeled_batch=ctx.options.distill_batch or max(1, recipe.batch_size // 2))
+        recipe = recipe.with_loop_distillation(ctx.options.distill_batch)
     progress = ProgressWriter(ctx.sessions, ctx.job_id, ctx.options.progress_interval_s)
     result = train(data.samples, None if data.init is not None else data.config, recipe,
                    init=data.init, teacher=data.active if distill else None,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from core.errors import FacetError
 from db.models import Image, Revision, RevisionState
 from db.revisions import latest_revisions
-from core.errors import FacetError
 
 LABELLED_STATES: tuple[RevisionState, ...] = (RevisionState.submitted, RevisionState.approved)
 MIN_VAL = 2

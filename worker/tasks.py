@@ -41,8 +41,13 @@ from huey import crontab
 from huey.exceptions import RetryTask, TaskLockedException
 from sqlalchemy.orm import Session
 
-from db.cache import (embedding_path, get_prediction, has_embedding, store_embedding,
-                      store_prediction)
+from db.cache import (
+    embedding_path,
+    get_prediction,
+    has_embedding,
+    store_embedding,
+    store_prediction,
+)
 from db.engine import session_scope
 from db.jobs import TRAIN_KIND, fail, get_job, running_job, set_progress
 from db.models import Image, JobState, utcnow

@@ -21,7 +21,6 @@ MAX_SIZE = 4096
 
 def check_arguments(seed: int, style: str, size: int) -> None:
     """Raise :class:`FacetError` for an unknown style, a negative seed or a size out of range."""
-    """Raise :class:`FacetError` for an unknown style, a negative seed or a size out of range."""
     if style not in STYLES:
         raise FacetError(f"unknown style {style!r}; choose one of: {', '.join(STYLES)}")
     if seed < 0:

@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from db.models import Image
 from core.imageio import encode_label_png
-
-
+from db.models import Image
 
 
 def label_png(value: int = 1, size: tuple[int, int] = (8, 8)) -> bytes:

@@ -14,6 +14,8 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
+from core.errors import FacetError
+from core.imageio import decode_label_png, encode_label_png
 from db.database import open_database
 from db.engine import session_scope
 from db.exporter import export_dataset
@@ -22,8 +24,6 @@ from db.importer import import_path
 from db.models import Image, Revision, RevisionState
 from db.revisions import save_revision
 from db.settings import Settings
-from core.errors import FacetError
-from core.imageio import decode_label_png, encode_label_png
 from tests.db.io_fixtures import G_MASK_LABELS, g_mask_read, photo_bytes, write_tree
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,11 +8,11 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
+from core.errors import FacetError
+from core.imageio import BadImageError, encode_label_png
 from db.engine import session_scope
 from db.images import add_image, default_split, get_image, image_file, list_images, read_image
 from db.models import Image, Origin, Revision, RevisionState
-from core.errors import FacetError
-from core.imageio import BadImageError, encode_label_png
 from tests.db.io_fixtures import photo_bytes, png_bytes
 
 

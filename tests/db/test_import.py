@@ -12,14 +12,20 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from core.errors import FacetError
+from core.imageio import decode_label_png
 from db.archive import extract_into
 from db.engine import session_scope
 from db.importer import import_path
 from db.models import Image, Origin, Revision, RevisionState
-from core.errors import FacetError
-from core.imageio import decode_label_png
-from tests.db.io_fixtures import (face_masks, g_mask_merge, photo_bytes, png_bytes,
-                                  write_broken_folder, write_tree)
+from tests.db.io_fixtures import (
+    face_masks,
+    g_mask_merge,
+    photo_bytes,
+    png_bytes,
+    write_broken_folder,
+    write_tree,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import FacetError
 from db.engine import session_scope
 from db.models import Revision, RevisionState, Role, User
 from db.review import approve, list_submitted, reject, submit
 from db.revisions import history, latest_revision, save_revision
-from core.errors import FacetError
 from tests.db.conftest import insert_image, label_png
 
 

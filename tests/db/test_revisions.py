@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from core.errors import FacetError
+from core.imageio import BadImageError, decode_label_png, encode_label_png
 from db.engine import session_scope
 from db.models import Origin, Revision, RevisionState, Role, User
 from db.revisions import history, latest_revision, restore_revision, save_revision
-from core.errors import FacetError
-from core.imageio import BadImageError, decode_label_png, encode_label_png
 from tests.db.conftest import insert_image, label_png
 
 

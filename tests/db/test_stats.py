@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.imageio import encode_label_png
+from core.labels import CELEBAMASK
 from db.engine import session_scope
 from db.models import RevisionState
 from db.revisions import save_revision
 from db.stats import compute_stats, format_stats
 from db.versions import activate, add_version
-from core.imageio import encode_label_png
-from core.labels import CELEBAMASK
 from tests.db.conftest import insert_image, label_png
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import FacetError
 from db.engine import session_scope
 from db.models import Role
 from db.passwords import hash_password, verify_password
 from db.users import authenticate, count_users, create_user, get_user_by_name, list_users
-from core.errors import FacetError
 
 
 def test_hash_is_salted_and_never_the_password():

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.imageio import encode_label_png
 from db.images import read_image
 from db.jobs import add_point, create_job, finish, mark_running
 from db.models import Image, Origin, RevisionState
@@ -16,7 +17,6 @@ from db.revisions import save_revision
 from db.settings import Settings
 from db.users import get_user_by_name
 from db.versions import activate, add_version
-from core.imageio import encode_label_png
 from tests.webapp.helpers import PASSWORDS, add_users
 from tests.webapp.live import LiveServer
 from webapp.demo import DEMO_SEED, fill_demo
@@ -41,9 +41,9 @@ def _train_first_model(studio: Studio) -> None:
     """A real (short) training run on the approved demo faces, logged as a job, evaluated on
     the other faces and published as the active version: what the worker would do."""
     from model.checkpoint import save_checkpoint
-    from model.net import ParserConfig
     from model.evaluate import evaluate
     from model.inference import Predictor
+    from model.net import ParserConfig
     from model.train import train_steps as train
 
     with studio.session() as session:

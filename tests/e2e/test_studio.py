@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from db.models import Revision
 from core.imageio import decode_label_png
+from db.models import Revision
 from tests.e2e.conftest import login, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from model.edges import label_edges_np
-from model.augment import AugmentConfig, augment_pair, flip_pair
 from core.labels import CELEBAMASK
+from model.augment import AugmentConfig, augment_pair, flip_pair
+from model.edges import label_edges_np
 from tests.model.faces import face_label
 
 L_EYE, R_EYE = CELEBAMASK.id("l_eye"), CELEBAMASK.id("r_eye")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.net import ParserConfig, build_face_parser
 from core.errors import FacetError
 from core.labels import CELEBAMASK, LabelSet
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.net import ParserConfig, build_face_parser
 
 
 @pytest.fixture(scope="module")

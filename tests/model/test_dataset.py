@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from model.augment import AugmentConfig
 from core.celebamask import IMAGE_DIR
-from model.dataset import BatchStream, load_images, load_tree, load_tree_named
 from core.errors import FacetError
 from core.labels import CELEBAMASK
+from model.augment import AugmentConfig
+from model.dataset import BatchStream, load_images, load_tree, load_tree_named
 from tests.model.faces import face_samples
 
 

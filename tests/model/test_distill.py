@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.net import ParserConfig, build_face_parser
 from model.distill import Teacher, distillation_loss, trusted_pixels
+from model.net import ParserConfig, build_face_parser
 
 
 def test_kl_is_zero_for_identical_logits():

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import save_checkpoint
-from model.net import ParserConfig, build_face_parser
 from core.errors import FacetError
+from core.labels import CELEBAMASK
+from model.checkpoint import save_checkpoint
 from model.evaluate import evaluate
 from model.inference import Predictor
-from core.labels import CELEBAMASK
 from model.metrics import ConfusionMatrix
+from model.net import ParserConfig, build_face_parser
 from tests.model.faces import face_samples
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.net import ParserConfig
 from core.errors import FacetError
 from model.distill import DistillConfig
+from model.net import ParserConfig
 from model.recipe import TrainRecipe
 from model.schedule import lr_factor, schedule_position
 from model.train import train, train_steps

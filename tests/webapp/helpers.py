@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from core.labels import CELEBAMASK
 from db.settings import Settings
 from db.users import create_user
 from db.versions import activate, add_version
-from core.labels import CELEBAMASK
 from webapp.options import ServeOptions
 from webapp.server import build_app
 from webapp.studio import Studio
@@ -51,7 +51,8 @@ def auth(name: str) -> tuple[str, str]:
 def write_tiny_parser(path: Path) -> Path:
     """A random-weight parser checkpoint at 64 x 64 input (through the parser's own API)."""
     from model.checkpoint import save_checkpoint
-    from model.net import ParserConfig, build_face_parser as build_parser
+    from model.net import ParserConfig
+    from model.net import build_face_parser as build_parser
 
     config = ParserConfig.small(CELEBAMASK, input_size=64, context_channels=16,
                                 decoder_channels=16, skip_channels=8, edge_channels=8)

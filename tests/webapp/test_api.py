@@ -11,10 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from db.models import Prediction, Revision
 from core.imageio import decode_label_png
-from tests.webapp.helpers import (SyncTasks, app_for, auth, face_bytes, make_studio, png_of,
-                                  publish_version)
+from db.models import Prediction, Revision
+from tests.webapp.helpers import (
+    SyncTasks,
+    app_for,
+    auth,
+    face_bytes,
+    make_studio,
+    png_of,
+    publish_version,
+)
 from tests.webapp.live import LiveServer
 
 

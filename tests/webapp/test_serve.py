@@ -5,8 +5,8 @@ import httpx
 import pytest
 
 import app as facet_app
-from db.models import ModelVersion, Revision
 from core.errors import FacetError
+from db.models import ModelVersion, Revision
 from tests.webapp.helpers import add_users, app_for, face_bytes, make_studio
 from tests.webapp.live import LiveServer
 from webapp.auth import AccessDenied

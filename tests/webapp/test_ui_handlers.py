@@ -8,9 +8,9 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from db.models import Revision
 from core.imageio import decode_label_png
 from core.labels import CELEBAMASK
+from db.models import Revision
 from tests.webapp.helpers import SyncTasks, make_studio, publish_version
 from webapp.actions import queue_training
 from webapp.demo import fill_demo
@@ -212,9 +212,9 @@ def test_skip_moves_on_and_keeps_the_skipped_image_out_of_next(ui):
 
 
 def test_a_training_request_the_queue_refuses_does_not_block_later_ones(tmp_path):
+    from core.errors import FacetError
     from db.jobs import latest_job
     from db.models import JobState
-    from core.errors import FacetError
 
     class DownQueue(SyncTasks):
         def enqueue_training(self, job_id: int) -> None:

@@ -12,12 +12,12 @@ import torch
 from PIL import Image as PILImage
 from sqlalchemy.orm import Session
 
+from core.imageio import encode_label_png
 from db.engine import session_scope
 from db.images import add_image
 from db.models import RevisionState
 from db.revisions import latest_revision, save_revision
 from db.settings import Settings
-from core.imageio import encode_label_png
 from worker.context import WorkerContext
 from worker.options import WorkerOptions
 from worker.queue import Tasks, bind_tasks, make_huey
@@ -133,9 +133,9 @@ def tiny_config():
 def publish_untrained(sessions, settings: Settings, name: str = "v0.pt", seed: int = 0,
                       active: bool = True) -> int:
     """Save a randomly initialised tiny parser as a version (active by default); its id."""
+    from core.labels import CELEBAMASK
     from db.versions import activate, add_version
     from model.checkpoint import save_checkpoint
-    from core.labels import CELEBAMASK
     from model.net import build_face_parser as build_parser
 
     torch.manual_seed(seed)

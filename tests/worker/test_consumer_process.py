@@ -14,10 +14,16 @@ from db.jobs import create_job, get_job, latest_job
 from db.models import JobState
 from db.versions import active_version, list_versions
 from model.checkpoint import load_checkpoint
-from tests.worker.conftest import add_faces, consumer_env, face, publish_untrained, save_label, \
-    wait_for
-from worker.client import HueyTaskQueue
+from tests.worker.conftest import (
+    add_faces,
+    consumer_env,
+    face,
+    publish_untrained,
+    save_label,
+    wait_for,
+)
 from worker.child_process import start_worker_process
+from worker.client import HueyTaskQueue
 from worker.options import WorkerOptions
 from worker.queue import make_huey
 from worker.tasks import TRAIN_LOCK

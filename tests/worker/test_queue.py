@@ -4,8 +4,8 @@ from __future__ import annotations
 import huey
 import pytest
 
-from db.settings import Settings
 from core.errors import FacetError
+from db.settings import Settings
 from worker.client import HueyTaskQueue
 from worker.context import WorkerContext
 from worker.options import WorkerOptions

@@ -14,8 +14,8 @@ import pytest
 from db.engine import session_scope
 from db.settings import Settings
 from tests.worker.conftest import add_faces, consumer_env, publish_untrained, wait_for
-from worker.client import HueyTaskQueue
 from worker.child_process import start_worker_process
+from worker.client import HueyTaskQueue
 from worker.options import WorkerOptions
 
 pytestmark = [pytest.mark.slow,

@@ -15,8 +15,8 @@ import pytest
 
 from core.imageio import decode_label_png, encode_label_png
 from tests.worker.conftest import SIZE, consumer_env, face, png_bytes, publish_untrained, wait_for
-from worker.client import HueyTaskQueue
 from worker.child_process import start_worker_process
+from worker.client import HueyTaskQueue
 from worker.options import WorkerOptions
 
 pytest.importorskip("webapp.server")

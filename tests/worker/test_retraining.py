@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from huey.exceptions import TaskException
 
+from core.errors import FacetError
+from core.imageio import decode_label_png
 from db.cache import get_prediction
 from db.engine import session_scope
 from db.jobs import create_job, fail, get_job, job_points, mark_running
 from db.models import JobState, ModelVersion
 from db.versions import activate, active_version, add_version, get_version, list_versions
 from model.checkpoint import load_checkpoint
-from core.errors import FacetError
-from core.imageio import decode_label_png
 from model.recipe import default_lr
 from tests.worker.conftest import DEVICE, SIZE, add_faces, immediate_tasks, save_label
 from worker.queue import Tasks

@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from db.cache import get_embedding_row, get_prediction
+from core.imageio import decode_label_png
+from db.cache import embedding_path, get_embedding_row, get_prediction
 from db.engine import session_scope
 from db.jobs import create_job, get_job
 from db.models import Image, JobState, Prediction, RevisionState
-from core.imageio import decode_label_png
 from tests.worker.conftest import SIZE, add_face, add_faces, immediate_tasks, publish_untrained
 from worker.client import HueyTaskQueue
-from db.cache import embedding_path
 from worker.tasks import TRAIN_LOCK
 
 

@@ -183,7 +183,12 @@ class AnnotateView:
 
     def _next(self, actor: Actor, work: Work | None, skipped: tuple, opacity: float,
               release: int | None = None) -> dict:
-        opened = actions.next_image(self.studio, actor, tuple(skipped), release)
+        """Open the next image of the queue; an error opening it goes to the status line and
+        leaves ``work`` as it is (so a caller's own message, e.g. "Submitted", survives)."""
+        try:
+            opened = actions.next_image(self.studio, actor, tuple(skipped), release)
+        except (FacetError, ValueError) as err:
+            return {self.status: fail(str(err)), self.work: work}
         if opened is None:
             more = " (some were skipped: reload the page to see them again)" if skipped else ""
             return {self.status: info(f"Nothing left to annotate{more}."), self.work: work}

@@ -3,11 +3,10 @@ job's loss curve, "train now" (reviewers), activate / roll back (admins) — the
 through :mod:`webapp.actions`."""
 import gradio as gr
 
-from db.jobs import job_points, latest_job
-from db.models import JobState
-from db.jobs import TRAIN_KIND
-from db.versions import get_version, list_versions
 from core.errors import FacetError
+from db.jobs import TRAIN_KIND, job_points, latest_job
+from db.models import JobState
+from db.versions import get_version, list_versions
 from webapp.actions import NoWorkerError, TrainingPendingError, activate_version, queue_training
 from webapp.studio import Studio
 from webapp.ui import charts

@@ -7,12 +7,11 @@ from datetime import datetime
 import gradio as gr
 import numpy as np
 
+from core.errors import FacetError
+from core.imageio import decode_label_png, resize_image
 from db.images import read_image
 from db.review import list_submitted
 from db.revisions import latest_revision, require_image
-from core.errors import FacetError
-from core.imageio import decode_label_png
-from core.imageio import resize_image
 from webapp.actions import decide
 from webapp.studio import Studio
 from webapp.ui import render

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from model.net import ParserConfig, build_face_parser
 from core.errors import FacetError
 from core.labels import CELEBAMASK
 from model.losses import LossConfig, ParsingLoss
+from model.net import ParserConfig, build_face_parser
 
 
 @pytest.fixture(autouse=True)
