@@ -15,18 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    base_args,
-    describe_host,
-    emit,
-    infer_ms,
-    mean_std,
-    mode,
-    score,
-    setup,
-    studio_comparison,
-    table,
-)
+from common import (base_args, describe_host, emit, infer_ms, mean_std, mode, score, setup,
+                    studio_comparison, table)  # noqa: E402
 
 from core.labels import THIN_CLASSES  # noqa: E402
 from model.losses import LossConfig  # noqa: E402

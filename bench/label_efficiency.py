@@ -18,20 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-from common import (  # noqa: E402
-    Budget,
-    base_args,
-    describe_host,
-    emit,
-    faces,
-    fit_steps,
-    mean_std,
-    mode,
-    score,
-    setup,
-    step_seconds,
-    table,
-)
+from common import (Budget, base_args, describe_host, emit, faces, fit_steps, mean_std, mode,
+                    score, setup, step_seconds, table)  # noqa: E402
 
 from model.checkpoint import Checkpoint  # noqa: E402
 from model.distill import DistillConfig  # noqa: E402

@@ -18,18 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from common import (  # noqa: E402
-    base_args,
-    describe_host,
-    emit,
-    infer_ms,
-    mean_std,
-    mode,
-    score,
-    setup,
-    studio_comparison,
-    table,
-)
+from common import (base_args, describe_host, emit, infer_ms, mean_std, mode, score, setup,
+                    studio_comparison, table)  # noqa: E402
 from torch import nn  # noqa: E402
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead  # noqa: E402
 from torchvision.models.segmentation.fcn import FCNHead  # noqa: E402
