@@ -28,15 +28,8 @@ from db.review import approve, reject, submit
 from db.revisions import current_number, history, latest_revision, restore_revision, save_revision
 from db.versions import activate, add_version, get_version
 from webapp.auth import Actor
-from webapp.records import (
-    AddedImage,
-    Decision,
-    OpenedImage,
-    RevisionInfo,
-    SaveOutcome,
-    StartPoint,
-    VersionInfo,
-)
+from webapp.records import (AddedImage, Decision, OpenedImage, RevisionInfo, SaveOutcome,
+                            StartPoint, VersionInfo)
 from webapp.studio import Studio
 
 ANY_REVISION = "*"
@@ -54,9 +47,9 @@ class NoWorkerError(FacetError):
     """The server has no task queue, so background work cannot run."""
 
 
-__all__ = ["ANY_REVISION", "NoWorkerError", "NotFound", "TrainingPendingError", "activate_version",
-           "add_active_version", "add_image", "decide", "next_image", "open_image", "queue_training", "restore",
-           "save_labels", "submit_labels"]
+__all__ = ["ANY_REVISION", "NoWorkerError", "NotFound", "TrainingPendingError",
+           "activate_version", "add_active_version", "add_image", "decide", "next_image",
+           "open_image", "queue_training", "restore", "save_labels", "submit_labels"]
 
 
 def image_in(session: Session, image_id: int) -> Image:
