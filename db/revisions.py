@@ -4,7 +4,9 @@ Each image has a main line of revisions numbered 1, 2, 3, ... A save names the r
 started from (``base_revision``; ``None`` = "there was none yet"). If that is still the
 newest, the save becomes the next number. Otherwise it is kept anyway, as a row with
 ``revision = None`` whose parent is the revision it started from, and the caller is told
-there was a conflict (REST answers 409). Rows are never updated after their transaction.
+there was a conflict (REST answers 409) — unless it repeats exactly the save that made the
+newest revision (a double click, a retry), which returns that revision. Rows are never updated
+after their transaction.
 """
 from __future__ import annotations
 
@@ -97,6 +99,15 @@ def _is_8bit_greyscale_png(png: bytes) -> bool:
     return png[12:16] == b"IHDR" and png[24:26] == b"\x08\x00"
 
 
+def _is_repeat(won: Revision, row: Revision, base: Revision | None,
+               state: RevisionState) -> bool:
+    """True when the current revision ``won`` is what saving ``row`` from ``base`` would have
+    made: same author, same parent, same pixels, same state and origin."""
+    return (won.author_id == row.author_id and won.parent_id == (base.id if base else None)
+            and won.label_png == row.label_png and won.state == state
+            and won.origin == row.origin)
+
+
 def save_revision(session: Session, image_id: int, label_png: bytes, author_id: int | None,
                   base_revision: int | None, state: RevisionState | str = RevisionState.draft,
                   origin: Origin | str = Origin.human, model_version_id: int | None = None,
@@ -109,6 +120,10 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
     stored). Race-free: the new row is inserted first, which takes SQLite's write lock (and
     the image row is locked on servers), and only then is the newest number read, so two
     savers from the same base cannot both win.
+
+    Idempotent: saving again exactly what made the current revision (same author, base,
+    pixels, state and origin — a double click, a client retrying after a lost answer) returns
+    that revision, not a conflict, and stores nothing.
     """
     try:
         state, origin = RevisionState(state), Origin(origin)
@@ -130,6 +145,11 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
     current = current_number(session, image_id)
     if base_revision != current:
         base = get_revision(session, image_id, base_revision) if base_revision else None
+        won = get_revision(session, image_id, current) if current is not None else None
+        if won is not None and _is_repeat(won, row, base, state):
+            session.delete(row)  # this very save already happened (a double click, a retry)
+            session.flush()
+            return SaveResult(won, False, current)
         row.parent_id = base.id if base is not None else None
         session.flush()
         return SaveResult(row, True, current)

@@ -78,6 +78,24 @@ def test_saving_with_no_base_over_an_existing_revision_is_a_conflict(sessions, i
         assert result.conflict and result.current_revision == 1 and result.revision.parent_id is None
 
 
+def test_repeating_a_save_returns_its_revision_instead_of_a_conflict(sessions, image_and_users):
+    image_id, a, b = image_and_users
+    with session_scope(sessions) as s:
+        save_revision(s, image_id, label_png(1), a, None)
+        first = save_revision(s, image_id, label_png(2), a, 1, state=RevisionState.submitted)
+    with session_scope(sessions) as s:   # the same save again: a double click, a retry
+        again = save_revision(s, image_id, label_png(2), a, 1, state=RevisionState.submitted)
+        assert (again.conflict, again.current_revision, again.revision.revision) == (False, 2, 2)
+        assert again.revision.id == first.revision.id
+    assert [r[1] for r in _rows(sessions, image_id)] == [1, 2]   # nothing stored twice
+    with session_scope(sessions) as s:   # anything else from that stale base still conflicts
+        assert save_revision(s, image_id, label_png(3), a, 1,
+                             state=RevisionState.submitted).conflict          # other pixels
+        assert save_revision(s, image_id, label_png(2), b, 1,
+                             state=RevisionState.submitted).conflict          # another author
+        assert save_revision(s, image_id, label_png(2), a, 1).conflict       # a draft this time
+
+
 def test_two_concurrent_savers_from_one_base_exactly_one_wins(sessions, image_and_users):
     image_id, a, b = image_and_users
     with session_scope(sessions) as s:

@@ -99,6 +99,10 @@ def test_rest_session(api, tiny_parser):
     r = ann.put(f"/api/images/{image_id}/annotation", content=png_of(second),
                 headers={"If-Match": got.headers["ETag"]})
     assert r.status_code == 200 and r.json() == {"revision": 2}
+    # The same PUT again (a retry after a lost answer): the same revision, nothing stored twice.
+    r = ann.put(f"/api/images/{image_id}/annotation", content=png_of(second),
+                headers={"If-Match": got.headers["ETag"]})
+    assert r.status_code == 200 and r.json() == {"revision": 2}, r.text
 
     # A stale If-Match: 409, the main line is unchanged, the work is kept as a draft row.
     stale = first.copy()

@@ -85,6 +85,17 @@ def test_leaving_unsaved_work_warns_once_then_submit_moves_on(ui):
     assert ("label_saved", work.image_id) in tasks.calls
 
 
+def test_a_double_click_on_save_is_one_save_not_a_conflict(ui):
+    studio, _, view, _, _ = ui
+    work = view.on_next(None, None, (), 0.5, _req("ann"))[view.work]
+    stroke = _stroke(work.labels.shape, 2)
+    first = view.on_save(work, stroke, (), 0.5, _req("ann"))
+    second = view.on_save(work, stroke, (), 0.5, _req("ann"))  # the click queued behind it
+    assert "Saved draft revision 1" in first[view.status]
+    assert "Saved draft revision 1" in second[view.status], second[view.status]
+    assert [(n, s) for n, s, _ in _main_line(studio, work.image_id)] == [(1, "draft")]
+
+
 def test_roles_are_enforced_in_the_views(ui):
     studio, tasks, annotate, review, models = ui
     work = annotate.on_next(None, None, (), 0.5, _req("ann"))[annotate.work]
@@ -178,8 +189,11 @@ def test_history_restores_any_earlier_revision_as_a_new_draft(ui):
     rows = _main_line(studio, work.image_id)
     assert [n for n, _, _ in rows] == [1, 2, 3] and np.array_equal(rows[2][2], rows[0][2])
     assert np.array_equal(restored[view.work].labels, rows[0][2])
-    stale = view.on_restore(second[view.work], "1", 0.5, _req("ann"))   # started from 2, now 3
+    again = view.on_restore(second[view.work], "1", 0.5, _req("ann"))   # a double click: one restore
+    assert "Restored revision 1 as new draft revision 3" in again[view.status]
+    stale = view.on_restore(second[view.work], "2", 0.5, _req("ann"))   # started from 2, now 3
     assert "moved on to revision 3" in stale[view.status]
+    assert [n for n, _, _ in _main_line(studio, work.image_id)] == [1, 2, 3, None]
 
 
 def test_a_rejected_label_goes_back_to_the_queue_with_the_comment(ui):
