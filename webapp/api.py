@@ -39,6 +39,7 @@ from model.sam import SamError
 from webapp import actions
 from webapp.actions import ANY_REVISION, NotFound, NoWorkerError, TrainingPendingError, image_in
 from webapp.auth import AccessDenied, Actor
+from webapp.browser_login import logged_in_user
 from webapp.sam_service import NOT_CONFIGURED
 from webapp.studio import Studio
 
@@ -66,8 +67,13 @@ def studio_of(request: Request) -> Studio:
 
 
 def actor_of(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    """HTTP Basic credentials, or else the UI's login cookie (a page of the studio calling
+    its own API), or else the open mode's local admin."""
     client = request.client.host if request.client else None
-    return studio_of(request).auth.from_basic(authorization, client)
+    auth = studio_of(request).auth
+    if authorization is None and (username := logged_in_user(request)) is not None:
+        return auth.from_username(username, client)
+    return auth.from_basic(authorization, client)
 
 
 StudioDep = Annotated[Studio, Depends(studio_of)]

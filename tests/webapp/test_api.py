@@ -208,3 +208,60 @@ def test_if_match_star_saves_over_whatever_is_current(api):
     stale = ann.put(f"/api/images/{image_id}/annotation", content=png_of(np.zeros((64, 64), np.uint8)),
                     headers={"If-Match": '"1"', "Content-Type": "image/png"})
     assert stale.status_code == 409  # an explicit revision is still checked
+
+
+def test_the_ui_login_cookie_carries_the_same_user_and_roles_to_the_api(api):
+    studio, _, url = api
+    ann, rev = httpx.Client(base_url=url, timeout=60), httpx.Client(base_url=url, timeout=60)
+    for client, name in ((ann, "ann"), (rev, "rev")):
+        user, password = auth(name)
+        assert client.post("/login", data={"username": user, "password": password}).status_code == 200
+    created = ann.post("/api/images", files={"file": ("f.png", face_bytes(5), "image/png")})
+    assert created.status_code == 201, created.text            # no Basic header: the cookie
+    image_id = created.json()["id"]
+    labels = png_of(np.full((64, 64), 13, np.uint8))
+    assert ann.put(f"/api/images/{image_id}/annotation", content=labels).status_code == 200
+    assert ann.post(f"/api/images/{image_id}/submit").status_code == 200
+    refused = ann.post(f"/api/images/{image_id}/approve")
+    assert refused.status_code == 403 and "needs the reviewer role" in refused.json()["detail"]
+    assert rev.post(f"/api/images/{image_id}/approve").json()["state"] == "approved"
+    with studio.session() as session:   # the revisions name who acted
+        authors = [r.author.name for r in session.query(Revision).filter_by(image_id=image_id)
+                   .order_by(Revision.id)]
+    assert authors == ["ann", "ann", "rev"]
+    # A page elsewhere cannot use the cookie to write; a made-up cookie is nobody.
+    cross = rev.post(f"/api/images/{image_id}/reject", headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    forged = httpx.Client(base_url=url, cookies={k: "forged" for k in ann.cookies.keys()})
+    assert forged.get("/api/images").status_code == 401
+
+
+def test_a_server_function_call_acts_as_the_user_of_the_login_cookie(tmp_path):
+    """Gradio gives a component's server function a request without the user name; the
+    studio reads the login cookie that the call carries (webapp/browser_login.py)."""
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from webapp.auth import AccessDenied
+    from webapp.browser_login import _gradio_app
+    from webapp.ui.common import actor_of as ui_actor
+
+    studio = make_studio(tmp_path)
+    app = app_for(studio)
+    with LiveServer(app) as url:
+        client = httpx.Client(base_url=url, timeout=60)
+        assert client.post("/login", data=dict(zip(("username", "password"), auth("rev")))
+                           ).status_code == 200
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+    def call(cookie_header: str) -> SimpleNamespace:
+        scope = {"type": "http", "app": _gradio_app(app),
+                 "headers": [(b"cookie", cookie_header.encode())]}
+        return SimpleNamespace(username=None, client=SimpleNamespace(host="127.0.0.1"),
+                               request=Request(scope))
+
+    who = ui_actor(studio, call(cookie))
+    assert (who.name, who.role.value) == ("rev", "reviewer")
+    with pytest.raises(AccessDenied):
+        ui_actor(studio, call("access-token-x=nothing"))

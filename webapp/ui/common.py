@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from webapp.auth import Actor
+from webapp.browser_login import logged_in_user
 from webapp.studio import Studio
 
 
@@ -13,6 +14,9 @@ def actor_of(studio: Studio, request: gr.Request | None) -> Actor:
     Raises :class:`webapp.auth.AccessDenied` when nobody valid is behind the request.
     """
     username = getattr(request, "username", None) if request is not None else None
+    raw = getattr(request, "request", None)   # the HTTP request behind a gr.Request
+    if username is None and raw is not None:  # a component's server function: Gradio leaves
+        username = logged_in_user(raw)        # the login out, the cookie still carries it
     client = request.client.host if request is not None and request.client else None
     return studio.auth.from_username(username, client)
 
