@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import FacetError
@@ -22,6 +24,10 @@ from core.imageio import BadImageError, decode_image, image_size, write_atomic
 from db.models import Image, Revision
 from db.revisions import latest_numbers
 from db.settings import Settings
+
+INSERT_ATTEMPTS = 5
+"""Tries to find a free ``k`` when other writers take each one first."""
+_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 STATUSES: tuple[str, ...] = ("unlabeled", "draft", "submitted", "approved", "rejected")
 """Every value :func:`list_images` reports; ``unlabeled`` = no main-line revision."""
@@ -89,7 +95,9 @@ def add_image(session: Session, settings: Settings, data: bytes, source_name: st
     :func:`next_k`. ``label_size``: ``(width, height)`` of its label maps in pixels (default: the
     image size). ``split``: train/val/test (default: :func:`default_split`).
 
-    Same bytes as an existing image → that image, ``created=False``, nothing written.
+    Same bytes as an existing image → that image, ``created=False``, nothing written — also
+    when another writer (an import beside an upload) adds the same bytes or takes the same
+    ``k`` at the same moment: the insert never fails on a collision, it looks again.
     Raises :class:`BadImageError` (nothing written) when ``data`` is not a usable image.
     """
     if split is not None and split not in SPLITS:
@@ -100,22 +108,42 @@ def add_image(session: Session, settings: Settings, data: bytes, source_name: st
         return AddResult(existing, False)
     width, height = image_size(data)  # full decode: raises BadImageError on any defect
     ext = file_extension(data)
-    if source_k is not None and source_k >= 0 and session.scalar(
-            select(Image.id).where(Image.k == source_k)) is None:
-        k = source_k
-    else:
-        k = next_k(session)
     path = settings.images_dir / f"{digest}{ext}"
     write_atomic(path, data)  # the file exists before its row is ever committed
-    image = Image(k=k, sha256=digest, file_path=path.relative_to(settings.data_dir).as_posix(),
-                  width=width, height=height,
-                  label_width=(label_size or (width, height))[0],
-                  label_height=(label_size or (width, height))[1],
-                  source_name=source_name, source_k=source_k,
-                  split=split or default_split(digest))
-    session.add(image)
-    session.flush()
-    return AddResult(image, True)
+    label_width, label_height = label_size or (width, height)
+    row = dict(sha256=digest, file_path=path.relative_to(settings.data_dir).as_posix(),
+               width=width, height=height, label_width=label_width, label_height=label_height,
+               source_name=source_name, source_k=source_k, split=split or default_split(digest))
+    for _ in range(INSERT_ATTEMPTS):
+        k = source_k if source_k is not None and source_k >= 0 and session.scalar(
+            select(Image.id).where(Image.k == source_k)) is None else next_k(session)
+        image = _insert_unless_taken(session, {**row, "k": k})
+        if image is not None:
+            return AddResult(image, True)
+        existing = session.scalar(select(Image).where(Image.sha256 == digest))
+        if existing is not None:  # another writer added the same bytes meanwhile
+            return AddResult(existing, False)
+    raise FacetError(f"could not find a free id k for {source_name} after {INSERT_ATTEMPTS} "
+                     "attempts (many imports at once?); try again")
+
+
+def _insert_unless_taken(session: Session, values: dict) -> Image | None:
+    """Insert an image row; ``None`` (nothing written, no error) when its ``sha256`` or ``k``
+    is taken by a row another writer committed since this one looked.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL, so a collision never
+    aborts the caller's transaction (an import commits many images in one).
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS:  # other databases: a plain insert (a collision raises)
+        image = Image(**values)
+        session.add(image)
+        session.flush()
+        return image
+    result = session.execute(_INSERTS[dialect](Image).values(**values).on_conflict_do_nothing())
+    if result.rowcount == 0:
+        return None
+    return session.scalar(select(Image).where(Image.sha256 == values["sha256"]))
 
 
 def get_image(session: Session, image_id: int) -> Image | None:

@@ -107,3 +107,49 @@ def test_read_image_gives_rgb_pixels(settings, sessions):
         out = read_image(settings, img)
     assert out.dtype == np.uint8 and out.shape == (30, 20, 3)
     assert np.array_equal(out, pixels)
+
+
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same content", "same next k"])
+def test_two_writers_adding_at_once_never_fail_and_lose_nothing(settings, sessions, monkeypatch,
+                                                                same_bytes):
+    """Both writers look for the content and pick ``k`` before either inserts (held at a
+    barrier on real SQLite connections): the same bytes give one image and a duplicate
+    answer, different bytes two images with different ``k`` — never an IntegrityError."""
+    import threading
+
+    import db.images as images
+
+    barrier = threading.Barrier(2)
+    real_size = images.image_size
+
+    def size_after_both_looked(data: bytes):
+        barrier.wait(timeout=10)   # both have checked the hash and computed next_k by now
+        return real_size(data)
+
+    monkeypatch.setattr(images, "image_size", size_after_both_looked)
+    payloads = [photo_bytes(1), photo_bytes(1 if same_bytes else 2)]
+    results, errors = {}, []
+
+    def writer(i: int) -> None:
+        try:
+            with session_scope(sessions) as s:
+                r = add_image(s, settings, payloads[i], f"w{i}.jpg")
+                results[i] = (r.created, r.image.id, r.image.k)
+        except BaseException as err:  # reported below, never swallowed
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    with session_scope(sessions) as s:
+        rows = s.scalars(select(Image).order_by(Image.id)).all()
+        ks = sorted(r.k for r in rows)
+    if same_bytes:
+        assert sorted(c for c, _, _ in results.values()) == [False, True]
+        assert len(rows) == 1 and {i for _, i, _ in results.values()} == {rows[0].id}
+    else:
+        assert [c for c, _, _ in results.values()] == [True, True]
+        assert len(rows) == 2 and len(set(ks)) == 2
