@@ -242,3 +242,18 @@ def test_a_training_request_the_queue_refuses_does_not_block_later_ones(tmp_path
     studio.tasks = SyncTasks()
     studio.tasks.studio = studio
     assert queue_training(studio, None, "test") > 0  # not "already queued"
+
+
+def test_the_models_view_says_how_each_version_was_trained(ui, tiny_parser):
+    studio, _, _, _, models = ui
+    v1 = publish_version(studio, tiny_parser, "v1.pt", {"mean_f1": 0.4, "init_version_id": None,
+                                                        "teacher_version_id": None})
+    v2 = publish_version(studio, tiny_parser, "v2.pt", {"mean_f1": 0.6, "init_version_id": v1,
+                                                        "teacher_version_id": None})
+    v3 = publish_version(studio, tiny_parser, "v3.pt", {"mean_f1": 0.7, "init_version_id": v2,
+                                                        "teacher_version_id": v2})
+    v4 = publish_version(studio, tiny_parser, "cli.pt", {"mean_f1": 0.5})  # not trained here
+    shown = models.refresh(_req("rev"))[models.versions]
+    column = dict((row[0], row[4]) for row in shown)
+    assert column == {v1: "fresh, no distillation", v2: f"v{v1}, no distillation",
+                      v3: f"v{v2}, distilled from v{v2}", v4: "–"}

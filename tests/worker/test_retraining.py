@@ -77,6 +77,7 @@ def test_next_run_starts_from_the_active_model_and_distils_from_it(settings, ses
     assert meta["init"] is not None, "student did not start from the active model"
     assert meta["distill"]["teacher"] == "checkpoint" and meta["n_unlabeled"] == 3
     assert meta["lr"] == pytest.approx(default_lr(fine_tune=True)) and v2.metrics["distilled"]
+    assert (v2.metrics["init_version_id"], v2.metrics["teacher_version_id"]) == (first, first)
 
     _, third = _train(tasks, sessions, steps=2, distill_weight=0)  # asked not to distil: still
     with session_scope(sessions) as s:                            # a fine-tuning of a good model
@@ -94,6 +95,7 @@ def test_a_weak_active_model_is_a_warm_start_not_a_teacher(settings, sessions, o
         v2 = get_version(s, second)
         assert v2.parent_id == first and v2.metrics["baseline_mean_f1"] < 1.0
         assert not v2.metrics["distilled"] and v2.metrics["num_unlabeled"] == 0
+        assert (v2.metrics["init_version_id"], v2.metrics["teacher_version_id"]) == (first, None)
         ckpt = settings.data_dir / v2.checkpoint_path
     meta = load_checkpoint(ckpt).meta
     assert meta["init"] is not None and meta["distill"] is None and meta["n_unlabeled"] == 0

@@ -12,7 +12,21 @@ from webapp.studio import Studio
 from webapp.ui import charts
 from webapp.ui.common import actor_of, fail, info, ok, warn
 
-VERSION_COLUMNS = ["version", "active", "mean F1 (val)", "labels", "created (UTC)", "note"]
+VERSION_COLUMNS = ["version", "active", "mean F1 (val)", "labels", "trained from", "created (UTC)",
+                   "note"]
+
+
+def trained_from(metrics: dict | None) -> str:
+    """How a version was trained, from its metrics: the version it started from and the one
+    it distilled from (self-distillation), or "fresh"; "–" for a version not trained here."""
+    metrics = metrics or {}
+    if "init_version_id" not in metrics and "teacher_version_id" not in metrics:
+        return "–"
+    init, teacher = metrics.get("init_version_id"), metrics.get("teacher_version_id")
+    start = f"v{init}" if init is not None else "fresh"
+    if teacher is not None:
+        return f"{start}, distilled from v{teacher}"
+    return f"{start}, no distillation"
 
 
 def _f1(metrics: dict) -> str:
@@ -82,7 +96,8 @@ class ModelsView:
         with self.studio.session() as session:
             versions = list_versions(session)
             rows = [[v.id, "✔" if v.is_active else "", _f1(v.metrics), v.num_labels,
-                     v.created_at.strftime("%Y-%m-%d %H:%M"), v.note or ""] for v in versions]
+                     trained_from(v.metrics), v.created_at.strftime("%Y-%m-%d %H:%M"),
+                     v.note or ""] for v in versions]
             active = next((v for v in versions if v.is_active), None)
             choices = [(f"v{v.id} · F1 {_f1(v.metrics)}" + (" (active)" if v.is_active else ""),
                         str(v.id)) for v in versions]
