@@ -43,7 +43,6 @@ from webapp.browser_login import logged_in_user
 from webapp.sam_service import NOT_CONFIGURED
 from webapp.studio import Studio
 
-MAX_UPLOAD_BYTES = 64 * 2**20
 PNG = "image/png"
 _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": PNG, ".webp": "image/webp",
           ".bmp": "image/bmp"}
@@ -126,9 +125,10 @@ def images(studio: StudioDep, who: Who, status: str | None = None) -> list[dict]
 async def upload(studio: StudioDep, who: Who, response: Response,
                  file: UploadFile = File(...)) -> dict:
     who.require("upload")
-    data = await file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, f"file larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+    limit = studio.options.max_upload_bytes  # the body was capped before (webapp/body_limits.py)
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"file larger than the limit of {limit:,} bytes")
     name = Path(file.filename or "upload").name
     # decoding and the database write run off the event loop
     added = await run_in_threadpool(actions.add_image, studio, who, data, name)

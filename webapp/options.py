@@ -18,7 +18,8 @@ class ServeOptions:
     whether :func:`webapp.server.serve` got one. ``sam_builders``: architecture builders by SAM model type instead of segment_anything's
     registry (tests use a tiny SAM; not a command-line flag). ``lease_seconds``: how long
     "next image" reserves an image for one annotator. ``demo_size``: side of the
-    synthetic ``--demo`` faces in pixels.
+    synthetic ``--demo`` faces in pixels. ``max_upload_bytes`` / ``max_label_bytes``: the
+    largest image upload and label-map PNG a request may carry (:mod:`webapp.body_limits`).
     """
 
     host: str = "127.0.0.1"
@@ -30,6 +31,8 @@ class ServeOptions:
     parser_checkpoint: Path | None = None
     lease_seconds: float = 900.0
     demo_size: int = 512
+    max_upload_bytes: int = 64 * 2**20
+    max_label_bytes: int = 32 * 2**20
     sam_builders: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 

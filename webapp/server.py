@@ -15,6 +15,7 @@ from core.errors import FacetError
 from db.settings import Settings
 from webapp.api import install_error_handlers, router
 from webapp.demo import fill_demo, register_parser, train_first_model
+from webapp.body_limits import BodyLimitGuard, BodyLimits
 from webapp.guards import SameOriginGuard
 from webapp.options import ServeOptions, is_loopback
 from webapp.ports import TaskQueue
@@ -50,6 +51,8 @@ def build_app(studio: Studio) -> FastAPI:
                   redoc_url=None)
     app.state.studio = studio
     app.add_middleware(SameOriginGuard, open_mode=studio.auth.open_mode)
+    app.add_middleware(BodyLimitGuard, limits=BodyLimits(studio.options.max_upload_bytes,
+                                                         studio.options.max_label_bytes))
     install_error_handlers(app)
     app.include_router(router)
     auth = None if studio.auth.open_mode() else studio.auth.gradio_login
