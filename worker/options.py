@@ -11,6 +11,8 @@ variable                   default   meaning
 ========================== ========= ==========================================================
 FACET_RETRAIN_EVERY        10        retrain by itself after this many newly submitted/approved
                                      labels (0: only when asked from the UI/API)
+FACET_TRAIN_ONLY_APPROVED  0         1: train only on approved (reviewed) labels; submitted ones
+                                     wait for a reviewer (and count as new labels once approved)
 FACET_TRAIN_STEPS          5000|1500 most optimiser steps of one retraining run
 FACET_TRAIN_SECONDS        150 | 0   training time of one run in seconds; the run makes as many
                                      steps as fit (at most FACET_TRAIN_STEPS) and its learning-
@@ -44,9 +46,24 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.errors import FacetError
+from db.models import RevisionState
+from worker.snapshot import APPROVED_ONLY, LABELLED_STATES
 
 if TYPE_CHECKING:
     from model.recipe import TrainRecipe
+
+
+def _flag(raw: str) -> bool:
+    """``1/true/yes/on`` → True, ``0/false/no/off`` → False (a ValueError otherwise)."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_flag.__name__ = "flag (1 or 0)"
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,8 @@ class WorkerOptions:
     """Tuning of the background loop; see the module docstring for the variables."""
 
     retrain_every: int = 10
+    train_only_approved: bool = False
+    """Train (and count new labels) on approved labels only; submitted ones wait for review."""
     train_steps: int | None = None
     """``None``: the recipe's steps on the run's device (:meth:`TrainRecipe.for_device`)."""
     train_seconds: float | None = None
@@ -100,6 +119,7 @@ class WorkerOptions:
 
         opts = cls(
             retrain_every=get("FACET_RETRAIN_EVERY", int, cls.retrain_every),
+            train_only_approved=get("FACET_TRAIN_ONLY_APPROVED", _flag, False),
             train_steps=get("FACET_TRAIN_STEPS", int, None),
             train_seconds=get("FACET_TRAIN_SECONDS", float, None),
             batch_size=get("FACET_TRAIN_BATCH", int, None),
@@ -173,6 +193,11 @@ class WorkerOptions:
         """Input side of a fresh model on ``device``; ``None``: the preset's."""
         return self.recipe_for(device).input_size
 
+    @property
+    def label_states(self) -> tuple[RevisionState, ...]:
+        """Revision states that count as a training label."""
+        return APPROVED_ONLY if self.train_only_approved else LABELLED_STATES
+
     def teaches(self, mean_f1: float) -> bool:
         """Whether a model with this validation mean F1 is good enough to distil from."""
         from model.recipe import DISTILL_MIN_F1
@@ -184,6 +209,7 @@ class WorkerOptions:
         """The variables that rebuild these options in a child process (unset ones omitted)."""
         pairs = {
             "FACET_RETRAIN_EVERY": self.retrain_every, "FACET_TRAIN_STEPS": self.train_steps,
+            "FACET_TRAIN_ONLY_APPROVED": "1" if self.train_only_approved else None,
             "FACET_TRAIN_SECONDS": self.train_seconds,
             "FACET_TRAIN_BATCH": self.batch_size, "FACET_TRAIN_LR": self.lr,
             "FACET_TRAIN_CONFIG": self.train_config, "FACET_TRAIN_SIZE": self.train_size,

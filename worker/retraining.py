@@ -46,7 +46,7 @@ from core.errors import FacetError
 from core.imageio import decode_label_png, resize_image
 from db.engine import session_scope
 from db.images import read_image
-from db.jobs import add_point, fail, finish, get_job, mark_running, set_progress
+from db.jobs import TRAIN_KIND, add_point, fail, finish, get_job, mark_running, set_progress
 from db.models import Image, JobState, Revision
 from db.settings import Settings
 from db.versions import activate, active_version, add_version, get_version
@@ -166,11 +166,12 @@ def start_run(session: Session, settings: Settings, job_id: int, options: Worker
     job = get_job(session, job_id)
     if job.state not in (JobState.queued, JobState.running):
         raise FacetError(f"job {job_id} is {job.state.value}; only a queued job can run")
-    if job.kind != "train":
+    if job.kind != TRAIN_KIND:
         raise FacetError(f"job {job_id} is a {job.kind} job, not a train job")
     recipe, fresh = job_recipe(options, dict(job.params or {}), device)
     mark_running(session, job_id)
-    snapshot = take_snapshot(session, max_unlabeled=options.max_unlabeled)
+    snapshot = take_snapshot(session, max_unlabeled=options.max_unlabeled,
+                             states=options.label_states)
     current = active_version(session)
     active = None if current is None else Active(current.id, checkpoint_file(settings, current))
     job.params = {**(job.params or {}), "snapshot": snapshot.describe(),
@@ -303,6 +304,9 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
         "baseline_per_class_f1": None if baseline is None else _jsonable(baseline.get("per_class_f1")),
         "baseline_version_id": None if active is None else active.version_id,
         "val_ids": [x.image_id for x in snapshot.val], "num_train": len(snapshot.train),
+        "num_approved": snapshot.num_approved,
+        "num_submitted": snapshot.num_labels - snapshot.num_approved,
+        "only_approved": options.train_only_approved,
         "num_unlabeled": n_unlabeled, "steps": result.meta["steps"],
         "time_budget_s": recipe.time_budget_s, "distilled": distill,
         "init_version_id": active.version_id if active is not None and data.init is not None

@@ -24,6 +24,8 @@ from db.models import Image, Revision, RevisionState
 from db.revisions import latest_revisions
 
 LABELLED_STATES: tuple[RevisionState, ...] = (RevisionState.submitted, RevisionState.approved)
+APPROVED_ONLY: tuple[RevisionState, ...] = (RevisionState.approved,)
+"""What counts as a label when only reviewed labels train (``FACET_TRAIN_ONLY_APPROVED``)."""
 MIN_VAL = 2
 """Least number of validation images a run needs."""
 
@@ -49,6 +51,8 @@ class Snapshot:
     val: tuple[LabelledImage, ...]
     unlabeled: tuple[int, ...]
     max_revision_id: int
+    num_approved: int = 0
+    """Labels among train and val that a reviewer approved (the rest are submitted)."""
 
     @property
     def num_labels(self) -> int:
@@ -58,15 +62,18 @@ class Snapshot:
         """JSON-ready summary kept in the job's params."""
         return {"train_ids": [x.image_id for x in self.train],
                 "val_ids": [x.image_id for x in self.val],
-                "num_unlabeled": len(self.unlabeled), "max_revision_id": self.max_revision_id}
+                "num_unlabeled": len(self.unlabeled), "max_revision_id": self.max_revision_id,
+                "num_approved": self.num_approved}
 
 
-def labelled_rows(session: Session) -> list[tuple[Image, Revision]]:
-    """``(image, revision)`` for each non-test image whose newest revision is a label, by id."""
+def labelled_rows(session: Session, states: tuple[RevisionState, ...] = LABELLED_STATES
+                  ) -> list[tuple[Image, Revision]]:
+    """``(image, revision)`` for each non-test image whose newest revision is a label (its
+    state one of ``states``), by id."""
     latest = latest_revisions().subquery()
     rev = aliased(Revision, latest)
     stmt = (select(Image, rev).join(rev, rev.image_id == Image.id)
-            .where(rev.state.in_([s.value for s in LABELLED_STATES]), Image.split != "test")
+            .where(rev.state.in_([s.value for s in states]), Image.split != "test")
             .order_by(Image.id))
     return [(image, revision) for image, revision in session.execute(stmt).all()]
 
@@ -114,43 +121,50 @@ def split_labels(rows: list[tuple[Image, Revision]],
 
 
 def take_snapshot(session: Session, max_unlabeled: int | None = None,
-                  min_val: int = MIN_VAL) -> Snapshot:
+                  min_val: int = MIN_VAL,
+                  states: tuple[RevisionState, ...] = LABELLED_STATES) -> Snapshot:
     """The labels, validation split and unlabelled images as they are now.
 
     ``max_unlabeled`` caps the unlabelled images kept for distillation (the ones with the
-    smallest ids — deterministic); ``None`` keeps all.
+    smallest ids — deterministic); ``None`` keeps all. ``states``: what counts as a label
+    (:data:`APPROVED_ONLY`: reviewed labels only; submitted ones then wait for review and are
+    neither labels nor unlabelled images).
     """
-    rows = labelled_rows(session)
+    rows = labelled_rows(session, states)
     train, val = split_labels(rows, min_val)
     unlabeled = unlabeled_ids(session)
     if max_unlabeled is not None:
         unlabeled = unlabeled[:max_unlabeled]
     top = max((rev.id for _, rev in rows), default=0)
-    return Snapshot(tuple(train), tuple(val), tuple(unlabeled), top)
+    approved = sum(rev.state == RevisionState.approved for _, rev in rows)
+    return Snapshot(tuple(train), tuple(val), tuple(unlabeled), top, approved)
 
 
-def count_labels_since(session: Session, revision_id: int) -> int:
+def count_labels_since(session: Session, revision_id: int,
+                       states: tuple[RevisionState, ...] = LABELLED_STATES) -> int:
     """Images with a label saved after revision row ``revision_id`` (non-test images).
 
-    A label counts when the image's newest main-line revision is submitted/approved and newer
-    than ``revision_id``, unless it only restates a label the run already had (a reviewer
-    approving a submitted label appends a copy with the same pixels: not new information).
+    A label counts when the image's newest main-line revision is in ``states`` (submitted or
+    approved by default) and newer than ``revision_id``, unless it only restates a label the
+    run already had (a reviewer approving a submitted label appends a copy with the same
+    pixels: not new information — unless only approved labels train, see :data:`APPROVED_ONLY`).
     """
     latest = aliased(Revision, latest_revisions().subquery())
     parent = aliased(Revision)
     same_as_before = (select(parent.id).where(
         parent.id == latest.parent_id, parent.id <= revision_id,
-        parent.state.in_([s.value for s in LABELLED_STATES]),
+        parent.state.in_([s.value for s in states]),
         parent.label_png == latest.label_png).exists())
     stmt = (select(func.count()).select_from(latest).join(Image, Image.id == latest.image_id)
-            .where(latest.state.in_([s.value for s in LABELLED_STATES]),
+            .where(latest.state.in_([s.value for s in states]),
                    latest.id > revision_id, Image.split != "test", ~same_as_before))
     return int(session.scalar(stmt) or 0)
 
 
-def max_label_revision_id(session: Session) -> int:
+def max_label_revision_id(session: Session,
+                          states: tuple[RevisionState, ...] = LABELLED_STATES) -> int:
     """The largest revision row id among current labels (non-test); 0 when there is none."""
     latest = aliased(Revision, latest_revisions().subquery())
     stmt = (select(func.max(latest.id)).join(Image, Image.id == latest.image_id)
-            .where(latest.state.in_([s.value for s in LABELLED_STATES]), Image.split != "test"))
+            .where(latest.state.in_([s.value for s in states]), Image.split != "test"))
     return int(session.scalar(stmt) or 0)

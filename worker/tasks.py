@@ -204,7 +204,8 @@ def check_retrain(ctx: WorkerContext) -> int | None:
         return None  # another check is deciding right now
     try:
         with session_scope(ctx.sessions) as session:
-            job = maybe_create_training_job(session, ctx.options.retrain_every)
+            job = maybe_create_training_job(session, ctx.options.retrain_every,
+                                            ctx.options.label_states)
             job_id = None if job is None else job.id
             new = 0 if job is None else job.params.get("new_labels", 0)
     finally:

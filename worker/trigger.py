@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.jobs import TRAIN_KIND, TrainingPendingError, create_training_job, latest_job
-from db.models import Job, JobState
-from worker.snapshot import MIN_VAL, count_labels_since, labelled_rows, max_label_revision_id
+from db.models import Job, JobState, RevisionState
+from worker.snapshot import (LABELLED_STATES, MIN_VAL, count_labels_since, labelled_rows,
+                             max_label_revision_id)
 
 
 def last_trained_revision_id(session: Session) -> int:
@@ -31,23 +32,26 @@ def last_trained_revision_id(session: Session) -> int:
     return 0
 
 
-def new_label_count(session: Session) -> int:
-    """Labels saved since the last successful training run's snapshot."""
-    return count_labels_since(session, last_trained_revision_id(session))
+def new_label_count(session: Session,
+                    states: tuple[RevisionState, ...] = LABELLED_STATES) -> int:
+    """Labels (revisions in ``states``) saved since the last successful run's snapshot."""
+    return count_labels_since(session, last_trained_revision_id(session), states)
 
 
-def maybe_create_training_job(session: Session, retrain_every: int) -> Job | None:
+def maybe_create_training_job(session: Session, retrain_every: int,
+                              states: tuple[RevisionState, ...] = LABELLED_STATES) -> Job | None:
     """A queued ``train`` job when enough new labels arrived and no training job is queued or
     running, else ``None`` (flushed only).
 
-    ``retrain_every`` 0 disables automatic runs. The caller commits and enqueues the job.
+    ``retrain_every`` 0 disables automatic runs; ``states``: what counts as a label
+    (``FACET_TRAIN_ONLY_APPROVED``). The caller commits and enqueues the job.
     """
     if retrain_every <= 0:
         return None
-    new = new_label_count(session)
-    if new < retrain_every or len(labelled_rows(session)) < MIN_VAL + 1:
+    new = new_label_count(session, states)
+    if new < retrain_every or len(labelled_rows(session, states)) < MIN_VAL + 1:
         return None
-    newest = max_label_revision_id(session)
+    newest = max_label_revision_id(session, states)
     last = latest_job(session, TRAIN_KIND)
     if (last is not None and last.state == JobState.failed
             and (last.params or {}).get("trigger") == "auto"

@@ -251,9 +251,12 @@ def test_the_models_view_says_how_each_version_was_trained(ui, tiny_parser):
     v2 = publish_version(studio, tiny_parser, "v2.pt", {"mean_f1": 0.6, "init_version_id": v1,
                                                         "teacher_version_id": None})
     v3 = publish_version(studio, tiny_parser, "v3.pt", {"mean_f1": 0.7, "init_version_id": v2,
-                                                        "teacher_version_id": v2})
+                                                        "teacher_version_id": v2,
+                                                        "num_approved": 2})
     v4 = publish_version(studio, tiny_parser, "cli.pt", {"mean_f1": 0.5})  # not trained here
     shown = models.refresh(_req("rev"))[models.versions]
     column = dict((row[0], row[4]) for row in shown)
     assert column == {v1: "fresh, no distillation", v2: f"v{v1}, no distillation",
                       v3: f"v{v2}, distilled from v{v2}", v4: "–"}
+    labels = dict((row[0], row[3]) for row in shown)   # 3 labels each (publish_version)
+    assert (labels[v3], labels[v1]) == ("3 (2 approved)", "3")

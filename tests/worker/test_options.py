@@ -43,3 +43,17 @@ def test_a_cpu_run_is_bounded_by_time_and_trains_small_models():
 def test_bad_values_name_the_variable(env, match):
     with pytest.raises(FacetError, match=match):
         WorkerOptions.from_env(env=env)
+
+
+def test_train_only_approved_is_a_flag_that_travels_to_the_worker():
+    from db.models import RevisionState
+
+    assert WorkerOptions.from_env(env={}).label_states == (RevisionState.submitted,
+                                                           RevisionState.approved)
+    for raw in ("1", "true", "YES"):
+        opts = WorkerOptions.from_env(env={"FACET_TRAIN_ONLY_APPROVED": raw})
+        assert opts.train_only_approved and opts.label_states == (RevisionState.approved,)
+        assert WorkerOptions.from_env(env=opts.to_env()) == opts
+    assert not WorkerOptions.from_env(env={"FACET_TRAIN_ONLY_APPROVED": "0"}).train_only_approved
+    with pytest.raises(FacetError, match="FACET_TRAIN_ONLY_APPROVED"):
+        WorkerOptions.from_env(env={"FACET_TRAIN_ONLY_APPROVED": "maybe"})

@@ -61,6 +61,23 @@ def _tasks_with(settings, sessions, options, **changes) -> Tasks:
     return immediate_tasks(settings, sessions, replace(options, **changes))
 
 
+def test_a_run_can_train_on_approved_labels_only(settings, sessions, options):
+    from db.review import approve
+
+    tasks = _tasks_with(settings, sessions, options, train_only_approved=True)
+    ids = add_faces(sessions, settings, LABELLED, UNLABELLED)
+    with session_scope(sessions) as s:
+        for seed in (1, 2, 3, 4):                 # two train, two val images reviewed
+            approve(s, ids[seed], None)
+    job_id, version_id = _train(tasks, sessions)
+    with session_scope(sessions) as s:
+        version = get_version(s, version_id)
+        assert version.num_labels == 4 and version.metrics["only_approved"]
+        assert (version.metrics["num_approved"], version.metrics["num_submitted"]) == (4, 0)
+        trained = get_job(s, job_id).params["snapshot"]["train_ids"]
+    assert sorted(trained) == [ids[1], ids[3]]      # submitted 5 and 6 wait for review
+
+
 def test_next_run_starts_from_the_active_model_and_distils_from_it(settings, sessions, options):
     tasks = _tasks_with(settings, sessions, options, distill_min_f1=0.0)  # any model teaches
     add_faces(sessions, settings, LABELLED, UNLABELLED)

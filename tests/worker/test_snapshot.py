@@ -87,3 +87,26 @@ def test_new_labels_are_counted_after_a_marker_and_approvals_do_not_count_twice(
         save_label(s, ids[2], changed)                # a corrected label: new information
         save_label(s, ids[5], face(5)[1], RevisionState.draft)  # a draft: not a label
         assert count_labels_since(s, marker) == 2
+
+
+def test_only_approved_labels_train_when_asked(settings, sessions):
+    from worker.snapshot import APPROVED_ONLY, max_label_revision_id
+
+    ids = add_faces(sessions, settings, {1: "train", 2: "val", 3: "train", 4: "val"}, [5])
+    with session_scope(sessions) as s:
+        for seed in (1, 2, 3):
+            approve(s, ids[seed], None)
+        both = take_snapshot(s)
+        reviewed = take_snapshot(s, states=APPROVED_ONLY)
+        seen = max_label_revision_id(s, APPROVED_ONLY)
+    assert (both.num_labels, both.num_approved) == (4, 3)
+    assert (reviewed.num_labels, reviewed.num_approved) == (3, 3)
+    assert ids[4] not in {x.image_id for x in reviewed.train + reviewed.val}
+    assert ids[4] not in reviewed.unlabeled           # submitted: waiting for review, not unlabelled
+    with session_scope(sessions) as s:
+        assert count_labels_since(s, seen, APPROVED_ONLY) == 0
+        assert count_labels_since(s, seen) == 0
+        approve(s, ids[4], None)                       # the same pixels, now reviewed:
+    with session_scope(sessions) as s:                 # new for an approved-only run only
+        assert count_labels_since(s, seen, APPROVED_ONLY) == 1
+        assert take_snapshot(s, states=APPROVED_ONLY).num_labels == 4

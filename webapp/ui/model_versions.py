@@ -16,6 +16,15 @@ VERSION_COLUMNS = ["version", "active", "mean F1 (val)", "labels", "trained from
                    "note"]
 
 
+def labels_used(version) -> str:
+    """How many labels a version trained on, and how many of them a reviewer had approved
+    (versions trained before this was recorded: the count alone)."""
+    approved = (version.metrics or {}).get("num_approved")
+    if approved is None:
+        return str(version.num_labels)
+    return f"{version.num_labels} ({approved} approved)"
+
+
 def trained_from(metrics: dict | None) -> str:
     """How a version was trained, from its metrics: the version it started from and the one
     it distilled from (self-distillation), or "fresh"; "–" for a version not trained here."""
@@ -95,7 +104,7 @@ class ModelsView:
         actor_of(self.studio, request).require("view")
         with self.studio.session() as session:
             versions = list_versions(session)
-            rows = [[v.id, "✔" if v.is_active else "", _f1(v.metrics), v.num_labels,
+            rows = [[v.id, "✔" if v.is_active else "", _f1(v.metrics), labels_used(v),
                      trained_from(v.metrics), v.created_at.strftime("%Y-%m-%d %H:%M"),
                      v.note or ""] for v in versions]
             active = next((v for v in versions if v.is_active), None)
