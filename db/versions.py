@@ -1,6 +1,7 @@
 """Published model versions: add one (inactive), activate one (exactly one active), list."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -8,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import FacetError
 from db.models import ModelVersion
+from db.settings import Settings
 
 
 def add_version(session: Session, checkpoint_path: str, config: dict[str, Any],
@@ -30,6 +32,11 @@ def add_version(session: Session, checkpoint_path: str, config: dict[str, Any],
     session.add(version)
     session.flush()
     return version
+
+
+def checkpoint_file(settings: Settings, version: ModelVersion) -> Path:
+    """Absolute path of a version's checkpoint (stored relative to the data dir)."""
+    return settings.data_dir / version.checkpoint_path
 
 
 def get_version(session: Session, version_id: int) -> ModelVersion | None:

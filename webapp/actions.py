@@ -136,9 +136,10 @@ def next_image(studio: Studio, actor: Actor, skipped: tuple[int, ...] = (),
 def save_labels(studio: Studio, actor: Actor, image_id: int, labels: np.ndarray | bytes,
                 base: Base, state: RevisionState = RevisionState.draft,
                 origin: Origin = Origin.human, model_version_id: int | None = None,
-                comment: str | None = None) -> SaveOutcome:
+                comment: str | None = None, with_history: bool = False) -> SaveOutcome:
     """Save a label map (``H x W`` uint8 array or PNG bytes) as a new revision; never loses
     the work (a stale ``base`` keeps it as a draft and reports the conflict).
+    ``with_history``: also read the image's revisions for a view to show (same session).
 
     Raises :class:`core.imageio.BadImageError` for a bad map (nothing stored).
     """
@@ -153,7 +154,8 @@ def save_labels(studio: Studio, actor: Actor, image_id: int, labels: np.ndarray 
                                origin=origin, model_version_id=model_version_id, comment=comment,
                                num_classes=studio.labels.num_classes)
         outcome = SaveOutcome(result.revision.id, result.revision.revision, result.conflict,
-                              result.current_revision, _history(session, image_id))
+                              result.current_revision,
+                              _history(session, image_id) if with_history else ())
     if not outcome.conflict and state == RevisionState.submitted and studio.tasks is not None:
         studio.tasks.label_saved(image_id)
     return outcome

@@ -20,7 +20,7 @@ from db.engine import session_scope
 from db.models import Image
 from db.revisions import require_image
 from db.settings import Settings
-from db.versions import active_version
+from db.versions import active_version, checkpoint_file
 from model.predictor_cache import PredictorCache
 from webapp.records import VersionInfo
 
@@ -76,7 +76,7 @@ class PredictionService:
         row = get_prediction(session, image.id, version.id)
         if row is not None:
             return PredictionResult(decode_label_png(row.label_png, 256), info, False)
-        path = self.settings.data_dir / version.checkpoint_path
+        path = checkpoint_file(self.settings, version)
         with self._cache.lock:  # one forward pass at a time
             row = get_prediction(session, image.id, version.id)
             if row is not None:  # computed by another request while this one waited

@@ -88,7 +88,7 @@ class OpenedImage:
 class SaveOutcome:
     """``number``: the new main-line revision, or None when the save lost a conflict (then the
     work was kept as a draft row ``row_id`` and ``current`` is the revision that won).
-    ``history``: the image's revisions after the save, oldest first."""
+    ``history``: the image's revisions after the save, oldest first (when asked for)."""
 
     row_id: int
     number: int | None

@@ -16,7 +16,6 @@ retraining         one retraining run: snapshot, train, evaluate, publish
 trigger            when the loop retrains by itself
 snapshot           which labels a run sees and which are held out
 reaper             training runs whose worker is gone
-infer              a version's checkpoint file and device; is a prediction cached
 sam_cache          the SAM model a worker process keeps loaded
 ================== ==========================================================================
 """

@@ -34,12 +34,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.database import open_database
 from db.engine import session_scope
+from db.jobs import TRAIN_KIND, running_job
 from db.models import Job, JobState, ModelVersion
 from db.settings import Settings
 from worker.context import WorkerContext
 from worker.options import WorkerOptions
 from worker.queue import bind_tasks, make_huey
-from worker.reaper import reap_dead_runs, running_job_count
+from worker.reaper import reap_dead_runs
 from worker.tasks import TASKS, TRAIN_LOCK
 
 log = logging.getLogger("facet.worker")
@@ -106,7 +107,8 @@ def clean_up_after_stopped_consumers(settings: Settings) -> bool:
     orphans = remove_orphan_checkpoints(sessions, settings)
     if orphans:
         log.warning("removed checkpoint files of failed runs: %s", orphans)
-    training_elsewhere = running_job_count(sessions) > 0
+    with session_scope(sessions) as session:
+        training_elsewhere = running_job(session, TRAIN_KIND) is not None
     sessions.kw["bind"].dispose()  # workers fork next; each opens its own connections
     return training_elsewhere
 

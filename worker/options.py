@@ -193,6 +193,13 @@ class WorkerOptions:
         """Input side of a fresh model on ``device``; ``None``: the preset's."""
         return self.recipe_for(device).input_size
 
+    def run_device(self) -> str:
+        """``device`` resolved for this machine: ``auto`` → ``cuda`` when torch sees a GPU, else
+        ``cpu``; ``cuda`` without one is a :class:`FacetError`."""
+        from model.devices import resolve_device  # torch: only where a run needs it
+
+        return str(resolve_device(self.device))
+
     @property
     def label_states(self) -> tuple[RevisionState, ...]:
         """Revision states that count as a training label."""

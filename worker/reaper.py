@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import socket
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from db.engine import session_scope
 from db.jobs import TRAIN_KIND, fail
 from db.models import Job, JobState, utcnow
 
@@ -61,10 +60,3 @@ def reap_dead_runs(session: Session, stale_after_s: float = STALE_AFTER_S) -> li
             continue
         reaped.append(job.id)
     return reaped
-
-
-def running_job_count(sessions: sessionmaker[Session]) -> int:
-    """Train jobs in state running (0 means nobody should hold the training lock)."""
-    with session_scope(sessions) as session:
-        return int(session.scalar(select(func.count(Job.id)).where(
-            Job.kind == TRAIN_KIND, Job.state == JobState.running)) or 0)

@@ -49,8 +49,7 @@ from db.images import read_image
 from db.jobs import TRAIN_KIND, add_point, fail, finish, get_job, mark_running, set_progress
 from db.models import Image, JobState, Revision
 from db.settings import Settings
-from db.versions import activate, active_version, add_version, get_version
-from worker.infer import checkpoint_file, device_for
+from db.versions import activate, active_version, add_version, checkpoint_file, get_version
 from worker.options import WorkerOptions
 from worker.snapshot import LabelledImage, Snapshot, take_snapshot
 
@@ -287,7 +286,7 @@ class RunData:
 def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
          options: WorkerOptions) -> RunResult:
     started = time.monotonic()
-    device = device_for(options.device)
+    device = options.run_device()
     with session_scope(sessions) as session:
         snapshot, active, recipe, fresh = start_run(session, settings, job_id, options, device)
     ctx = RunContext(sessions, settings, job_id, options, device, snapshot, active)

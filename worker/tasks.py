@@ -41,20 +41,14 @@ from huey import crontab
 from huey.exceptions import RetryTask, TaskLockedException
 from sqlalchemy.orm import Session
 
-from db.cache import (
-    embedding_path,
-    get_prediction,
-    has_embedding,
-    store_embedding,
-    store_prediction,
-)
+from db.cache import (embedding_path, get_prediction, has_embedding, store_embedding,
+                      store_prediction)
 from db.engine import session_scope
 from db.jobs import TRAIN_KIND, fail, get_job, running_job, set_progress
 from db.models import Image, JobState, utcnow
-from db.versions import active_version, get_version
-from worker.infer import checkpoint_file, needs_prediction
+from db.versions import active_version, checkpoint_file, get_version
 from worker.queue import TaskSpec
-from worker.reaper import reap_dead_runs, running_job_count
+from worker.reaper import reap_dead_runs
 from worker.snapshot import needs_work_ids
 from worker.trigger import maybe_create_training_job
 
@@ -77,7 +71,7 @@ def predict(ctx: WorkerContext, image_id: int) -> int | None:
         version = active_version(session)
         if version is None or session.get(Image, image_id) is None:
             return None
-        if not needs_prediction(session, image_id, version.id):
+        if get_prediction(session, image_id, version.id) is not None:
             return version.id
         path, version_id = checkpoint_file(ctx.settings, version), version.id
     predictor = ctx.predictors.get(path)
@@ -222,7 +216,8 @@ def every_minute(ctx: WorkerContext) -> None:
     then enqueue ``facet.check_retrain``."""
     with session_scope(ctx.sessions) as session:
         dead = reap_dead_runs(session)
-    if dead and running_job_count(ctx.sessions) == 0:
+        idle = running_job(session, TRAIN_KIND) is None
+    if dead and idle:
         ctx.huey.flush_locks(TRAIN_LOCK)
     ctx.enqueue("facet.check_retrain")
 

@@ -267,7 +267,8 @@ class AnnotateView:
         state = RevisionState.submitted if submit else RevisionState.draft
         outcome = actions.save_labels(self.studio, actor, work.image_id, work.labels,
                                       work.base_revision, state,
-                                      Origin.model if work.pristine_model else Origin.human, made_by)
+                                      Origin.model if work.pristine_model else Origin.human, made_by,
+                                      with_history=True)
         work = replace(work, history=outcome.history)
         if outcome.conflict:
             work = replace(work, base_revision=outcome.current)
