@@ -24,16 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from core.celebamask import (
-    ANNO_DIR,
-    IMAGE_DIR,
-    MASK_SIZE,
-    MERGED_DIR,
-    TreeSample,
-    load_sample_labels,
-    parse_anno_name,
-    scan_tree,
-)
+from core.celebamask import (ANNO_DIR, IMAGE_DIR, MASK_SIZE, MERGED_DIR, TreeSample,
+                             load_sample_labels, parse_anno_name, scan_tree)
 from core.errors import FacetError
 from core.imageio import IMAGE_SUFFIXES, BadImageError, encode_label_png
 from core.labels import CELEBAMASK, LabelSet

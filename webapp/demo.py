@@ -13,13 +13,8 @@ from sqlalchemy import func, select
 from core.errors import FacetError
 from db.models import Image
 from db.versions import list_versions
-from webapp.actions import (
-    NoWorkerError,
-    TrainingPendingError,
-    add_active_version,
-    add_image,
-    queue_training,
-)
+from webapp.actions import (NoWorkerError, TrainingPendingError, add_active_version, add_image,
+                            queue_training)
 from webapp.studio import Studio
 
 DEMO_SEED = 2024

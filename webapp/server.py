@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from core.errors import FacetError
 from db.settings import Settings
 from webapp.api import install_error_handlers, router
-from webapp.demo import fill_demo, register_parser, train_first_model
 from webapp.body_limits import BodyLimitGuard, BodyLimits
+from webapp.demo import fill_demo, register_parser, train_first_model
 from webapp.guards import SameOriginGuard
 from webapp.options import ServeOptions, is_loopback
 from webapp.ports import TaskQueue

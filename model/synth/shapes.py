@@ -9,15 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from model.synth.canvas import Canvas
-from model.synth.extras import (
-    draw_glasses,
-    draw_glasses_arms,
-    draw_hand,
-    draw_hat,
-    draw_mask,
-    draw_neck_and_cloth,
-    draw_necklace,
-)
+from model.synth.extras import (draw_glasses, draw_glasses_arms, draw_hand, draw_hat, draw_mask,
+                                draw_neck_and_cloth, draw_necklace)
 from model.synth.hair import draw_fringe, draw_hair_back, draw_hair_cap, draw_side_locks
 from model.synth.head import draw_ear, draw_features, draw_skin
 from model.synth.materials import MAT, ids

@@ -3,15 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.celebamask import (
-    anno_relpath,
-    load_sample_labels,
-    merge_class_masks,
-    merged_relpath,
-    parse_anno_name,
-    scan_tree,
-    split_label_map,
-)
+from core.celebamask import (anno_relpath, load_sample_labels, merge_class_masks, merged_relpath,
+                             parse_anno_name, scan_tree, split_label_map)
 from core.labels import CELEBAMASK
 
 

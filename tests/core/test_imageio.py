@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.imageio import (
-    BadImageError,
-    decode_image,
-    decode_label_png,
-    encode_label_png,
-    image_size,
-    write_atomic,
-)
+from core.imageio import (BadImageError, decode_image, decode_label_png, encode_label_png,
+                          image_size, write_atomic)
 
 
 def _png(arr: np.ndarray, mode: str | None = None) -> bytes:

@@ -18,14 +18,8 @@ from db.archive import extract_into
 from db.engine import session_scope
 from db.importer import import_path
 from db.models import Image, Origin, Revision, RevisionState
-from tests.db.io_fixtures import (
-    face_masks,
-    g_mask_merge,
-    photo_bytes,
-    png_bytes,
-    write_broken_folder,
-    write_tree,
-)
+from tests.db.io_fixtures import (face_masks, g_mask_merge, photo_bytes, png_bytes,
+                                  write_broken_folder, write_tree)
 
 REPO = Path(__file__).resolve().parents[2]
 

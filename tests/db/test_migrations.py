@@ -12,27 +12,11 @@ from alembic import command
 from sqlalchemy import text
 
 from core.errors import FacetError
-from db.database import (
-    alembic_config,
-    current_revision,
-    downgrade_database,
-    head_revision,
-    open_database,
-    upgrade_database,
-)
+from db.database import (alembic_config, current_revision, downgrade_database, head_revision,
+                         open_database, upgrade_database)
 from db.engine import make_engine, make_session_factory, session_scope
-from db.models import (
-    Job,
-    JobPoint,
-    ModelVersion,
-    Origin,
-    Prediction,
-    Revision,
-    RevisionState,
-    Role,
-    SamEmbedding,
-    User,
-)
+from db.models import (Job, JobPoint, ModelVersion, Origin, Prediction, Revision, RevisionState,
+                       Role, SamEmbedding, User)
 from db.settings import Settings
 from tests.db.conftest import insert_image, label_png
 

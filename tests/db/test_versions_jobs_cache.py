@@ -9,18 +9,8 @@ from core.errors import FacetError
 from core.imageio import BadImageError, encode_label_png
 from db.cache import get_embedding_row, get_prediction, put_embedding_row, put_prediction
 from db.engine import session_scope
-from db.jobs import (
-    add_point,
-    create_job,
-    fail,
-    finish,
-    job_points,
-    latest_job,
-    mark_running,
-    pending_job,
-    running_job,
-    set_progress,
-)
+from db.jobs import (add_point, create_job, fail, finish, job_points, latest_job, mark_running,
+                     pending_job, running_job, set_progress)
 from db.models import JobState, ModelVersion, Prediction
 from db.versions import activate, active_version, add_version, list_versions
 from tests.db.conftest import insert_image, label_png

@@ -8,13 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from core.labels import CELEBAMASK
-from model.losses import (
-    LossConfig,
-    ParsingLoss,
-    balanced_edge_loss,
-    lovasz_softmax,
-    weighted_cross_entropy,
-)
+from model.losses import (LossConfig, ParsingLoss, balanced_edge_loss, lovasz_softmax,
+                          weighted_cross_entropy)
 
 C = CELEBAMASK.num_classes
 

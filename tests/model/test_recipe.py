@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import FacetError
-from model.recipe import (
-    CPU_BATCH,
-    CPU_STEPS,
-    CPU_TRAIN_SECONDS,
-    CPU_TRAIN_SIZE,
-    GPU_BATCH,
-    GPU_STEPS,
-    TrainRecipe,
-    default_lr,
-)
+from model.recipe import (CPU_BATCH, CPU_STEPS, CPU_TRAIN_SECONDS, CPU_TRAIN_SIZE, GPU_BATCH,
+                          GPU_STEPS, TrainRecipe, default_lr)
 
 
 def test_device_presets():

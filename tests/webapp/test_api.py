@@ -13,15 +13,8 @@ from PIL import Image as PILImage
 
 from core.imageio import decode_label_png
 from db.models import Prediction, Revision
-from tests.webapp.helpers import (
-    SyncTasks,
-    app_for,
-    auth,
-    face_bytes,
-    make_studio,
-    png_of,
-    publish_version,
-)
+from tests.webapp.helpers import (SyncTasks, app_for, auth, face_bytes, make_studio, png_of,
+                                  publish_version)
 from tests.webapp.live import LiveServer
 
 

@@ -14,14 +14,8 @@ from db.jobs import create_job, get_job, latest_job
 from db.models import JobState
 from db.versions import active_version, list_versions
 from model.checkpoint import load_checkpoint
-from tests.worker.conftest import (
-    add_faces,
-    consumer_env,
-    face,
-    publish_untrained,
-    save_label,
-    wait_for,
-)
+from tests.worker.conftest import (add_faces, consumer_env, face, publish_untrained, save_label,
+                                   wait_for)
 from worker.child_process import start_worker_process
 from worker.client import HueyTaskQueue
 from worker.options import WorkerOptions

@@ -8,13 +8,8 @@ from db.engine import session_scope
 from db.models import RevisionState
 from db.review import approve
 from tests.worker.conftest import add_face, add_faces, face, save_label
-from worker.snapshot import (
-    count_labels_since,
-    labelled_rows,
-    needs_work_ids,
-    split_labels,
-    take_snapshot,
-)
+from worker.snapshot import (count_labels_since, labelled_rows, needs_work_ids, split_labels,
+                             take_snapshot)
 
 
 def test_labels_are_newest_submitted_or_approved_revisions_outside_test(settings, sessions):
