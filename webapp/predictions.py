@@ -20,7 +20,7 @@ from db.engine import session_scope
 from db.models import Image
 from db.revisions import require_image
 from db.settings import Settings
-from db.versions import active_version, checkpoint_file
+from db.versions import active_version, checkpoint_file, list_versions
 from model.predictor_cache import PredictorCache
 from webapp.records import VersionInfo
 
@@ -41,7 +41,6 @@ class PredictionService:
         self.settings = settings
         self.sessions = sessions
         self._cache = PredictorCache(keep=keep, device="auto")
-        self._version_of: dict[str, int] = {}   # checkpoint path → version id (for reports)
 
     def active(self) -> VersionInfo | None:
         """The active version now (a fresh query each call)."""
@@ -55,7 +54,10 @@ class PredictionService:
 
     def loaded_versions(self) -> list[int]:
         """Version ids with a predictor in memory, least recently used first."""
-        return [self._version_of[path] for path in self._cache.loaded()]
+        with session_scope(self.sessions) as session:
+            by_path = {str(checkpoint_file(self.settings, v).resolve()): v.id
+                       for v in list_versions(session)}
+        return [by_path[path] for path in self._cache.loaded() if path in by_path]
 
     def prediction(self, image_id: int) -> PredictionResult:
         """The active model's label map for an image, in a session of its own
@@ -82,7 +84,6 @@ class PredictionService:
             if row is not None:  # computed by another request while this one waited
                 return PredictionResult(decode_label_png(row.label_png, 256), info, False)
             predictor = self._cache.get(path)
-            self._version_of[str(path.resolve())] = version.id
             label = store_prediction(session, self.settings, predictor, image, version,
                                      is_active=True)
             session.commit()
