@@ -101,9 +101,8 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Tasks:
-    """Facet's tasks registered on one Huey instance, by name. Calling a handle enqueues:
-    ``tasks.enqueue("facet.predict", 7)``, or ``tasks.predict(7)`` (the name after ``facet.``).
-    In immediate mode the task runs at once; ``.get()`` on the result gives its value."""
+    """Facet's tasks registered on one Huey instance, by name: ``tasks.enqueue("facet.predict",
+    7)``. In immediate mode the task runs at once; ``.get()`` on the result gives its value."""
 
     huey: Huey
     by_name: Mapping[str, TaskWrapper]
@@ -111,12 +110,6 @@ class Tasks:
     def enqueue(self, name: str, *args: Any) -> Result | None:
         """Enqueue the task ``name`` with ``args``; its result handle."""
         return self.by_name[name](*args)
-
-    def __getattr__(self, short: str) -> TaskWrapper:
-        wrapper = self.__dict__.get("by_name", {}).get(f"facet.{short}")
-        if wrapper is None:
-            raise AttributeError(short)
-        return wrapper
 
 
 def bind_tasks(h: Huey, table: Mapping[str, TaskSpec], context: WorkerContext) -> Tasks:

@@ -72,7 +72,7 @@ def test_the_web_side_writes_messages_only_and_a_worker_runs_them(settings):
     assert (pending["facet.predict"].priority, pending["facet.predict"].retries) == (30, 2)
     assert pending["facet.train"].timeout == 77
     with pytest.raises(FacetError, match="runs in a worker"):
-        web.tasks.predict.call_local(7)
+        web.tasks.by_name["facet.predict"].call_local(7)
     assert not (settings.data_dir / "facet.db").exists()
 
     web.tasks.huey.flush()

@@ -29,7 +29,7 @@ GOOD = {"steps": 40, "lr": 0.01, "batch_size": 4}
 def _train(tasks, sessions, **params) -> tuple[int, int | None]:
     with session_scope(sessions) as s:
         job_id = create_job(s, "train", params).id
-    return job_id, tasks.train(job_id).get()
+    return job_id, tasks.enqueue("facet.train", job_id).get()
 
 
 def test_first_run_publishes_an_active_version_and_scores_the_queue(tasks, settings, sessions):
@@ -152,7 +152,7 @@ def test_a_worse_version_is_stored_but_not_activated_and_an_older_one_can_come_b
 
     with session_scope(sessions) as s:  # rollback/promotion is any version, any time
         activate(s, bad)
-    tasks.score_all(bad)
+    tasks.enqueue("facet.score_all", bad)
     with session_scope(sessions) as s:
         assert active_version(s).id == bad
         old = decode_label_png(get_prediction(s, ids[7], good).label_png, 19)
@@ -166,7 +166,7 @@ def test_a_run_that_cannot_start_fails_the_job_and_publishes_nothing(tasks, sett
     with session_scope(sessions) as s:
         job_id = create_job(s, "train").id
     with pytest.raises(TaskException, match="at least 3"):
-        tasks.train(job_id).get()
+        tasks.enqueue("facet.train", job_id).get()
     with session_scope(sessions) as s:
         job = get_job(s, job_id)
         assert job.state == JobState.failed and "at least 3" in job.error

@@ -17,7 +17,7 @@ from worker.tasks import TRAIN_LOCK
 
 def test_predict_without_a_model_does_nothing(tasks, settings, sessions):
     ids = add_faces(sessions, settings, {}, [1])
-    assert tasks.predict(ids[1]).get() is None
+    assert tasks.enqueue("facet.predict", ids[1]).get() is None
     with session_scope(sessions) as s:
         assert s.scalar(select(Prediction)) is None
 
@@ -25,7 +25,7 @@ def test_predict_without_a_model_does_nothing(tasks, settings, sessions):
 def test_predict_caches_a_label_map_and_sets_queue_priority(tasks, settings, sessions):
     ids = add_faces(sessions, settings, {}, [1, 2])
     version = publish_untrained(sessions, settings)
-    assert tasks.predict(ids[1]).get() == version
+    assert tasks.enqueue("facet.predict", ids[1]).get() == version
     with session_scope(sessions) as s:
         row = get_prediction(s, ids[1], version)
         label = decode_label_png(row.label_png, 19, (SIZE, SIZE))
@@ -35,7 +35,7 @@ def test_predict_caches_a_label_map_and_sets_queue_priority(tasks, settings, ses
         assert image.priority == pytest.approx(row.uncertainty) and image.scored_by_id == version
         assert s.get(Image, ids[2]).priority is None
         first = row.created_at
-    tasks.predict(ids[1])  # cached: not recomputed
+    tasks.enqueue("facet.predict", ids[1])  # cached: not recomputed
     with session_scope(sessions) as s:
         assert get_prediction(s, ids[1], version).created_at == first
 
@@ -47,8 +47,8 @@ def test_score_all_covers_images_needing_work_only_for_the_active_version(tasks,
         draft = add_face(s, settings, 6, state=RevisionState.draft)
     old = publish_untrained(sessions, settings, "old.pt", seed=1)
     new = publish_untrained(sessions, settings, "new.pt", seed=2)
-    assert tasks.score_all(old).get() == 0  # no longer active: nothing done
-    assert tasks.score_all(new).get() == 4
+    assert tasks.enqueue("facet.score_all", old).get() == 0  # no longer active: nothing done
+    assert tasks.enqueue("facet.score_all", new).get() == 4
     with session_scope(sessions) as s:
         scored = {p.image_id for p in s.scalars(select(Prediction))}
         assert scored == {ids[3], ids[4], ids[5], draft}
@@ -65,8 +65,8 @@ def test_embedding_is_cached_as_float16_file_and_row(tasks, settings, sessions, 
     sam_tasks = immediate_tasks(settings, sessions, WorkerOptions.from_env(env={}),
                                 sam_builders=TINY_BUILDERS)
     ids = add_faces(sessions, settings, {}, [1])
-    assert sam_tasks.embed(ids[1]).get() is None  # no checkpoint anywhere: skipped
-    rel = sam_tasks.embed(ids[1], str(ckpt), "tiny").get()
+    assert sam_tasks.enqueue("facet.embed", ids[1]).get() is None  # no checkpoint anywhere: skipped
+    rel = sam_tasks.enqueue("facet.embed", ids[1], str(ckpt), "tiny").get()
     emb = SamEmbedding.load(settings.data_dir / rel)
     assert emb.features.dtype == np.float16 and emb.original_size == (SIZE, SIZE)
     with session_scope(sessions) as s:
@@ -92,7 +92,7 @@ def test_a_second_training_run_waits_for_the_lock(tasks, sessions):
     lock = tasks.huey.lock_task(TRAIN_LOCK)
     lock.acquire()
     try:
-        tasks.train(job_id)  # immediate mode: runs now, is rescheduled, does not run again
+        tasks.enqueue("facet.train", job_id)  # immediate mode: runs now, is rescheduled, does not run again
     finally:
         lock.release()
     with session_scope(sessions) as s:
@@ -107,6 +107,6 @@ def test_a_finished_job_is_not_run_again(tasks, sessions):
         job_id = create_job(s, "train").id
         mark_running(s, job_id)
         fail(s, job_id, "earlier failure")
-    assert tasks.train(job_id).get() is None
+    assert tasks.enqueue("facet.train", job_id).get() is None
     with session_scope(sessions) as s:
         assert get_job(s, job_id).error == "earlier failure"
