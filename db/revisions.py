@@ -101,11 +101,14 @@ def _is_8bit_greyscale_png(png: bytes) -> bool:
 
 def _is_repeat(won: Revision, row: Revision, base: Revision | None,
                state: RevisionState) -> bool:
-    """True when the current revision ``won`` is what saving ``row`` from ``base`` would have
-    made: same author, same parent, same pixels, same state and origin."""
-    return (won.author_id == row.author_id and won.parent_id == (base.id if base else None)
-            and won.label_png == row.label_png and won.state == state
-            and won.origin == row.origin)
+    """True when saving ``row`` from ``base`` repeats what the current revision ``won`` already
+    holds: same author, pixels, state and origin, and ``won`` is either that base (nothing
+    changed since: a second click after the first one's answer) or was itself saved from it
+    (a click queued behind the first, a retry)."""
+    same = (won.author_id == row.author_id and won.label_png == row.label_png
+            and won.state == state and won.origin == row.origin)
+    base_id = base.id if base is not None else None
+    return same and (won.id == base_id or won.parent_id == base_id)
 
 
 def save_revision(session: Session, image_id: int, label_png: bytes, author_id: int | None,
@@ -121,9 +124,10 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
     the image row is locked on servers), and only then is the newest number read, so two
     savers from the same base cannot both win.
 
-    Idempotent: saving again exactly what made the current revision (same author, base,
-    pixels, state and origin — a double click, a client retrying after a lost answer) returns
-    that revision, not a conflict, and stores nothing.
+    Idempotent: saving again what the current revision already holds (same author, pixels,
+    state and origin, from that revision or from the one it was saved on — a double click, a
+    client retrying after a lost answer) returns that revision, not a conflict or a copy, and
+    stores nothing.
     """
     try:
         state, origin = RevisionState(state), Origin(origin)
@@ -143,18 +147,18 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
     session.add(row)
     session.flush()  # the INSERT: from here on this transaction holds the write lock
     current = current_number(session, image_id)
+    base = get_revision(session, image_id, base_revision) if base_revision else None
+    won = get_revision(session, image_id, current) if current is not None else None
+    if won is not None and _is_repeat(won, row, base, state):
+        session.delete(row)  # this very save already happened (a double click, a retry)
+        session.flush()
+        return SaveResult(won, False, current)
     if base_revision != current:
-        base = get_revision(session, image_id, base_revision) if base_revision else None
-        won = get_revision(session, image_id, current) if current is not None else None
-        if won is not None and _is_repeat(won, row, base, state):
-            session.delete(row)  # this very save already happened (a double click, a retry)
-            session.flush()
-            return SaveResult(won, False, current)
         row.parent_id = base.id if base is not None else None
         session.flush()
         return SaveResult(row, True, current)
-    if current is not None:
-        row.parent_id = get_revision(session, image_id, current).id
+    if won is not None:
+        row.parent_id = won.id
     row.revision = (current or 0) + 1
     row.state = state
     session.flush()

@@ -88,6 +88,10 @@ def test_repeating_a_save_returns_its_revision_instead_of_a_conflict(sessions, i
         assert (again.conflict, again.current_revision, again.revision.revision) == (False, 2, 2)
         assert again.revision.id == first.revision.id
     assert [r[1] for r in _rows(sessions, image_id)] == [1, 2]   # nothing stored twice
+    with session_scope(sessions) as s:   # the second click came after the first one's answer
+        late = save_revision(s, image_id, label_png(2), a, 2, state=RevisionState.submitted)
+        assert (late.conflict, late.revision.id) == (False, first.revision.id)
+    assert [r[1] for r in _rows(sessions, image_id)] == [1, 2]
     with session_scope(sessions) as s:   # anything else from that stale base still conflicts
         assert save_revision(s, image_id, label_png(3), a, 1,
                              state=RevisionState.submitted).conflict          # other pixels

@@ -93,6 +93,8 @@ def test_a_double_click_on_save_is_one_save_not_a_conflict(ui):
     second = view.on_save(work, stroke, (), 0.5, _req("ann"))  # the click queued behind it
     assert "Saved draft revision 1" in first[view.status]
     assert "Saved draft revision 1" in second[view.status], second[view.status]
+    late = view.on_save(first[view.work], None, (), 0.5, _req("ann"))  # clicked after the answer
+    assert "Saved draft revision 1" in late[view.status], late[view.status]
     assert [(n, s) for n, s, _ in _main_line(studio, work.image_id)] == [(1, "draft")]
 
 
