@@ -17,16 +17,16 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from core.errors import FacetError
-from core.imageio import decode_label_png, encode_label_png, resize_image
+from core.imageio import BadImageError, decode_label_png, encode_label_png
 from db.annotation_queue import next_image as lease_next_image
 from db.annotation_queue import release as release_lease
+from db.cache import get_prediction
 from db.images import add_image as store_image
-from db.images import read_image
 from db.jobs import TrainingPendingError, create_training_job, fail
 from db.models import Image, Origin, RevisionState, utcnow
 from db.review import approve, reject, submit
 from db.revisions import current_number, history, latest_revision, restore_revision, save_revision
-from db.versions import activate, add_version, get_version
+from db.versions import activate, active_version, add_version, get_version
 from webapp.auth import Actor
 from webapp.records import (AddedImage, Decision, OpenedImage, RevisionInfo, SaveOutcome,
                             StartPoint, VersionInfo)
@@ -87,10 +87,9 @@ def _held_by_other(image: Image, actor: Actor) -> datetime | None:
 
 
 def _opened(studio: Studio, session: Session, image: Image, actor: Actor) -> OpenedImage:
-    size = (image.label_width, image.label_height)
     sam_ready = None if studio.sam is None else studio.sam.ready_in(session, image.id)
     return OpenedImage(
-        image.id, image.source_name, resize_image(read_image(studio.settings, image), size),
+        image.id, image.source_name, (image.width, image.height),
         (image.width / image.label_width, image.height / image.label_height),
         _start_point(studio, session, image), _history(session, image.id),
         studio.predictions.active_in(session), sam_ready, _held_by_other(image, actor))
@@ -150,6 +149,9 @@ def save_labels(studio: Studio, actor: Actor, image_id: int, labels: np.ndarray 
     with studio.session() as session:
         image_in(session, image_id)
         start = current_number(session, image_id) if base == ANY_REVISION else base
+        if origin == Origin.human and model_version_id is None and start is None:
+            model_version_id = _unchanged_pre_annotation(studio, session, image_id, png)
+            origin = Origin.model if model_version_id is not None else origin
         result = save_revision(session, image_id, png, actor.user_id, start, state=state,
                                origin=origin, model_version_id=model_version_id, comment=comment,
                                num_classes=studio.labels.num_classes)
@@ -159,6 +161,23 @@ def save_labels(studio: Studio, actor: Actor, image_id: int, labels: np.ndarray 
     if not outcome.conflict and state == RevisionState.submitted and studio.tasks is not None:
         studio.tasks.label_saved(image_id)
     return outcome
+
+
+def _unchanged_pre_annotation(studio: Studio, session: Session, image_id: int,
+                              png: bytes) -> int | None:
+    """The active version when ``png`` is exactly its cached pre-annotation of the image (a
+    first save that changed nothing is the model's work, whoever clicked Save), else None.
+    A bad ``png`` gives None here; the save itself then refuses it."""
+    version = active_version(session)
+    row = get_prediction(session, image_id, version.id) if version is not None else None
+    if row is None:
+        return None
+    try:
+        saved = decode_label_png(png, studio.labels.num_classes)
+    except BadImageError:
+        return None
+    same = np.array_equal(saved, decode_label_png(row.label_png, 256))
+    return version.id if same else None
 
 
 def submit_labels(studio: Studio, actor: Actor, image_id: int,

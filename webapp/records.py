@@ -66,8 +66,8 @@ class StartPoint:
 class OpenedImage:
     """Everything the Annotate view shows for one image, read in one session.
 
-    ``photo``: ``H x W x 3`` uint8 at the label size. ``scale``: label pixels → original-image
-    pixels ``(sx, sy)`` (SAM works on the original). ``history``: every revision, oldest
+    ``size``: the original image's ``(width, height)`` in pixels. ``scale``: label pixels →
+    original-image pixels ``(sx, sy)`` (SAM works on the original). ``history``: every revision, oldest
     first. ``active``: the active model now. ``sam_ready``: whether the SAM embedding is
     cached (``None`` without SAM). ``held_until``: naive UTC end of another annotator's lease
     on the image, ``None`` when nobody else holds it.
@@ -75,7 +75,7 @@ class OpenedImage:
 
     image_id: int
     filename: str
-    photo: np.ndarray
+    size: tuple[int, int]
     scale: tuple[float, float]
     start: StartPoint
     history: tuple[RevisionInfo, ...]

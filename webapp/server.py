@@ -16,10 +16,13 @@ from db.settings import Settings
 from webapp.api import install_error_handlers, router
 from webapp.body_limits import BodyLimitGuard, BodyLimits
 from webapp.demo import fill_demo, register_parser, train_first_model
+from webapp.editor_api import router as editor_router
 from webapp.guards import SameOriginGuard
 from webapp.options import ServeOptions, is_loopback
 from webapp.ports import TaskQueue
 from webapp.studio import Studio
+from webapp.static_files import RevalidatedStaticFiles
+from webapp.ui.annotate import STATIC_DIR, STATIC_URL
 from webapp.ui.blocks import build_blocks, css, head
 
 OPEN_MODE_BANNER = """
@@ -55,6 +58,8 @@ def build_app(studio: Studio) -> FastAPI:
                                                          studio.options.max_label_bytes))
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(editor_router)
+    app.mount(STATIC_URL, RevalidatedStaticFiles(directory=STATIC_DIR), name="facet-static")
     auth = None if studio.auth.open_mode() else studio.auth.gradio_login
     blocks = build_blocks(studio)
     blocks.queue(default_concurrency_limit=4)

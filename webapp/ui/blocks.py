@@ -2,8 +2,7 @@
 import gradio as gr
 
 from webapp.studio import Studio
-from webapp.ui import palette
-from webapp.ui.annotate import AnnotateView
+from webapp.ui.annotate import AnnotateView, head_tags
 from webapp.ui.common import actor_of
 from webapp.ui.dataset import DatasetView
 from webapp.ui.model_versions import ModelsView
@@ -20,16 +19,16 @@ BASE_CSS = """
 
 
 def css(studio: Studio) -> str:
-    return BASE_CSS + palette.css(studio.labels)
+    return BASE_CSS
 
 
 def head(studio: Studio) -> str:
-    return palette.shortcuts_js(studio.labels)
+    return head_tags()
 
 
 def build_blocks(studio: Studio) -> gr.Blocks:
     """Every view, wired. All state is per session (``gr.State``) or in the database."""
-    annotate, review = AnnotateView(studio), ReviewView(studio)
+    annotate, review = AnnotateView(), ReviewView(studio)
     dataset, models = DatasetView(studio), ModelsView(studio)
     with gr.Blocks(title="Facet — face parsing studio") as blocks:
         with gr.Row():
@@ -50,7 +49,6 @@ def build_blocks(studio: Studio) -> gr.Blocks:
             models_tab = gr.Tab("Models", id="models", elem_id="facet-tab-models")
             with models_tab:
                 models.build()
-        annotate.wire()
         review.wire(review_tab)
         dataset.wire(dataset_tab)
         models.wire(models_tab)

@@ -1,0 +1,58 @@
+// The studio's REST API as the editor uses it. Requests carry the page's login cookie
+// (same origin), so they act as the logged-in annotator with the same roles.
+import { base64ToBytes, decodeGreyPng, encodeGreyPng } from "./png.js";
+
+export class ApiError extends Error {
+  constructor(status, detail, body) { super(detail); this.status = status; this.body = body; }
+}
+
+async function call(method, url, { json, body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers }, credentials: "same-origin" };
+  if (json !== undefined) { init.body = JSON.stringify(json); init.headers["Content-Type"] = "application/json"; }
+  if (body !== undefined) init.body = body;
+  let res;
+  try { res = await fetch(url, init); } catch (err) { throw new ApiError(0, `the server cannot be reached (${err.message})`); }
+  const type = res.headers.get("content-type") || "";
+  const data = type.includes("json") ? await res.json() : await res.arrayBuffer();
+  if (!res.ok) {
+    const detail = data && data.detail ? data.detail : `HTTP ${res.status}`;
+    throw new ApiError(res.status, typeof detail === "string" ? detail : JSON.stringify(detail), data);
+  }
+  return { data, headers: res.headers };
+}
+
+export const api = {
+  config: async () => (await call("GET", "/api/editor/config")).data,
+  open: async (id) => (await call("GET", `/api/images/${id}/open`)).data,
+  next: async (skipped, release) => (await call("POST", "/api/queue/next", { json: { skipped, release } })).data.image,
+  revisions: async (id) => (await call("GET", `/api/images/${id}/revisions`)).data,
+
+  /** Save `pixels` as a draft or a submission on top of revision `base` (null: none yet).
+   *  → {revision} or throws ApiError 409 with body.current_revision. */
+  async save(id, pixels, width, height, base, state) {
+    const png = await encodeGreyPng(pixels, width, height);
+    const headers = { "Content-Type": "image/png" };
+    if (base !== null && base !== undefined) headers["If-Match"] = `"${base}"`;
+    return (await call("PUT", `/api/images/${id}/annotation?state=${state}`, { body: png, headers })).data;
+  },
+
+  async restore(id, revision, base) {
+    const headers = base !== null && base !== undefined ? { "If-Match": `"${base}"` } : {};
+    return (await call("POST", `/api/images/${id}/restore`, { json: { revision }, headers })).data;
+  },
+
+  /** SAM mask for clicks / a box in original-image pixels → {width, height, pixels (0|255)}. */
+  async sam(id, points, box) {
+    const { data, headers } = await call("POST", `/api/images/${id}/sam`, { json: { points, box } });
+    const mask = await decodeGreyPng(new Uint8Array(data));
+    return { ...mask, score: parseFloat(headers.get("X-Sam-Score") || "0") };
+  },
+};
+
+/** The start label map of an opened image → Uint8Array (label_width * label_height). */
+export async function startPixels(opened) {
+  const png = await decodeGreyPng(base64ToBytes(opened.labels_png));
+  if (png.width !== opened.label_width || png.height !== opened.label_height)
+    throw new Error(`label map is ${png.width}x${png.height}, expected ${opened.label_width}x${opened.label_height}`);
+  return png.pixels;
+}
