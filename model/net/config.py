@@ -1,6 +1,7 @@
 """The parser's hyperparameters: one dataclass, saved in every checkpoint and rebuilt from it.
 
 ``ParserConfig.small()`` is the CPU model (resnet18, 256 x 256 input, output stride 32);
+``ParserConfig.mobile()`` the same on MobileNetV3-Large (the shipped face prior);
 ``ParserConfig.paper()`` follows Han & Yoon (2024): resnet101 dilated to output stride 8 at
 512 x 512. :func:`model.net.network.build_face_parser` is the only place these numbers turn
 into layers.
@@ -13,8 +14,8 @@ from typing import Any
 from core.errors import FacetError
 from core.labels import CELEBAMASK, LabelSet
 
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
-PRESETS: tuple[str, ...] = ("small", "paper")
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large")
+PRESETS: tuple[str, ...] = ("small", "mobile", "paper")
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class ParserConfig:
     """Architecture of a :class:`model.net.network.FaceParser`.
 
     Attributes:
-        backbone: torchvision ResNet name (random init unless ``backbone_weights`` is set).
+        backbone: torchvision trunk name (a ResNet or ``mobilenet_v3_large``; random init
+            unless ``backbone_weights`` is set).
         output_stride: 8, 16 or 32; strides below 32 replace ResNet strides with dilation.
         input_size: side of the square network input in pixels; images are resized to it.
         num_classes: output classes (from the label set).
@@ -68,6 +70,11 @@ class ParserConfig:
         return cls(num_classes=labels.num_classes, **overrides)
 
     @classmethod
+    def mobile(cls, labels: LabelSet = CELEBAMASK, **overrides: Any) -> "ParserConfig":
+        """MobileNetV3-Large at 256 x 256, output stride 32: the shipped face prior's model."""
+        return cls(num_classes=labels.num_classes, **{"backbone": "mobilenet_v3_large", **overrides})
+
+    @classmethod
     def paper(cls, labels: LabelSet = CELEBAMASK, **overrides: Any) -> "ParserConfig":
         """resnet101 dilated to output stride 8 at 512 x 512, as in Han & Yoon (2024)."""
         base = dict(backbone="resnet101", output_stride=8, input_size=512, context_channels=512,
@@ -77,7 +84,7 @@ class ParserConfig:
 
     @classmethod
     def preset(cls, name: str, labels: LabelSet = CELEBAMASK, **overrides: Any) -> "ParserConfig":
-        """``"small"`` or ``"paper"``; a :class:`FacetError` for anything else."""
+        """``"small"``, ``"mobile"`` or ``"paper"``; a :class:`FacetError` for anything else."""
         if name not in PRESETS:
             raise FacetError(f"unknown config {name!r}; choose from {', '.join(PRESETS)}")
         return getattr(cls, name)(labels, **overrides)

@@ -3,7 +3,7 @@
 ``build_face_parser(config)`` is the only place a :class:`ParserConfig` becomes layers::
 
     image B x 3 x H x W (RGB in [0, 1])
-      → backbone  (ResNet: c1..c4 at strides 4, 8, 16, output_stride)
+      → backbone  (ResNet or MobileNetV3: c1..c4 at strides 4, 8, 16, output_stride)
       → context   (position + channel self-attention on c4)
       → decoder   (context fused with c1 and c2 at stride 4)
       → heads     ("seg": class logits; "edge": binary edges, training mode only)
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.net.attention import ContextModule
-from model.net.backbone import ResNetBackbone
+from model.net.backbone import MobileNetBackbone, ResNetBackbone, build_backbone
 from model.net.config import ParserConfig
 from model.net.decoder import Decoder
 from model.net.heads import EdgeHead, SegmentationHead
@@ -35,7 +35,8 @@ class FaceParser(nn.Module):
     In eval mode the edge head never runs, so it costs nothing at inference.
     """
 
-    def __init__(self, config: ParserConfig, backbone: ResNetBackbone, context: ContextModule,
+    def __init__(self, config: ParserConfig, backbone: ResNetBackbone | MobileNetBackbone,
+                 context: ContextModule,
                  decoder: Decoder, heads: nn.ModuleDict) -> None:
         super().__init__()
         self.config = config
@@ -65,10 +66,10 @@ def build_face_parser(config: ParserConfig, *,
     """Build a randomly initialised :class:`FaceParser` from ``config``.
 
     The backbone is initialised from ``backbone_weights`` (or ``config.backbone_weights``), a
-    local torchvision ResNet state dict, when one is given and ``load_backbone_weights``;
+    local torchvision state dict of the trunk, when one is given and ``load_backbone_weights``;
     nothing is ever downloaded. Checkpoint loading passes ``load_backbone_weights=False``.
     """
-    backbone = ResNetBackbone(config.backbone, config.output_stride)
+    backbone = build_backbone(config.backbone, config.output_stride)
     weights = backbone_weights or config.backbone_weights
     if weights and load_backbone_weights:
         backbone.load_torchvision_weights(weights)

@@ -1,4 +1,4 @@
-"""The network: both presets run forward and backward on tiny inputs, every parameter learns,
+"""The network: every preset runs forward and backward on tiny inputs, every parameter learns,
 the edge head exists only in training mode, and backbone weights load from a local file."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.mark.parametrize("preset", ["small", "paper"])
+@pytest.mark.parametrize("preset", ["small", "mobile", "paper"])
 def test_forward_backward_every_parameter_learns(preset):
     config = ParserConfig.preset(preset)
     model = build_face_parser(config).train()
@@ -90,3 +90,17 @@ def test_backbone_initialises_from_a_local_torchvision_file(tmp_path):
         build_face_parser(ParserConfig.small(), backbone_weights=tmp_path / "r34.pth")
     with pytest.raises(FacetError, match="not found"):
         build_face_parser(ParserConfig.small(), backbone_weights=tmp_path / "missing.pth")
+
+
+def test_the_mobile_trunk_loads_a_local_torchvision_mobilenet_file(tmp_path):
+    reference = torchvision.models.mobilenet_v3_large(weights=None)
+    path = tmp_path / "mobilenet.pth"
+    torch.save(reference.state_dict(), path)                  # classifier.* is left out
+    model = build_face_parser(ParserConfig.mobile(backbone_weights=str(path)))
+    assert torch.equal(model.backbone.features[16][0].weight, reference.features[16][0].weight)
+    c1, c2, c3, c4 = model.backbone(torch.rand(1, 3, 64, 64))
+    assert [t.shape[1:] for t in (c1, c2, c3, c4)] == [(24, 16, 16), (40, 8, 8), (112, 4, 4),
+                                                       (960, 2, 2)]
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(FacetError, match="do not fit"):
+        build_face_parser(ParserConfig.mobile(), backbone_weights=tmp_path / "r18.pth")
