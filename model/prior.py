@@ -1,0 +1,103 @@
+"""The synthetic face prior: a parser trained only on an endless stream of freshly rendered
+synthetic faces (both styles, every augmentation, never the same face twice), so that a fresh
+studio pre-annotates faces before anyone has labelled one.
+
+:func:`pretrain` trains it (the ``pretrain`` command); :func:`score_prior` measures it per
+class on held-out synthetic faces of both styles, drawn from seeds the stream never uses.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from core.labels import CELEBAMASK, LabelSet
+from model.augment import AugmentConfig, augment_pair
+from model.evaluate import evaluate
+from model.inference import Predictor
+from model.net import ParserConfig
+from model.recipe import TrainRecipe
+from model.synth import STYLES, face_seed, render_face
+from model.train import OnStep, TrainResult, prepare, run_metadata, run_steps
+
+HELD_OUT_SEED = 900_001
+"""Base seed of the held-out faces (:func:`model.synth.face_seed`); the stream draws from
+``[STREAM_SEED_BASE, 2**62)``, so it never renders one of them."""
+STREAM_SEED_BASE = 1 << 40
+
+
+class SynthFaceStream(IterableDataset):
+    """Endless batches of new synthetic faces, augmented like real training data.
+
+    Each item: ``"images"``: ``B x 3 x S x S`` uint8, ``"targets"``: ``B x S x S`` uint8. Each
+    face is rendered at ``S`` (the network input) from a fresh random seed in a random style.
+    """
+
+    def __init__(self, size: int, batch_size: int, labels: LabelSet, augment: AugmentConfig,
+                 seed: int, styles: tuple[str, ...] = STYLES) -> None:
+        self.size, self.batch_size, self.labels = size, batch_size, labels
+        self.augment, self.seed, self.styles = augment, seed, styles
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        rng = np.random.default_rng([self.seed, 0 if info is None else info.id + 1, 77])
+        while True:
+            yield self.draw(rng)
+
+    def draw(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        pairs = []
+        for _ in range(self.batch_size):
+            seed = int(rng.integers(STREAM_SEED_BASE, 1 << 62))
+            style = self.styles[int(rng.integers(len(self.styles)))]
+            image, label = render_face(seed, self.size, style, self.labels)
+            pairs.append(augment_pair(image, label, self.size, self.labels, rng, self.augment))
+        return {"images": torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2),
+                "targets": torch.from_numpy(np.stack([p[1] for p in pairs]))}
+
+
+def pretrain(config: ParserConfig, recipe: TrainRecipe, *, device: str | torch.device = "cpu",
+             on_step: OnStep | None = None, labels: LabelSet = CELEBAMASK) -> TrainResult:
+    """Train a fresh ``config`` model on :class:`SynthFaceStream` as ``recipe`` says (its
+    ``input_size`` is the config's). The metadata is :func:`model.train.run_metadata`'s plus
+    ``"prior"``: the faces seen and the styles."""
+    setup = prepare((), config, recipe, init=None, teacher=None, unlabeled=False,
+                    device=device, labels=labels)
+    r = setup.recipe
+    stream = SynthFaceStream(setup.config.input_size, r.batch_size, setup.labels, r.augment,
+                             r.seed)
+    progress = run_steps(setup, stream, on_step)
+    model = setup.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
+    meta = run_metadata(setup, progress, n_labelled=0, n_unlabeled=0)
+    meta["prior"] = {"source": "synthetic faces, fresh every step", "styles": list(STYLES),
+                     "faces_seen": progress.images}
+    return TrainResult(model, setup.config, meta, setup.labels)
+
+
+def held_out_faces(count: int, size: int, style: str, labels: LabelSet = CELEBAMASK,
+                   first: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Synthetic faces ``first .. first + count - 1`` of ``style`` that no training stream
+    renders: ``(image size x size x 3, label size x size)`` uint8 pairs."""
+    return [render_face(face_seed(HELD_OUT_SEED + STYLES.index(style), k), size, style, labels)
+            for k in range(first, first + count)]
+
+
+def score_prior(predictor: Predictor, count: int = 24, size: int = 256,
+                first: int = 0) -> dict[str, Any]:
+    """Validation metrics of a prior on ``count`` held-out faces per style (from face
+    ``first`` on), at ``size`` px:
+    ``{"mean_f1", "per_class_f1", "by_style": {style: {"mean_f1", "per_class_f1"}}}`` (F1 in
+    [0, 1]; the overall numbers pool every face of every style)."""
+    faces = {style: held_out_faces(count, size, style, predictor.labels, first)
+             for style in STYLES}
+    by_style = {style: evaluate(predictor, faces[style]) for style in STYLES}
+    pooled = evaluate(predictor, [face for style in STYLES for face in faces[style]])
+    return {"mean_f1": pooled["mean_f1"], "per_class_f1": pooled["per_class_f1"],
+            "n_images": pooled["n_images"],
+            "by_style": {s: {"mean_f1": m["mean_f1"], "per_class_f1": m["per_class_f1"]}
+                         for s, m in by_style.items()}}
+
+
+__all__ = ["HELD_OUT_SEED", "SynthFaceStream", "held_out_faces", "pretrain", "score_prior"]

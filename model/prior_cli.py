@@ -1,0 +1,84 @@
+"""The ``pretrain`` command: train the synthetic face prior (:mod:`model.prior`) and write it
+as a checkpoint with its recipe and its per-class scores on held-out synthetic faces."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.errors import FacetError
+
+DEFAULT_STEPS = 3000
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="train the face prior on an endless stream of "
+                                        "synthetic faces")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
+    p.add_argument("--config", default="mobile", choices=("mobile", "small", "paper"))
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"optimiser steps (default {DEFAULT_STEPS}; with --seconds: at most)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds of training")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--input-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-faces", type=int, default=24,
+                   help="held-out faces per style to score the prior on (default 24)")
+    p.add_argument("--half", action="store_true", help="store the weights as float16")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores, at most 8)")
+    p.set_defaults(func=run_pretrain)
+
+
+def format_scores(scores: dict) -> str:
+    """The per-class F1 table of :func:`model.prior.score_prior` as Markdown."""
+    styles = list(scores["by_style"])
+    rows = ["| class | " + " | ".join(styles) + " | both |", "|---" * (len(styles) + 2) + "|"]
+    for name, f1 in scores["per_class_f1"].items():
+        cells = [scores["by_style"][s]["per_class_f1"].get(name) for s in styles] + [f1]
+        rows.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in cells) + " |")
+    rows.append("| **mean F1** | " + " | ".join(f"{scores['by_style'][s]['mean_f1']:.3f}" for s in styles)
+                + f" | {scores['mean_f1']:.3f} |")
+    return "\n".join(rows)
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.checkpoint import save_checkpoint
+    from model.devices import resolve_device, set_torch_threads
+    from model.inference import Predictor
+    from model.net import ParserConfig
+    from model.prior import pretrain, score_prior
+    from model.recipe import TrainRecipe
+
+    if args.steps < 1 or args.batch_size < 1 or args.eval_faces < 1:
+        raise FacetError("--steps, --batch-size and --eval-faces must be at least 1")
+    if args.out.is_dir():
+        raise FacetError(f"--out {args.out} is a folder; give a checkpoint file name")
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        set_torch_threads(args.threads)
+    config = ParserConfig.preset(args.config, input_size=args.input_size)
+    recipe = TrainRecipe(steps=args.steps, time_budget_s=args.seconds,
+                         batch_size=args.batch_size, seed=args.seed)
+    bar = tqdm(total=args.steps, desc="pretrain", unit="step", file=sys.stderr,
+               dynamic_ncols=True, disable=None)
+
+    def on_step(step: int, total: int, losses: dict[str, float], rate: float) -> None:
+        bar.total = total
+        bar.set_postfix(loss=f"{losses['total']:.3f}", rate=f"{rate:.1f} img/s", refresh=False)
+        bar.update(1)
+
+    try:
+        result = pretrain(config, recipe, device=device, on_step=on_step)
+    finally:
+        bar.close()
+    scores = score_prior(Predictor(result.model, result.config, result.labels, device=device),
+                         count=args.eval_faces, size=args.input_size)
+    meta = dict(result.meta, metrics=scores, command=" ".join(sys.argv))
+    save_checkpoint(args.out, result.model, result.config, result.labels, meta, half=args.half)
+    print(format_scores(scores))
+    print(f"wrote {args.out} ({result.meta['steps']} steps, {result.meta['seconds']:.0f} s, "
+          f"held-out mean F1 {scores['mean_f1']:.3f})")
+    return 0
