@@ -33,13 +33,20 @@ def register(sub: argparse._SubParsersAction, make_tasks: TaskQueueFactory | Non
                    help="architecture of --sam-checkpoint (default vit_b)")
     p.add_argument("--parser-checkpoint", type=Path, default=None, metavar="PATH",
                    help="parser checkpoint to register and activate when no model version exists")
+    p.add_argument("--prior", type=Path, default=None, metavar="PATH",
+                   help="face prior checkpoint that a database without models starts from "
+                        "(default: the shipped assets/face-prior.pt)")
+    p.add_argument("--no-prior", action="store_true",
+                   help="start a new database without a model (random weights at the first run)")
     p.set_defaults(func=lambda args: run_serve(args, make_tasks))
+    from webapp import foreign_cli  # add-parser: needs the model and the database
+    foreign_cli.register(sub)
 
 
 def options_from_args(args: argparse.Namespace):
     """:class:`webapp.options.ServeOptions` from parsed arguments (checks the port)."""
     from core.errors import FacetError
-    from webapp.options import ServeOptions
+    from webapp.options import SHIPPED_PRIOR, ServeOptions
 
     if not 0 < args.port < 65536:
         raise FacetError(f"--port must be 1..65535, got {args.port}")
@@ -47,7 +54,8 @@ def options_from_args(args: argparse.Namespace):
         raise FacetError(f"--demo must be >= 0, got {args.demo}")
     return ServeOptions(host=args.host, port=args.port, no_worker=args.no_worker, demo=args.demo,
                         sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model,
-                        parser_checkpoint=args.parser_checkpoint)
+                        parser_checkpoint=args.parser_checkpoint,
+                        prior=None if args.no_prior else (args.prior or SHIPPED_PRIOR))
 
 
 def run_serve(args: argparse.Namespace, make_tasks: TaskQueueFactory | None = None) -> int:

@@ -50,11 +50,11 @@ def fill_demo(studio: Studio, count: int, size: int = 512, labelled_fraction: fl
 
 
 def train_first_model(studio: Studio) -> str:
-    """Queue a training run when the database has labels but no model yet (the demo's first
-    pre-annotations); returns a one-line report."""
+    """Queue a training run on the demo's labels (it fine-tunes the face prior when there is
+    one, else trains a first model); returns a one-line report."""
     with studio.session() as session:
-        if list_versions(session):
-            return "demo: a model already exists; no training queued"
+        if any(v.num_labels for v in list_versions(session)):
+            return "demo: a trained model already exists; no training queued"
     try:
         job_id = queue_training(studio, None, "demo")
     except NoWorkerError:
@@ -64,7 +64,18 @@ def train_first_model(studio: Studio) -> str:
     return f"demo: training a first model in the background (job {job_id}); watch the Models tab"
 
 
-def register_parser(studio: Studio, checkpoint: Path) -> str:
+def register_prior(studio: Studio, checkpoint: Path) -> str:
+    """Make the face prior the first model version of a database without any (a missing file
+    is reported, not an error: the studio then starts without a model)."""
+    if not Path(checkpoint).is_file():
+        return (f"prior: {checkpoint} not found; starting without a model (the first training "
+                "run starts from random weights)")
+    return register_parser(studio, checkpoint, "face prior: trained on synthetic faces only, "
+                           "scored on held-out synthetic faces", "prior")
+
+
+def register_parser(studio: Studio, checkpoint: Path, note: str = "from serve --parser-checkpoint",
+                    what: str = "parser") -> str:
     """Record ``checkpoint`` as a model version and activate it, when no version exists yet.
 
     The file is copied under the data dir's ``models/`` when it lives elsewhere (versions store
@@ -77,7 +88,7 @@ def register_parser(studio: Studio, checkpoint: Path) -> str:
     given = checkpoint.name
     with studio.session() as session:
         if list_versions(session):
-            return f"parser: the database already has model versions; {given} not registered"
+            return f"{what}: the database already has model versions; {given} not registered"
     ckpt = load_checkpoint(checkpoint)  # validates the file before anything is stored
     if ckpt.labels.names != studio.labels.names:
         raise FacetError(f"{checkpoint} predicts {ckpt.labels.num_classes} classes that differ "
@@ -95,5 +106,5 @@ def register_parser(studio: Studio, checkpoint: Path) -> str:
             metrics[key] = meta[key]
     version_id = add_active_version(studio, checkpoint.relative_to(data_dir).as_posix(),
                                     ckpt.config.to_dict(), metrics,
-                                    int(meta.get("n_labelled") or 0), "from serve --parser-checkpoint")
-    return f"parser: registered {given} as model v{version_id} and activated it"
+                                    int(meta.get("n_labelled") or 0), note)
+    return f"{what}: registered {given} as model v{version_id} and activated it"

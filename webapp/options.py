@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 LOOPBACK_NAMES = ("localhost",)
+SHIPPED_PRIOR = Path(__file__).resolve().parents[1] / "assets" / "face-prior.pt"
+"""The synthetic face prior that ships with Facet (docs/PRIOR.md says how it was made)."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class ServeOptions:
     "next image" reserves an image for one annotator. ``demo_size``: side of the
     synthetic ``--demo`` faces in pixels. ``max_upload_bytes`` / ``max_label_bytes``: the
     largest image upload and label-map PNG a request may carry (:mod:`webapp.body_limits`).
+    ``prior``: the parser checkpoint that becomes the first model version of a database
+    without any (``--parser-checkpoint`` wins over it; ``None``: start from random weights).
     """
 
     host: str = "127.0.0.1"
@@ -33,6 +37,7 @@ class ServeOptions:
     demo_size: int = 512
     max_upload_bytes: int = 64 * 2**20
     max_label_bytes: int = 32 * 2**20
+    prior: Path | None = SHIPPED_PRIOR
     sam_builders: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 

@@ -15,7 +15,7 @@ from core.errors import FacetError
 from db.settings import Settings
 from webapp.api import install_error_handlers, router
 from webapp.body_limits import BodyLimitGuard, BodyLimits
-from webapp.demo import fill_demo, register_parser, train_first_model
+from webapp.demo import fill_demo, register_parser, register_prior, train_first_model
 from webapp.editor_api import router as editor_router
 from webapp.guards import SameOriginGuard
 from webapp.options import ServeOptions, is_loopback
@@ -76,14 +76,16 @@ def serve(settings: Settings, options: ServeOptions, tasks: TaskQueue | None) ->
     set_torch_threads()  # this process's SAM clicks and --no-worker predictions: every core, at most 8
     studio = Studio.create(settings, options, tasks)
     open_mode = check_host(studio, options.host)
+    if options.parser_checkpoint is not None:
+        print(register_parser(studio, options.parser_checkpoint), file=sys.stderr)
+    elif options.prior is not None:
+        print(register_prior(studio, options.prior), file=sys.stderr)
     if options.demo:
         added = fill_demo(studio, options.demo, options.demo_size)
         print(f"demo: added {added} synthetic faces" if added else
               "demo: the database already has images; nothing added", file=sys.stderr)
         if added:
             print(train_first_model(studio), file=sys.stderr)
-    if options.parser_checkpoint is not None:
-        print(register_parser(studio, options.parser_checkpoint), file=sys.stderr)
     if open_mode:
         print(OPEN_MODE_BANNER, file=sys.stderr)
     if studio.sam is None:

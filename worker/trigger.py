@@ -1,4 +1,6 @@
-"""When the loop retrains by itself: after ``retrain_every`` new labels (FACET_RETRAIN_EVERY).
+"""When the loop retrains by itself: after ``retrain_every`` new labels (FACET_RETRAIN_EVERY);
+the very first run, when a model is already active (the face prior), after
+:data:`FIRST_RUN_LABELS` — it fine-tunes that model, so it need not wait for ten faces.
 
 New labels are counted against the snapshot of the newest *succeeded* training job: images
 whose current label (submitted or approved) was saved after that snapshot was taken. The check
@@ -18,8 +20,14 @@ from sqlalchemy.orm import Session
 
 from db.jobs import TRAIN_KIND, TrainingPendingError, create_training_job, latest_job
 from db.models import Job, JobState, RevisionState
+from db.versions import active_version
 from worker.snapshot import (LABELLED_STATES, MIN_VAL, count_labels_since, labelled_rows,
                              max_label_revision_id)
+
+
+FIRST_RUN_LABELS = MIN_VAL + 2
+"""Labels that start the first run over an active model: one to train on, and the validation
+split (:data:`worker.snapshot.MIN_VAL`) plus one."""
 
 
 def last_trained_revision_id(session: Session) -> int:
@@ -48,8 +56,12 @@ def maybe_create_training_job(session: Session, retrain_every: int,
     """
     if retrain_every <= 0:
         return None
-    new = new_label_count(session, states)
-    if new < retrain_every or len(labelled_rows(session, states)) < MIN_VAL + 1:
+    last_trained = last_trained_revision_id(session)
+    new = count_labels_since(session, last_trained, states)
+    needed = retrain_every
+    if last_trained == 0 and active_version(session) is not None:
+        needed = min(retrain_every, FIRST_RUN_LABELS)
+    if new < needed or len(labelled_rows(session, states)) < MIN_VAL + 1:
         return None
     newest = max_label_revision_id(session, states)
     last = latest_job(session, TRAIN_KIND)

@@ -49,3 +49,18 @@ def test_a_failed_automatic_run_is_not_retried_until_a_new_label_arrives(setting
         assert maybe_create_training_job(s, 3) is None
         save_label(s, ids[4], face(4)[1])
         assert maybe_create_training_job(s, 3) is not None
+
+
+def test_over_an_active_prior_the_first_run_starts_after_a_few_labels(settings, sessions):
+    from db.versions import activate, add_version
+    from worker.trigger import FIRST_RUN_LABELS
+
+    ids = add_faces(sessions, settings, {1: "train", 2: "val"}, [3, 4, 5])
+    with session_scope(sessions) as s:
+        assert maybe_create_training_job(s, 10) is None       # no model: wait for ten labels
+        activate(s, add_version(s, "models/prior.pt", {}, {"mean_f1": 0.6}, note="prior").id)
+        for k in range(3, 1 + FIRST_RUN_LABELS):
+            assert maybe_create_training_job(s, 10) is None
+            save_label(s, ids[k], face(k)[1])
+        job = maybe_create_training_job(s, 10)
+        assert job is not None and job.params["new_labels"] == FIRST_RUN_LABELS
