@@ -31,6 +31,7 @@ from model.checkpoint import Checkpoint, load_checkpoint
 from model.dataset import BatchStream, Sample
 from model.devices import amp_dtype, autocast, resolve_device
 from model.distill import Teacher, distillation_loss, trusted_pixels
+from model.foreign import is_foreign
 from model.losses import ParsingLoss
 from model.net import FaceParser, ParserConfig, build_face_parser
 from model.recipe import TrainRecipe
@@ -287,6 +288,10 @@ def _student(config: ParserConfig | None, init: Checkpoint | None, labels: Label
     """The model to train: a copy of ``init``'s model, or a fresh one built from ``config``
     (default: the recipe's :meth:`~model.recipe.TrainRecipe.fresh_config`)."""
     if init is not None:
+        if is_foreign(init.model):
+            raise FacetError("a brought (TorchScript / ONNX) parser cannot be the starting point "
+                             "of training, Facet cannot copy its architecture: train a fresh "
+                             "student and let it teach (--distill-from)")
         if config is not None and config.replace(backbone_weights=None) != \
                 init.config.replace(backbone_weights=None):
             raise FacetError("the --init checkpoint was built with a different config")
@@ -299,8 +304,10 @@ def _student(config: ParserConfig | None, init: Checkpoint | None, labels: Label
 
 def _teacher(checkpoint: Checkpoint | None, student: nn.Module, recipe: TrainRecipe,
              labels: LabelSet, device: torch.device) -> tuple[Teacher | None, str | None]:
-    """The run's teacher and its kind: a frozen copy of ``checkpoint``, an EMA of
-    ``student`` (``recipe.distill.ema_teacher``), or none."""
+    """The run's teacher and its kind: a frozen copy of ``checkpoint`` (a Facet parser or a
+    brought :class:`model.foreign.ForeignParser`: anything whose forward returns
+    ``{"logits": ...}`` in the run's label order), an EMA of ``student``
+    (``recipe.distill.ema_teacher``), or none."""
     if checkpoint is not None:
         if checkpoint.labels != labels:
             raise FacetError("the teacher checkpoint uses a different label set")

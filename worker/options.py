@@ -23,6 +23,10 @@ FACET_TRAIN_LR             (model)   learning rate; empty = model.recipe's defau
 FACET_TRAIN_CONFIG         small     preset of a fresh model (``small`` | ``paper``)
 FACET_TRAIN_SIZE           160|preset input side of a fresh model in pixels (multiple of
                                      32; default 160 on a CPU, the preset's on a GPU)
+FACET_BACKBONE_WEIGHTS     (none)    local torchvision state dict (.pth) of the preset's trunk
+                                     (resnet18 for ``small``, mobilenet_v3_large for ``mobile``)
+                                     that a fresh model's backbone starts from; nothing is
+                                     downloaded. Read when a run builds a fresh model
 FACET_TRAIN_TIMEOUT        3600      seconds before a run is stopped (process workers only)
 FACET_DISTILL_WEIGHT       (model)   weight of the self-distillation term (0: none)
 FACET_DISTILL_MIN_F1       0.5       the active model teaches only when its mean F1 on this
@@ -66,6 +70,14 @@ def _flag(raw: str) -> bool:
 _flag.__name__ = "flag (1 or 0)"
 
 
+def _local_path(raw: str) -> str:
+    """A file path as given, ``~`` expanded and made absolute (versions record it)."""
+    return os.path.abspath(os.path.expanduser(raw))
+
+
+_local_path.__name__ = "path"
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     """Tuning of the background loop; see the module docstring for the variables."""
@@ -84,6 +96,9 @@ class WorkerOptions:
     train_config: str = "small"
     train_size: int | None = None
     """``None``: the recipe's input size of a fresh model on the run's device."""
+    backbone_weights: str | None = None
+    """Local torchvision trunk weights of a fresh model (``ParserConfig.backbone_weights``);
+    ``None``: random initialisation."""
     train_timeout_s: int = 3600
     distill_weight: float | None = None
     """``None``: the recipe's distillation weight."""
@@ -126,6 +141,7 @@ class WorkerOptions:
             lr=get("FACET_TRAIN_LR", float, None),
             train_config=get("FACET_TRAIN_CONFIG", str, cls.train_config),
             train_size=get("FACET_TRAIN_SIZE", int, None),
+            backbone_weights=get("FACET_BACKBONE_WEIGHTS", _local_path, None),
             train_timeout_s=get("FACET_TRAIN_TIMEOUT", int, cls.train_timeout_s),
             distill_weight=get("FACET_DISTILL_WEIGHT", float, None),
             distill_min_f1=get("FACET_DISTILL_MIN_F1", float, None),
@@ -158,6 +174,8 @@ class WorkerOptions:
             raise FacetError(f"FACET_DEVICE must be auto, cpu or cuda, got {self.device!r}")
         if self.workers < 1:
             raise FacetError(f"FACET_WORKERS must be >= 1, got {self.workers}")
+        if self.backbone_weights is not None and not os.path.isfile(self.backbone_weights):
+            raise FacetError(f"FACET_BACKBONE_WEIGHTS={self.backbone_weights!r} is not a file")
         if self.train_timeout_s < 1:
             raise FacetError(f"FACET_TRAIN_TIMEOUT must be >= 1, got {self.train_timeout_s}")
 
@@ -220,6 +238,7 @@ class WorkerOptions:
             "FACET_TRAIN_SECONDS": self.train_seconds,
             "FACET_TRAIN_BATCH": self.batch_size, "FACET_TRAIN_LR": self.lr,
             "FACET_TRAIN_CONFIG": self.train_config, "FACET_TRAIN_SIZE": self.train_size,
+            "FACET_BACKBONE_WEIGHTS": self.backbone_weights,
             "FACET_TRAIN_TIMEOUT": self.train_timeout_s,
             "FACET_DISTILL_WEIGHT": self.distill_weight,
             "FACET_DISTILL_MIN_F1": self.distill_min_f1,

@@ -11,8 +11,10 @@ must keep writing meanwhile):
 2. **score the active model** on the run's validation split (:func:`model.evaluate.evaluate`:
    mean and per-class F1): the bar the new model must reach, and whether the active model is
    good enough to teach (``FACET_DISTILL_MIN_F1``, default 0.5).
-3. **train**: the student starts from the active model (or fresh when there is none, or when
-   the job asks ``{"fresh": true}``); supervised losses on the labels, plus self-distillation
+3. **train**: the student starts from the active model (or fresh when there is none, when
+   the job asks ``{"fresh": true}``, or when the active model is a brought TorchScript / ONNX
+   parser, :mod:`model.foreign`; a fresh trunk starts from ``FACET_BACKBONE_WEIGHTS`` when
+   set); supervised losses on the labels, plus self-distillation
    from the active model (the frozen teacher) on labelled and unlabelled images when it is
    good enough to teach. A weaker active model is only the starting point, trained at the full
    learning rate: its soft targets would pull the student down (docs/BENCHMARKS.md, "Loop").
@@ -320,14 +322,20 @@ def _run(sessions: sessionmaker[Session], settings: Settings, job_id: int,
 
 def load_run_data(ctx: RunContext, recipe: TrainRecipe, fresh: bool) -> RunData:
     """Load the active model (if any) and the snapshot's labelled images; the student starts
-    from the active model unless the job asked for a ``fresh`` one (or there is none)."""
+    from the active model unless the job asked for a ``fresh`` one, there is none, or it is a
+    brought parser (``meta["foreign"]``, :mod:`model.foreign`: its architecture cannot be
+    copied, but it can still teach). A fresh student's trunk starts from
+    ``FACET_BACKBONE_WEIGHTS`` when set."""
     from core.labels import CELEBAMASK
     from model.checkpoint import load_checkpoint
 
     active = None if ctx.active is None else load_checkpoint(ctx.active.checkpoint)
-    init = active if active is not None and not fresh else None
+    foreign = active is not None and "foreign" in active.meta
+    init = active if active is not None and not fresh and not foreign else None
+    weights = {} if ctx.options.backbone_weights is None else {
+        "backbone_weights": ctx.options.backbone_weights}
     config = init.config if init is not None else recipe.fresh_config(
-        ctx.options.train_config, CELEBAMASK)
+        ctx.options.train_config, CELEBAMASK, **weights)
     with session_scope(ctx.sessions) as session:
         samples = load_labelled(session, ctx.settings, ctx.snapshot.train, config.num_classes)
         val = load_labelled(session, ctx.settings, ctx.snapshot.val, config.num_classes)
