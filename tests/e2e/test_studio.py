@@ -1,4 +1,4 @@
-"""The studio in a real headless Chromium: annotate with the brush, submit, review, models."""
+"""The studio in a real headless Chromium: annotate with the editor's brush, submit, review, models."""
 from __future__ import annotations
 
 import time
@@ -6,62 +6,70 @@ import time
 import numpy as np
 import pytest
 
-from core.imageio import decode_label_png
-from db.models import Revision
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import Editor, brush_footprint, login, revisions, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-
-def _revisions(studio, image_id):
-    with studio.session() as session:
-        return [(r.revision, r.state.value, r.author.name if r.author else None, r.comment,
-                 decode_label_png(r.label_png, 19))
-                for r in session.query(Revision).filter_by(image_id=image_id).order_by(Revision.id)]
+BRUSH = 12   # the editor's default brush size (label pixels)
 
 
-def _stroke(page, selector: str, dx: int = 70) -> None:
-    """Drag the mouse across the centre of the editor canvas, slowly enough to register."""
-    box = page.locator(f"{selector} canvas").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx - dx, cy)
-    page.mouse.down()
-    for i in range(2 * dx // 4 + 1):
-        page.mouse.move(cx - dx + 4 * i, cy)
-        time.sleep(0.015)
-    page.mouse.up()
+def _above_the_fold(page) -> dict[str, dict]:
+    """Canvas, palette, Save and Submit: each one's box must lie inside the viewport, unscrolled."""
+    boxes = page.evaluate("""() => Object.fromEntries(
+        ['.fe-canvas', '.fe-palette', '[data-act="save"]', '[data-act="submit"]'].map((sel) => {
+            const r = document.querySelector('#facet-editor ' + sel).getBoundingClientRect();
+            return [sel, {left: r.left, top: r.top, right: r.right, bottom: r.bottom}]; }))""")
+    view = page.viewport_size
+    assert page.evaluate("() => window.scrollY") == 0
+    for sel, b in boxes.items():
+        assert 0 <= b["left"] < b["right"] <= view["width"] and 0 <= b["top"] < b["bottom"] <= view["height"], \
+            (sel, b, view)
+    return boxes
 
 
 def test_annotate_submit_and_approve(studio_url, browser):
     studio, url = studio_url
     nose = studio.labels.id("nose")
 
-    page = login(browser, url, "ann")
+    page = login(browser, url, "ann", viewport=(1366, 768))
     assert page.get_by_role("tab", name="Review").count() == 0 or \
         not page.get_by_role("tab", name="Review").is_visible()
-    page.click("#facet-next")
-    page.wait_for_selector("#facet-header :text('Image #3')")
-    assert "revision 1 (draft) by ann" in page.inner_text("#facet-header")
-    page.wait_for_selector("#facet-editor canvas")
-    time.sleep(1.5)                                   # the background image loads into the canvas
-    page.keyboard.press("2")                          # the palette shortcut for "nose"
-    assert page.locator("#facet-palette input:checked").get_attribute("value") == str(nose)
-    time.sleep(0.5)
-    _stroke(page, "#facet-editor")
-    time.sleep(0.5)
-    screenshot(page, "annotate")
-    page.click("#facet-submit")
-    page.wait_for_selector("#facet-status :text('Submitted image #3 as revision 2')")
+    editor = Editor(page)
+    editor.wait_mounted()
+    editor.act("next")
+    assert editor.wait_open() == 3
+    title = page.inner_text(".fe-title")
+    assert "Image #3" in title and "revision 1 (draft) by ann" in title, title
+    start = editor.start()
+    assert np.array_equal(start, revisions(studio, 3)[-1][4])     # the draft is where it starts
+    editor.press("2")                                             # the palette key of "nose"
+    assert editor.data["cls"] == str(nose)
+    h, w = start.shape
+    editor.record()
+    editor.stroke([(w / 2 - 40, h / 2), (w / 2 + 40, h / 2)])    # across the middle of the face
+    expected = start.copy()
+    expected[brush_footprint(editor.events(), BRUSH, start.shape)] = nose
+    assert editor.data["dirty"] == "true"
+    editor.settle()
+    _above_the_fold(page)
+    screenshot(page, "annotate", width=None)                     # 1366 x 768
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    editor.settle()
+    editor.press("Home")                                          # fit the view to the larger stage
+    editor.settle()
+    _above_the_fold(page)
+    screenshot(page, "annotate_1920", width=None)
+    page.wait_for_function("() => performance.now() - facetEditor.shownAt > 800")
+    editor.act("submit")
+    page.wait_for_selector(".fe-status:text('Submitted image #3 as revision 2')")
+    editor.check_clean()
 
-    revs = _revisions(studio, 3)
+    revs = revisions(studio, 3)
     (n1, s1, _, _, before), (n2, s2, who, _, after) = revs[-2], revs[-1]
     assert (n1, s1, n2, s2, who) == (1, "draft", 2, "submitted", "ann")
     changed = before != after
-    ys, xs = np.nonzero(changed)
+    assert np.array_equal(after, expected), f"{(after != expected).sum()} pixels differ from the stroke"
     assert changed.sum() > 100 and (after[changed] == nose).all() and not (before[changed] == nose).any()
-    h, w = after.shape
-    assert abs(xs.mean() - w / 2) < w * 0.1 and abs(ys.mean() - h / 2) < h * 0.1   # where the stroke went
-    assert xs.max() - xs.min() > 2 * (ys.max() - ys.min())                          # a horizontal stroke
     page.close()
 
     page = login(browser, url, "rev")
@@ -72,14 +80,14 @@ def test_annotate_submit_and_approve(studio_url, browser):
     screenshot(page, "review")
     page.click("#facet-approve")
     page.wait_for_selector("#facet-review-status :text('Approved: image #3')")
-    last = _revisions(studio, 3)[-1]
+    last = revisions(studio, 3)[-1]
     assert last[:4] == (3, "approved", "rev", "Nose added, looks right.")
     assert np.array_equal(last[4], after)
     page.close()
 
 
 def test_models_and_dataset_views(studio_url, browser):
-    studio, url = studio_url
+    _, url = studio_url
     page = login(browser, url, "adm")
     page.get_by_role("tab", name="Models").click()
     page.wait_for_selector("#facet-models-active :text('Active: model v1')")

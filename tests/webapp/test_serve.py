@@ -1,4 +1,4 @@
-"""``serve``: the open (no users) mode, host refusal, --demo, --parser-checkpoint."""
+"""``serve``: the open (no users) mode, host refusal, --demo, --parser-checkpoint, the prior."""
 from __future__ import annotations
 
 import httpx
@@ -10,7 +10,7 @@ from db.models import ModelVersion, Revision
 from tests.webapp.helpers import add_users, app_for, face_bytes, make_studio
 from tests.webapp.live import LiveServer
 from webapp.auth import AccessDenied
-from webapp.demo import fill_demo, register_parser
+from webapp.demo import fill_demo, register_parser, register_prior
 from webapp.server import check_host
 
 
@@ -60,3 +60,20 @@ def test_parser_checkpoint_is_registered_once_and_activated(tmp_path, tiny_parse
         (version,) = session.query(ModelVersion).all()
         assert version.is_active and (studio.settings.data_dir / version.checkpoint_path).is_file()
     assert studio.predictions.active().id == version.id
+
+
+def test_a_database_without_models_starts_from_the_prior_and_its_labels_fine_tune_it(
+        tmp_path, tiny_parser):
+    from tests.webapp.helpers import SyncTasks
+    from webapp.demo import train_first_model
+
+    tasks = SyncTasks()
+    studio = make_studio(tmp_path, tasks=tasks)
+    assert "not found; starting without a model" in register_prior(studio, tmp_path / "none.pt")
+    assert "prior: registered tiny.pt as model v1" in register_prior(studio, tiny_parser)
+    with studio.session() as session:
+        (version,) = session.query(ModelVersion).all()
+        assert version.is_active and version.note.startswith("face prior")
+    fill_demo(studio, 2, size=64)
+    assert "training" in train_first_model(studio)          # the demo's labels fine-tune it
+    assert [c[0] for c in tasks.calls].count("training") == 1

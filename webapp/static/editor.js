@@ -98,6 +98,7 @@ class Editor {
   // ------------------------------------------------------------ opening images
   /** Two-step leave: the first try with unsaved edits warns, the second goes. */
   mayLeave() {
+    this.finishStroke();
     if (!this.image || !this.dirty || this.leaveArmed) return true;
     this.leaveArmed = true;
     this.status(`Image #${this.image.id} has unsaved edits (kept in this browser too): Save first, or press again to leave them.`, "warn");
@@ -135,9 +136,12 @@ class Editor {
     return img.decode().then(() => img, () => { throw new Error(`the photo ${url} could not be loaded`); });
   }
 
-  next(release = null) {
+  /** Lease and open the next image; the one on screen (``leaving``) is released and not served
+   *  again by this call. */
+  next(leaving = null) {
     return this.run(async () => {
-      const opened = await api.next(this.skipped, release);
+      const skip = leaving === null ? this.skipped : [...new Set([...this.skipped, leaving])];
+      const opened = await api.next(skip, leaving);
       if (!opened) {
         const more = this.skipped.length ? " (some were skipped: reload the page to see them again)" : "";
         this.status(`Nothing left to annotate${more}.`, "info");
@@ -147,7 +151,7 @@ class Editor {
     });
   }
 
-  onNext() { if (this.mayLeave()) this.next(); }
+  onNext() { if (this.mayLeave()) this.next(this.image ? this.image.id : null); }
 
   onSkip() {
     if (!this.image) { this.status("Nothing to skip yet: press Next image.", "info"); return; }
@@ -194,6 +198,7 @@ class Editor {
   save(state) {
     if (!this.image || this.busy || !this.config.can_annotate) return;
     if (state === "submitted" && performance.now() - this.shownAt < SUBMIT_GRACE_MS) return;
+    this.finishStroke();
     return this.run(async () => {
       const id = this.image.id, pixels = this.map.pixels.slice(), base = this.base;
       let answer;
@@ -279,8 +284,13 @@ class Editor {
     this.sync();
   }
 
-  undo() { if (this.map) { this.cancelShape(); const box = this.map.undo(); if (box) this.afterEdit(box); } }
-  redo() { if (this.map) { const box = this.map.redo(); if (box) this.afterEdit(box); } }
+  /** End a stroke in progress as its own edit (before undo, redo, saving or leaving). */
+  finishStroke() {
+    if (this.drag && this.drag.kind === "stroke") { this.drag = null; this.afterEdit(this.map.commit()); }
+  }
+
+  undo() { if (this.map) { this.finishStroke(); this.cancelShape(); const box = this.map.undo(); if (box) this.afterEdit(box); } }
+  redo() { if (this.map) { this.finishStroke(); const box = this.map.redo(); if (box) this.afterEdit(box); } }
 
   eraseValue() { return this.eraseTo === "start" ? "start" : 0; }
 
