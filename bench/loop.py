@@ -1,7 +1,8 @@
 """The loop on synthetic faces: a simulated annotator, retraining in a real worker process.
 
 For each queue order (``uncertainty``: the studio's annotation queue, most uncertain first;
-``random``), starting from an empty model:
+``random``), starting from an empty model — or, with ``--prior CKPT``, from that checkpoint
+as the active model (the shipped face prior: then a K=0 row scores it with no labels at all):
 
 1. the annotator takes the next images until K are labelled, and "corrects" each one by
    submitting its ground truth (what a perfect annotator would save); before that, the
@@ -24,7 +25,7 @@ Usage::
     python bench/loop.py [--size 256] [--train-size N] [--seconds S] [--steps N]
                          [--ks 4,8,16,32] [--orders uncertainty,random] [--pool 48]
                          [--heldout 16] [--next 8] [--wild 0.25] [--device cpu] [--threads 2]
-                         [--batch N] [--config small|paper]
+                         [--batch N] [--config small|paper] [--prior CKPT]
 
 ``--train-size``, ``--seconds``, ``--steps`` and ``--batch`` default to the worker's own
 defaults (:meth:`model.recipe.TrainRecipe.for_device`: on a CPU a 160-px model, batch 8, 150 s
@@ -166,6 +167,8 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
             return all(s.get(Image, i).scored_by_id == version_id for i in needs_work_ids(s))
 
     with start_worker_process(settings, env=env) as worker:
+        if args.prior is not None:
+            rows.append(prior_row(order, args, sessions, settings, queue, heldout, scored, worker))
         for k in args.ks:
             if rows:  # the pre-annotations the annotator now starts from were made after K_prev
                 rows[-1].next_f1, rows[-1].next_fix = scores(take(k - done)) if k > done else (None, None)
@@ -212,6 +215,35 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
     return rows
 
 
+def prior_row(order: str, args: argparse.Namespace, sessions, settings: Settings,
+              queue: HueyTaskQueue, heldout: list[tuple[np.ndarray, np.ndarray]], scored,
+              worker) -> Row:
+    """Make ``args.prior`` the active version (as ``serve`` does with the shipped prior), wait
+    until the worker pre-annotated the pool with it, and score it on the held-out faces."""
+    import shutil
+
+    from db.versions import activate, add_version
+    from model.checkpoint import load_checkpoint
+    from model.evaluate import evaluate
+    from model.inference import Predictor
+
+    ckpt = load_checkpoint(args.prior)
+    target = settings.models_dir / "prior.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.prior, target)
+    with session_scope(sessions) as s:
+        version = add_version(s, "models/prior.pt", ckpt.config.to_dict(),
+                              dict(ckpt.meta.get("metrics") or {}), note="prior")
+        activate(s, version.id)
+        version_id = version.id
+    start = time.monotonic()
+    queue.enqueue_scoring(version_id)
+    wait(lambda: scored(version_id), args.timeout, "pre-annotation with the prior", worker.log_path)
+    result = evaluate(Predictor(ckpt.model, ckpt.config, ckpt.labels, device="cpu"), heldout)
+    return Row(order, 0, heldout_f1=result["mean_f1"], heldout_fix=1.0 - result["pixel_accuracy"],
+               to_scored_s=time.monotonic() - start)
+
+
 def fmt(value: float | None, pct: bool = False) -> str:
     if value is None:
         return "–"
@@ -240,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per wait")
     p.add_argument("--keep", type=Path, default=None, help="keep the data dirs here")
+    p.add_argument("--prior", type=Path, default=None,
+                   help="checkpoint that is the active model before any label (e.g. "
+                        "assets/face-prior.pt)")
     args = p.parse_args(argv)
     args.ks = sorted(int(k) for k in args.ks.split(","))
     if args.pool < args.ks[-1] + args.next:
