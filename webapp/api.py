@@ -31,10 +31,12 @@ from webapp import actions
 from webapp.actions import ANY_REVISION, NotFound, NoWorkerError, TrainingPendingError, image_in
 from webapp.auth import AccessDenied, Actor
 from webapp.browser_login import logged_in_user
-from webapp.sam_service import NOT_CONFIGURED
+from webapp.sam_service import NOT_CONFIGURED, EmbeddingPending
 from webapp.studio import Studio
 
 PNG = "image/png"
+SAM_RETRY_S = 2
+"""Seconds a client waits before asking SAM again while an embedding is pending."""
 _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": PNG, ".webp": "image/webp",
           ".bmp": "image/bmp"}
 
@@ -198,14 +200,24 @@ def prediction(image_id: int, studio: StudioDep, who: Who) -> Response:
     return Response(encode_label_png(pred.labels), media_type=PNG, headers=headers)
 
 
-@router.post("/images/{image_id}/sam")
+@router.post("/images/{image_id}/sam", responses={202: {"description": "embedding pending"}})
 def sam(image_id: int, prompt: SamPrompt, studio: StudioDep, who: Who) -> Response:
+    """The mask for the prompts (a PNG, 0/255). With a worker, an image whose embedding is not
+    cached yet answers 202 at once (the embedding queued first in line; ``Retry-After``)
+    instead of running the encoder in the request; without one it is computed here, once."""
     who.require("annotate")
     if studio.sam is None:
         raise HTTPException(503, NOT_CONFIGURED)
     with studio.session() as session:
         image_in(session, image_id)
-    mask, score = studio.sam.mask(image_id, prompt.points, prompt.box)
+    try:
+        mask, score = studio.sam.mask(image_id, prompt.points, prompt.box,
+                                      compute=studio.tasks is None)
+    except EmbeddingPending as err:
+        studio.tasks.enqueue_embedding(image_id, urgent=True)
+        return JSONResponse(status_code=202, headers={"Retry-After": str(SAM_RETRY_S)},
+                            content={"detail": str(err), "pending": True,
+                                     "retry_after_s": SAM_RETRY_S})
     png = encode_label_png(mask.astype("uint8") * 255)
     return Response(png, media_type=PNG, headers={"X-Sam-Score": f"{score:.4f}"})
 

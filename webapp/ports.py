@@ -14,8 +14,9 @@ class TaskQueue(Protocol):
     def enqueue_prediction(self, image_id: int) -> None:
         """Pre-annotate an image with the active model (and score it for the queue)."""
 
-    def enqueue_embedding(self, image_id: int) -> None:
-        """Compute and cache the image's SAM embedding."""
+    def enqueue_embedding(self, image_id: int, urgent: bool = False) -> None:
+        """Compute and cache the image's SAM embedding; ``urgent``: ahead of all other
+        background work (an annotator is waiting to click)."""
 
     def enqueue_training(self, job_id: int) -> None:
         """Run the queued ``train`` job row ``job_id`` (created by the caller)."""

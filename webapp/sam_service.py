@@ -1,8 +1,10 @@
 """SAM for the studio: embeddings cached on disk per image and SAM model, masks per click.
 
-The worker computes embeddings in the background when images arrive; until it has, the first
-click on an image computes the embedding here (seconds) and caches it the same way, so no
-later click runs the image encoder. Coordinates are ``(x, y)`` pixels of the original image.
+The worker computes embeddings in the background when images arrive. With a worker, a click on
+an image it has not embedded yet is answered "pending" (:class:`EmbeddingPending`; the API puts
+the embedding first in the worker's queue) instead of running the encoder in a request; without
+one, the first click computes the embedding here (seconds) and caches it the same way. No later
+click runs the image encoder. Coordinates are ``(x, y)`` pixels of the original image.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import FacetError
 from db.cache import get_embedding_row, has_embedding, store_embedding
 from db.engine import session_scope
 from db.revisions import require_image
@@ -75,10 +78,22 @@ class SamService:
             return SamEmbedding.load(path), True
 
     def mask(self, image_id: int, points: Sequence[Sequence[float]],
-             box: Sequence[float] | None) -> tuple[np.ndarray, float]:
-        """``H x W`` bool mask (original image size) and SAM's score for the prompts."""
-        emb, _ = self.embedding(image_id)
+             box: Sequence[float] | None, compute: bool = True) -> tuple[np.ndarray, float]:
+        """``H x W`` bool mask (original image size) and SAM's score for the prompts.
+        ``compute`` False: :class:`EmbeddingPending` instead of running the image encoder here
+        when the embedding is not cached yet (a worker is computing it)."""
+        if not compute:
+            emb = self.cached(image_id)
+            if emb is None:
+                raise EmbeddingPending(f"SAM is still embedding image {image_id}; it was put "
+                                       "first in the worker's queue: try again in a moment")
+        else:
+            emb, _ = self.embedding(image_id)
         return self.model.predict(emb, points, box)
 
 
-__all__ = ["NOT_CONFIGURED", "SamError", "SamService"]
+class EmbeddingPending(FacetError):
+    """The image's SAM embedding is not cached yet and is left to the worker."""
+
+
+__all__ = ["EmbeddingPending", "NOT_CONFIGURED", "SamError", "SamService"]

@@ -14,6 +14,9 @@ from worker.queue import Tasks, declare_tasks, make_huey
 from worker.tasks import TASKS
 
 
+URGENT_PRIORITY = 100
+"""An embedding an annotator waits for: above every task's own priority (worker/tasks.py)."""
+
 class HueyTaskQueue:
     """Enqueue Facet's background tasks. All methods return immediately.
 
@@ -37,11 +40,12 @@ class HueyTaskQueue:
         """Pre-annotate an image with the active model (and score it for the queue)."""
         self.tasks.enqueue("facet.predict", int(image_id))
 
-    def enqueue_embedding(self, image_id: int) -> None:
-        """Compute the image's SAM embedding in the background (no-op without a checkpoint)."""
+    def enqueue_embedding(self, image_id: int, urgent: bool = False) -> None:
+        """Compute the image's SAM embedding in the background (no-op without a checkpoint);
+        ``urgent``: at :data:`URGENT_PRIORITY`, before every other queued task."""
         if self.sam_checkpoint:
             self.tasks.enqueue("facet.embed", int(image_id), str(self.sam_checkpoint),
-                               self.sam_model)
+                               self.sam_model, priority=URGENT_PRIORITY if urgent else None)
 
     def enqueue_training(self, job_id: int) -> None:
         """Run the ``train`` job row ``job_id`` (created by the caller, state queued)."""

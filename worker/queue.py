@@ -107,9 +107,12 @@ class Tasks:
     huey: Huey
     by_name: Mapping[str, TaskWrapper]
 
-    def enqueue(self, name: str, *args: Any) -> Result | None:
-        """Enqueue the task ``name`` with ``args``; its result handle."""
-        return self.by_name[name](*args)
+    def enqueue(self, name: str, *args: Any, priority: int | None = None) -> Result | None:
+        """Enqueue the task ``name`` with ``args`` (``priority``: instead of its own); its
+        result handle."""
+        if priority is None:
+            return self.by_name[name](*args)
+        return self.by_name[name](*args, priority=priority)
 
 
 def bind_tasks(h: Huey, table: Mapping[str, TaskSpec], context: WorkerContext) -> Tasks:

@@ -80,3 +80,22 @@ def test_without_a_checkpoint_sam_answers_503_with_how_to_enable_it(tmp_path):
         r = _click(client, image_id, [[3, 3, 1]])
         assert r.status_code == 503 and "--sam-checkpoint" in r.json()["detail"]
         assert client.get("/api/health").json()["sam"] is None
+
+
+def test_with_a_worker_a_click_before_the_embedding_is_answered_pending_at_once(
+        tmp_path, sam_options):
+    tasks = SyncTasks()
+    studio = make_studio(tmp_path, sam_options, tasks)
+    tasks.studio = None                     # a worker that has not got to the image yet
+    calls = _encoder_calls(studio)
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(8), "image/png")}).json()["id"]
+        pending = _click(client, image_id, [[30, 30, 1]])
+        assert pending.status_code == 202 and pending.headers["Retry-After"] == "2"
+        assert pending.json()["pending"] and "first in the worker's queue" in pending.json()["detail"]
+        assert ("urgent embedding", image_id) in tasks.calls and calls[0] == 0
+        studio.sam.embedding(image_id)      # the worker's turn
+        done = _click(client, image_id, [[30, 30, 1]])
+        assert done.status_code == 200 and decode_label_png(done.content, 256).shape == (64, 64)
+        assert calls[0] == 1

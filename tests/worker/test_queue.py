@@ -71,6 +71,10 @@ def test_the_web_side_writes_messages_only_and_a_worker_runs_them(settings):
     assert pending["facet.embed"].args == (7, "/models/sam.pth", "vit_b")
     assert (pending["facet.predict"].priority, pending["facet.predict"].retries) == (30, 2)
     assert pending["facet.train"].timeout == 77
+    assert pending["facet.embed"].priority == 20
+    web.enqueue_embedding(8, urgent=True)               # an annotator waits for this one
+    first = max(web.tasks.huey.pending(), key=lambda t: t.priority or 0)
+    assert (first.name, first.args[0], first.priority) == ("facet.embed", 8, 100)
     with pytest.raises(FacetError, match="runs in a worker"):
         web.tasks.by_name["facet.predict"].call_local(7)
     assert not (settings.data_dir / "facet.db").exists()

@@ -41,9 +41,11 @@ export const api = {
     return (await call("POST", `/api/images/${id}/restore`, { json: { revision }, headers })).data;
   },
 
-  /** SAM mask for clicks / a box in original-image pixels → {width, height, pixels (0|255)}. */
+  /** SAM mask for clicks / a box in original-image pixels → {width, height, pixels (0|255),
+   *  score}, or {pending: true, detail, retryAfterS} while the image's embedding is computed. */
   async sam(id, points, box) {
     const { data, headers } = await call("POST", `/api/images/${id}/sam`, { json: { points, box } });
+    if (data && data.pending) return { pending: true, detail: data.detail, retryAfterS: data.retry_after_s || 2 };
     const mask = await decodeGreyPng(new Uint8Array(data));
     return { ...mask, score: parseFloat(headers.get("X-Sam-Score") || "0") };
   },

@@ -377,14 +377,20 @@ class Editor {
     this.afterEdit(this.map.commit());
   }
 
-  async askSam() {
-    const o = this.image, [sx, sy] = o.scale, seq = ++this.sam.seq;
+  /** Send the prompts to SAM; ``retryOf``: the prompt generation a pending answer retries. */
+  async askSam(retryOf = null) {
+    const o = this.image, [sx, sy] = o.scale, seq = retryOf ?? ++this.sam.seq;
     const points = this.sam.points.map(([x, y, l]) => [Math.min(x * sx, o.width - 0.01), Math.min(y * sy, o.height - 0.01), l]);
     const box = this.sam.box ? this.sam.box.map((v, k) => Math.max(0, Math.min(v * (k % 2 ? sy : sx), (k % 2 ? o.height : o.width) - 1))) : null;
     this.status("SAM: working…", "info");
     try {
       const mask = await api.sam(o.id, points, box);
       if (seq !== this.sam.seq || this.image !== o) return;   // a newer prompt or another image
+      if (mask.pending) {                                     // the worker is embedding it: ask again
+        this.status(`SAM: ${mask.detail} — retrying by itself…`, "info");
+        setTimeout(() => { if (seq === this.sam.seq && this.image === o) this.askSam(seq); }, mask.retryAfterS * 1000);
+        return;
+      }
       this.sam.mask = this.maskToLabels(mask);
       this.view.setPreview(this.sam.mask, this.cls);
       this.el.dataset.samPreview = "1";
