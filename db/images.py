@@ -6,22 +6,30 @@ The sha256 of the bytes is the identity: adding the same bytes twice returns the
 
 An image's *status* comes from its latest main-line revision (``revision`` not null, highest
 number): ``unlabeled`` when it has none, else that revision's state.
+
+Listing (:func:`page_images`, :func:`list_images`) is SQL all the way: one query for a page,
+one for its count; each image's latest revision is found through the ``(image_id, revision)``
+unique index and no label map is loaded.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import FacetError
 from core.imageio import BadImageError, decode_image, image_size, write_atomic
-from db.models import Image, Revision
+from db.models import Image, Revision, RevisionState, User
 from db.revisions import latest_numbers
 from db.settings import Settings
 
@@ -33,6 +41,15 @@ STATUSES: tuple[str, ...] = ("unlabeled", "draft", "submitted", "approved", "rej
 """Every value :func:`list_images` reports; ``unlabeled`` = no main-line revision."""
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+IMAGE_SORTS: tuple[str, ...] = ("id", "-id", "priority", "-priority", "updated", "-updated")
+"""Orders :func:`page_images` knows; ``-`` = descending. Ties break on ``id`` in the same
+direction; images without a priority come last either way; ``updated`` is the time of the
+newest main-line revision, or the upload time of an unlabelled image."""
+MAX_PAGE = 1000
+"""The largest page :func:`page_images` returns."""
+LABELLING_STATES = (RevisionState.draft, RevisionState.submitted)
+"""Revisions that count for ``labelled_by``: saves and submits (not review decisions)."""
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"BM", ".bmp"),
@@ -162,20 +179,210 @@ def images_with_latest(session: Session) -> list[tuple[Image, Revision | None]]:
     return [(image, rev) for image, rev in session.execute(stmt).all()]
 
 
-def list_images(session: Session, status: str | None = None) -> list[ImageStatus]:
-    """Images ordered by ``k`` with their status; only those with ``status`` when given.
+@dataclass(frozen=True)
+class ImageFilter:
+    """What :func:`page_images` selects. ``status``: one of :data:`STATUSES`; ``name``: a
+    case-insensitive substring of the file name; ``labelled_by``: a user name (images with a
+    main-line save or submit by that user); ``updated_since``: images whose ``updated`` time
+    (see :data:`IMAGE_SORTS`) is at or after it (naive = UTC)."""
 
-    ``status`` is one of :data:`STATUSES`; anything else raises :class:`FacetError`.
+    status: str | None = None
+    name: str | None = None
+    labelled_by: str | None = None
+    updated_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """One page of images: ``total`` matches the filter (all pages), ``next`` is the cursor
+    of the page after this one (``None`` on the last page)."""
+
+    items: list[ImageStatus]
+    total: int
+    next: str | None
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time (``2024-05-01``, ``2024-05-01T12:00:00Z``, ``…+02:00``) as naive UTC;
+    a time without a zone is UTC. :class:`FacetError` otherwise."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise FacetError(f"not an ISO 8601 time: {value!r} (e.g. 2024-05-01T12:00:00Z)") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+class _Latest:
+    """Each image's newest main-line revision, outer-joined: ``row`` is the aliased revision
+    (``None`` columns when unlabelled), ``on`` the join condition, ``updated`` its time (the
+    upload time when there is none)."""
+
+    def __init__(self) -> None:
+        self.row = aliased(Revision, name="latest")
+        newest = (select(func.max(Revision.revision)).where(Revision.image_id == Image.id)
+                  .correlate(Image).scalar_subquery())
+        self.on = and_(self.row.image_id == Image.id, self.row.revision == newest)
+        self.updated = func.coalesce(self.row.created_at, Image.created_at)
+
+
+def _user_id(session: Session, filt: ImageFilter) -> int | None:
+    """The id of ``filt.labelled_by`` (``None`` when not given); :class:`FacetError` when no
+    user has that name."""
+    if filt.labelled_by is None:
+        return None
+    user_id = session.scalar(select(User.id).where(User.name == filt.labelled_by))
+    if user_id is None:
+        raise FacetError(f"no user named {filt.labelled_by!r}")
+    return user_id
+
+
+def _conditions(latest: _Latest, filt: ImageFilter, user_id: int | None
+                ) -> tuple[list[ColumnElement[bool]], bool]:
+    """WHERE clauses for ``filt`` (``user_id``: :func:`_user_id`) and whether they need the
+    latest revision joined."""
+    where: list[ColumnElement[bool]] = []
+    needs_latest = False
+    if filt.status is not None:
+        if filt.status not in STATUSES:
+            raise FacetError(f"unknown status {filt.status!r} (one of {', '.join(STATUSES)})")
+        needs_latest = True
+        where.append(latest.row.id.is_(None) if filt.status == "unlabeled"
+                     else latest.row.state == RevisionState(filt.status))
+    if filt.name:
+        where.append(Image.source_name.icontains(filt.name, autoescape=True))
+    if user_id is not None:
+        where.append(exists().where(Revision.image_id == Image.id, Revision.author_id == user_id,
+                                    Revision.revision.is_not(None),
+                                    Revision.state.in_(LABELLING_STATES)))
+    if filt.updated_since is not None:
+        needs_latest = True
+        where.append(latest.updated >= filt.updated_since)
+    return where, needs_latest
+
+
+def _sort_key(latest: _Latest, sort: str):
+    """The column ``sort`` orders by before ``id`` (``None`` for ``id``) and whether it is
+    descending."""
+    if sort not in IMAGE_SORTS:
+        raise FacetError(f"unknown sort {sort!r} (one of {', '.join(IMAGE_SORTS)})")
+    name = sort.lstrip("-")
+    key = {"id": None, "priority": Image.priority, "updated": latest.updated}[name]
+    return key, sort.startswith("-")
+
+
+def _encode_cursor(sort: str, key, image_id: int) -> str:
+    if isinstance(key, datetime):
+        key = key.isoformat()
+    raw = json.dumps([sort, key, image_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str):
+    """``(key, id)`` from a cursor that :func:`page_images` gave for the same ``sort``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for, key, image_id = json.loads(raw)
+        if not isinstance(image_id, int) or made_for != sort:
+            raise ValueError
+        if sort.lstrip("-") == "updated":
+            key = datetime.fromisoformat(key)
+        elif key is not None and not isinstance(key, (int, float)):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise FacetError(f"bad cursor {cursor!r}: pass back the 'next' of the previous page, "
+                         "with the same sort") from None
+    return key, image_id
+
+
+def _after(key_col, descending: bool, cursor_key, cursor_id: int) -> ColumnElement[bool]:
+    """Rows after ``(cursor_key, cursor_id)`` in the order of :func:`_order`."""
+    beyond = (lambda col, v: col < v) if descending else (lambda col, v: col > v)
+    if key_col is None:
+        return beyond(Image.id, cursor_id)
+    if cursor_key is None:  # inside the trailing block of NULL keys
+        return and_(key_col.is_(None), beyond(Image.id, cursor_id))
+    return or_(beyond(key_col, cursor_key),
+               and_(key_col == cursor_key, beyond(Image.id, cursor_id)),
+               key_col.is_(None))
+
+
+def _order(key_col, descending: bool) -> list:
+    direction = (lambda c: c.desc()) if descending else (lambda c: c.asc())
+    if key_col is None:
+        return [direction(Image.id)]
+    return [key_col.is_(None), direction(key_col), direction(Image.id)]
+
+
+def page_images(session: Session, filt: ImageFilter = ImageFilter(), sort: str = "id",
+                limit: int = 100, cursor: str | None = None) -> ImagePage:
+    """A page of at most ``limit`` (1..:data:`MAX_PAGE`) images matching ``filt`` in ``sort``
+    order (:data:`IMAGE_SORTS`), starting after ``cursor`` (the ``next`` of the page before).
+
+    Two queries: the page (``limit + 1`` rows, to know whether another follows) and the count
+    (and before them the user's id for ``labelled_by``). The page's ids are chosen first, with
+    the latest revision joined only when the filter or the sort needs it.
+    :class:`FacetError` for an unknown status, sort or user, a bad limit, or a cursor made for
+    another sort.
     """
-    if status is not None and status not in STATUSES:
-        raise FacetError(f"unknown status {status!r} (expected one of {', '.join(STATUSES)})")
-    out = []
-    for image, rev in images_with_latest(session):
-        item = ImageStatus(image, "unlabeled" if rev is None else rev.state.value,
-                           None if rev is None else rev.revision)
-        if status is None or item.status == status:
-            out.append(item)
-    return out
+    if not 1 <= limit <= MAX_PAGE:
+        raise FacetError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    latest = _Latest()
+    key_col, descending = _sort_key(latest, sort)
+    user_id = _user_id(session, filt)
+    where, needs_latest = _conditions(latest, filt, user_id)
+    if cursor is not None:
+        where.append(_after(key_col, descending, *_decode_cursor(cursor, sort)))
+    # The page's ids first; then the latest revision of just those rows.
+    ids = select(Image.id.label("id"), (key_col if key_col is not None else Image.id).label("key"))
+    if needs_latest or sort.lstrip("-") == "updated":
+        ids = ids.outerjoin(latest.row, latest.on)
+    ids = (ids.where(*where).order_by(*_order(key_col, descending))
+           .limit(limit + 1).subquery("page"))
+    shown = _Latest()
+    stmt = (select(Image, shown.row.state, shown.row.revision, ids.c.key)
+            .join(ids, ids.c.id == Image.id).outerjoin(shown.row, shown.on)
+            .order_by(*_order(None if key_col is None else ids.c.key, descending)))
+    rows = session.execute(stmt).all()
+    items = [_status(image, state, number) for image, state, number, _key in rows[:limit]]
+    following = None
+    if len(rows) > limit:
+        image, _state, _number, key = rows[limit - 1]
+        following = _encode_cursor(sort, key if key_col is not None else None, image.id)
+    return ImagePage(items, _count(session, filt, user_id), following)
+
+
+def count_images(session: Session, filt: ImageFilter = ImageFilter()) -> int:
+    """How many images match ``filt`` (one query; the latest revision is joined only when the
+    filter needs it)."""
+    return _count(session, filt, _user_id(session, filt))
+
+
+def _count(session: Session, filt: ImageFilter, user_id: int | None) -> int:
+    latest = _Latest()
+    where, needs_latest = _conditions(latest, filt, user_id)
+    stmt = select(func.count()).select_from(Image)
+    if needs_latest:
+        stmt = stmt.outerjoin(latest.row, latest.on)
+    return session.scalar(stmt.where(*where)) or 0
+
+
+def _status(image: Image, state: RevisionState | None, number: int | None) -> ImageStatus:
+    return ImageStatus(image, "unlabeled" if state is None else state.value, number)
+
+
+def list_images(session: Session, status: str | None = None) -> list[ImageStatus]:
+    """Every image ordered by ``k`` with its status; only those with ``status`` when given.
+
+    ``status`` is one of :data:`STATUSES`; anything else raises :class:`FacetError`. One query
+    (no label maps loaded); page with :func:`page_images` instead at dataset size.
+    """
+    latest = _Latest()
+    where, _ = _conditions(latest, ImageFilter(status=status), None)
+    stmt = (select(Image, latest.row.state, latest.row.revision)
+            .outerjoin(latest.row, latest.on).where(*where).order_by(Image.k))
+    return [_status(image, state, number) for image, state, number in session.execute(stmt)]
 
 
 def image_file(settings: Settings, image: Image) -> Path:

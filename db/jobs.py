@@ -5,15 +5,19 @@ UI (another process) sees progress while the task runs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import FacetError
-from db.models import Job, JobPoint, JobState, utcnow
+from db.models import Job, JobPoint, JobState, ModelVersion, User, utcnow
 
 PENDING = (JobState.queued, JobState.running)
+JOB_STATES: tuple[str, ...] = tuple(state.value for state in JobState)
+MAX_PAGE = 1000
+"""The largest page :func:`page_jobs` returns."""
 TRAIN_KIND = "train"
 """The kind of a retraining run's job row (the web side creates it, the worker runs it)."""
 
@@ -140,6 +144,75 @@ def list_jobs(session: Session, kind: str | None = None, limit: int = 50) -> lis
     if kind is not None:
         query = query.where(Job.kind == kind)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as the API shows it: the row, who created it, the model version it published
+    (``None`` when none), and — from :func:`job_info` only — how many steps it logged and
+    the last one."""
+
+    job: Job
+    created_by: str | None
+    model_version_id: int | None
+    points: int | None = None
+    last_point: JobPoint | None = None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of jobs, newest first; ``next`` is the id to pass as ``before`` for the page
+    after (``None`` on the last page), ``total`` counts every match."""
+
+    items: list[JobInfo]
+    total: int
+    next: int | None
+
+
+def _info_columns():
+    version = (select(func.max(ModelVersion.id)).where(ModelVersion.job_id == Job.id)
+               .correlate(Job).scalar_subquery())
+    creator = (select(User.name).where(User.id == Job.created_by_id).correlate(Job)
+               .scalar_subquery())
+    return creator, version
+
+
+def page_jobs(session: Session, kind: str | None = None, state: str | None = None,
+              limit: int = 100, before: int | None = None) -> JobPage:
+    """Newest first, at most ``limit`` (1..:data:`MAX_PAGE`) jobs with ids below ``before``,
+    optionally of one ``kind`` and one ``state`` (:data:`JOB_STATES`). Two queries: the page
+    and the count. :class:`FacetError` for an unknown state or a bad limit."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise FacetError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    where = []
+    if kind is not None:
+        where.append(Job.kind == kind)
+    if state is not None:
+        if state not in JOB_STATES:
+            raise FacetError(f"unknown state {state!r} (one of {', '.join(JOB_STATES)})")
+        where.append(Job.state == JobState(state))
+    page_where = where + ([Job.id < before] if before is not None else [])
+    creator, version = _info_columns()
+    rows = session.execute(select(Job, creator, version).where(*page_where)
+                           .order_by(Job.id.desc()).limit(limit + 1)).all()
+    items = [JobInfo(job, name, version_id) for job, name, version_id in rows[:limit]]
+    total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    return JobPage(items, total, items[-1].job.id if len(rows) > limit else None)
+
+
+def job_info(session: Session, job_id: int) -> JobInfo | None:
+    """One job with its creator, published version, number of logged steps and last step;
+    ``None`` when there is no such job."""
+    creator, version = _info_columns()
+    points = (select(func.count(JobPoint.id)).where(JobPoint.job_id == Job.id).correlate(Job)
+              .scalar_subquery())
+    row = session.execute(select(Job, creator, version, points).where(Job.id == job_id)).first()
+    if row is None:
+        return None
+    job, name, version_id, count = row
+    last = session.scalar(select(JobPoint).where(JobPoint.job_id == job_id)
+                          .order_by(JobPoint.step.desc(), JobPoint.id.desc()).limit(1))
+    return JobInfo(job, name, version_id, count, last)
 
 
 def job_points(session: Session, job_id: int) -> list[JobPoint]:

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import FacetError
 from core.imageio import BadImageError, encode_label_png
 from db.exporter import export_dataset
-from db.images import STATUSES, image_file, list_images
+from db.images import ImageFilter, ImageStatus, image_file, page_images, parse_time
 from db.models import RevisionState
 from db.revisions import latest_revision
 from db.versions import list_versions
@@ -102,16 +102,28 @@ def health(studio: StudioDep) -> dict:
             "worker": studio.tasks is not None}
 
 
+def _image_item(s: ImageStatus) -> dict:
+    return {"id": s.image.id, "filename": s.image.source_name, "width": s.image.width,
+            "height": s.image.height, "label_width": s.image.label_width,
+            "label_height": s.image.label_height, "status": s.status, "revision": s.revision}
+
+
 @router.get("/images")
-def images(studio: StudioDep, who: Who, status: str | None = None) -> list[dict]:
+def images(studio: StudioDep, who: Who, status: str | None = None, q: str | None = None,
+           labelled_by: str | None = None, updated_since: str | None = None,
+           sort: str = "id", limit: int = 100, cursor: str | None = None) -> dict:
+    """A page of images: ``{"items", "total", "next"}``; pass ``next`` back as ``cursor`` (with
+    the same sort and filters) for the page after. Bad values → 422 naming the allowed ones."""
     who.require("view")
-    if status is not None and status not in STATUSES:
-        raise HTTPException(422, f"unknown status {status!r} (one of {', '.join(STATUSES)})")
-    with studio.session() as session:
-        return [{"id": s.image.id, "filename": s.image.source_name, "width": s.image.width,
-                 "height": s.image.height, "label_width": s.image.label_width,
-                 "label_height": s.image.label_height, "status": s.status,
-                 "revision": s.revision} for s in list_images(session, status)]
+    try:
+        since = parse_time(updated_since) if updated_since else None
+        with studio.session() as session:
+            page = page_images(session, ImageFilter(status, q, labelled_by, since), sort,
+                               limit, cursor)
+            items = [_image_item(s) for s in page.items]
+    except FacetError as err:  # a bad filter, sort, limit or cursor
+        raise HTTPException(422, str(err)) from None
+    return {"items": items, "total": page.total, "next": page.next}
 
 
 @router.post("/images", status_code=201)

@@ -18,6 +18,7 @@ from webapp.body_limits import BodyLimitGuard, BodyLimits
 from webapp.demo import fill_demo, register_parser, register_prior, train_first_model
 from webapp.editor_api import router as editor_router
 from webapp.guards import SameOriginGuard
+from webapp.jobs_api import router as jobs_router
 from webapp.options import ServeOptions, is_loopback
 from webapp.ports import TaskQueue
 from webapp.studio import Studio
@@ -59,6 +60,7 @@ def build_app(studio: Studio) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(editor_router)
+    app.include_router(jobs_router)
     app.mount(STATIC_URL, RevalidatedStaticFiles(directory=STATIC_DIR), name="facet-static")
     auth = None if studio.auth.open_mode() else studio.auth.gradio_login
     blocks = build_blocks(studio)

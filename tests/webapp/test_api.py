@@ -58,7 +58,7 @@ def test_rest_session(api, tiny_parser):
                                ("cut.png", face_bytes(2)[:300], "corrupt or truncated")]:
         bad = ann.post("/api/images", files={"file": (name, data, "image/png")})
         assert bad.status_code == 422 and reason in bad.json()["detail"], bad.text
-    assert [i["id"] for i in ann.get("/api/images").json()] == [image_id]
+    assert [i["id"] for i in ann.get("/api/images").json()["items"]] == [image_id]
     assert ann.get(f"/api/images/{image_id}/image").content == face_bytes(1)
 
     # Prediction before any model: an empty map, and a header saying so.

@@ -10,7 +10,7 @@ from webapp.guards import refusal
 
 
 def _count_images(client: httpx.Client) -> int:
-    return len(client.get("/api/images").json())
+    return client.get("/api/images").json()["total"]
 
 
 @pytest.fixture()
