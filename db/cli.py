@@ -1,5 +1,6 @@
-"""Sub-commands of the db package: ``db upgrade``, ``stats``, ``users add|list``, and the
-``import`` / ``export`` commands of :mod:`db.io_cli` when present.
+"""Sub-commands of the db package: ``db upgrade``, ``stats``, ``users add|list``,
+``delete-image``, ``sweep-files``, and the ``import`` / ``export`` commands of
+:mod:`db.io_cli` when present.
 
 Every command opens the database through :func:`db.database.open_database`, which migrates
 a fresh or older database to the newest schema first.
@@ -81,8 +82,52 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete_image(args: argparse.Namespace) -> int:
+    """Delete one image with all its data (``db.deletion``): rows first, files after the commit."""
+    from db.deletion import KEPT_NOTE, checkpoint_wal, delete_image, remove_files
+
+    if not args.yes:
+        raise FacetError(f"refusing to delete image {args.image_id} without --yes: this removes "
+                         "the image, all its revisions, predictions and SAM embeddings and its "
+                         "files on disk for good (only a record of the deletion stays)")
+    settings = _settings(args)
+    sessions = open_database(settings)
+    try:
+        with session_scope(sessions) as session:
+            pending = delete_image(session, settings, args.image_id, None, args.reason)
+        with session_scope(sessions) as session:
+            checkpoint_wal(session)
+        record = remove_files(settings, pending)
+    finally:
+        sessions.kw["bind"].dispose()
+    print(f"deleted image {record.image_id} (deletion record {record.id}): removed "
+          f"{record.removed_line()}")
+    if record.files_failed:
+        print(f"warning: {record.files_failed} file(s) could not be removed; run "
+              "`python app.py sweep-files --yes` later", file=sys.stderr)
+    print(KEPT_NOTE)
+    return 0
+
+
+def cmd_sweep_files(args: argparse.Namespace) -> int:
+    """Remove files no row refers to (left by an interrupted deletion or import)."""
+    from db.deletion import sweep_orphans
+
+    settings = _settings(args)
+    sessions = open_database(settings)
+    try:
+        with session_scope(sessions) as session:
+            report = sweep_orphans(session, settings, min_age_s=args.min_age_hours * 3600,
+                                   dry_run=not args.yes)
+    finally:
+        sessions.kw["bind"].dispose()
+    print(report.line() + ("" if args.yes or not report.orphans else "; add --yes to remove them"))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``db``, ``stats``, ``users`` (and ``import``/``export`` from db.io_cli)."""
+    """Add ``db``, ``stats``, ``users``, ``delete-image``, ``sweep-files`` (and
+    ``import``/``export`` from db.io_cli)."""
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="migrate the database to the newest schema")
@@ -105,6 +150,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = users_sub.add_parser("list", help="list users and roles")
     _data_dir_flag(ls)
     ls.set_defaults(func=cmd_users_list)
+
+    rm = sub.add_parser("delete-image", help="delete an image with all its data (admin)",
+                        description="Delete an image for good: its revisions, predictions, SAM "
+                        "embeddings, queue state and files on disk. A record of the deletion "
+                        "(id, when, reason, counts; no file name or hash) stays. Model "
+                        "checkpoints trained on it are kept.")
+    rm.add_argument("image_id", type=int, metavar="ID")
+    rm.add_argument("--reason", default=None, help="why (kept in the deletion record)")
+    rm.add_argument("--yes", action="store_true", help="really delete (required)")
+    _data_dir_flag(rm)
+    rm.set_defaults(func=cmd_delete_image)
+
+    sweep = sub.add_parser("sweep-files", help="remove files no database row refers to",
+                           description="List (with --yes: remove) SAM embedding files of "
+                           "deleted images and image files no image row names (those older "
+                           "than --min-age-hours; an import writes files before their rows).")
+    sweep.add_argument("--yes", action="store_true", help="remove them (default: only count)")
+    sweep.add_argument("--min-age-hours", type=float, default=24.0,
+                       help="leave unreferenced image files younger than this (default 24)")
+    _data_dir_flag(sweep)
+    sweep.set_defaults(func=cmd_sweep_files)
 
     if importlib.util.find_spec("db.io_cli") is not None:
         importlib.import_module("db.io_cli").register(sub)

@@ -84,9 +84,14 @@ class User(Base):
 
 
 class Image(Base):
-    """A face image. ``k`` is its CelebAMask-HQ id on export (unique, kept from an import)."""
+    """A face image. ``k`` is its CelebAMask-HQ id on export (unique, kept from an import).
+
+    Ids are never reused (SQLite ``AUTOINCREMENT``): a deleted image's id stays its own in the
+    :class:`Deletion` record, in job params that list image ids, and in embedding file names.
+    """
 
     __tablename__ = "images"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     k: Mapped[int] = mapped_column(Integer, unique=True)
@@ -212,3 +217,26 @@ class SamEmbedding(Base):
     sam_model: Mapped[str] = mapped_column(String(128))  # e.g. "vit_b:<checkpoint sha256[:12]>"
     path: Mapped[str] = mapped_column(String(512))       # relative to the data dir
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Deletion(Base):
+    """That an image was deleted (``python app.py delete-image``, ``DELETE /api/images/{id}``,
+    the Dataset tab): which id, by whom, when, why, and how much went with it.
+
+    Nothing else about the image is kept — no file name, no content hash, no pixels, no label
+    map: faces are personal data, and a deletion request is honoured completely. ``image_id``
+    is a bare number (no foreign key: the image is gone; ids are never reused).
+    ``deleted_by_id`` is ``None`` for the command line and the open (no users) mode.
+    """
+
+    __tablename__ = "deletions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, index=True)
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+    revisions: Mapped[int] = mapped_column(Integer, default=0)       # rows removed
+    predictions: Mapped[int] = mapped_column(Integer, default=0)
+    sam_embeddings: Mapped[int] = mapped_column(Integer, default=0)
+    files: Mapped[int] = mapped_column(Integer, default=0)           # files on disk to remove

@@ -1,5 +1,5 @@
 """The studio's use cases, each written once: open an image, save, submit, approve, reject,
-restore, activate a model, add an image, queue training.
+restore, activate a model, add an image, queue training, delete an image.
 
 Each one checks the actor's role, does its database work in **one** session, and then its
 queue follow-up (pre-annotate a new image, rescore after an activation, let the worker count
@@ -21,6 +21,8 @@ from core.imageio import BadImageError, decode_label_png, encode_label_png
 from db.annotation_queue import next_image as lease_next_image
 from db.annotation_queue import release as release_lease
 from db.cache import get_prediction
+from db.deletion import DeletionRecord, ImageGone, checkpoint_wal, remove_files
+from db.deletion import delete_image as delete_image_rows
 from db.images import add_image as store_image
 from db.jobs import TrainingPendingError, create_training_job, fail
 from db.models import Image, Origin, RevisionState, utcnow
@@ -48,8 +50,9 @@ class NoWorkerError(FacetError):
 
 
 __all__ = ["ANY_REVISION", "NoWorkerError", "NotFound", "TrainingPendingError",
-           "activate_version", "add_active_version", "add_image", "decide", "next_image",
-           "open_image", "queue_training", "restore", "save_labels", "submit_labels"]
+           "activate_version", "add_active_version", "add_image", "decide", "delete_image",
+           "next_image", "open_image", "queue_training", "restore", "save_labels",
+           "submit_labels"]
 
 
 def image_in(session: Session, image_id: int) -> Image:
@@ -293,3 +296,36 @@ def queue_training(studio: Studio, actor: Actor | None, source: str) -> int:
             fail(session, job_id, f"could not be queued: {err}")
         raise FacetError(f"training could not be queued: {err}") from err
     return job_id
+
+
+# ---------------------------------------------------------------- deleting
+def delete_image(studio: Studio, actor: Actor | None, image_id: int,
+                 reason: str | None = None) -> DeletionRecord:
+    """Delete an image for good (admins; ``actor`` None: the studio itself or the command
+    line): its row with its queue priority and lease, every revision, every cached
+    pre-annotation and SAM embedding, and its files on disk (the stored image, the embedding
+    files); a :class:`db.models.Deletion` record keeps who, when, why and how many — never
+    the file name or content hash (faces are personal data; see :mod:`db.deletion`).
+
+    The rows go in one session; the files only after it committed (a crash in between
+    leaves orphan files for ``python app.py sweep-files``, never a row without its file).
+    Model checkpoints already trained on the image stay: they hold weights, not the image.
+    Job params that list image ids (training snapshots) keep the bare id. Exports made after
+    the deletion no longer contain the image; copies exported before must be handled by
+    whoever holds them.
+
+    Raises :class:`NotFound` when there is no such image (also when it was deleted before:
+    the message says when and by whom), ``AccessDenied`` below the admin role.
+    """
+    if actor is not None:
+        actor.require("delete")
+    try:
+        with studio.session() as session:
+            pending = delete_image_rows(session, studio.settings, image_id,
+                                        actor.user_id if actor is not None else None, reason)
+    except ImageGone as err:
+        raise NotFound(str(err)) from None
+    with studio.session() as session:
+        checkpoint_wal(session)
+    return remove_files(studio.settings, pending)
+

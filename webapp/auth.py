@@ -28,7 +28,7 @@ LOCAL_NAME = "local"
 ACTION_ROLES: dict[str, Role] = {
     "view": Role.annotator, "annotate": Role.annotator, "upload": Role.annotator,
     "review": Role.reviewer, "export": Role.reviewer, "train": Role.reviewer,
-    "activate": Role.admin,
+    "activate": Role.admin, "delete": Role.admin,
 }
 
 

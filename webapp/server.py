@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from core.errors import FacetError
 from db.settings import Settings
+from webapp.admin_api import router as admin_router
 from webapp.api import install_error_handlers, router
 from webapp.body_limits import BodyLimitGuard, BodyLimits
 from webapp.demo import fill_demo, register_parser, register_prior, train_first_model
@@ -60,6 +61,7 @@ def build_app(studio: Studio) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(editor_router)
+    app.include_router(admin_router)
     app.include_router(jobs_router)
     app.mount(STATIC_URL, RevalidatedStaticFiles(directory=STATIC_DIR), name="facet-static")
     auth = None if studio.auth.open_mode() else studio.auth.gradio_login
