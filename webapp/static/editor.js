@@ -1,10 +1,13 @@
 // Facet's label-map editor: the label map lives here, one class id per pixel; painting never
 // waits on the server, which is asked only to load, save and run SAM. Mounted into the
 // Annotate tab's placeholder (#facet-editor-root) and kept there across re-renders.
+// The canvas tools live in tools.js, the keyboard in keys.js (mixed into Editor below).
 import { ApiError, api, startPixels } from "./api.js";
 import { Autosave } from "./autosave.js";
-import { LabelMap, Protect, polygonMask } from "./labelmap.js";
+import { keyMethods } from "./keys.js";
+import { LabelMap, Protect } from "./labelmap.js";
 import { buildLayout, esc } from "./layout.js";
+import { toolMethods } from "./tools.js";
 import { View } from "./view.js";
 
 const SUBMIT_GRACE_MS = 700;   // a Submit click this soon after an image appears is the tail of a double click
@@ -294,140 +297,6 @@ class Editor {
 
   eraseValue() { return this.eraseTo === "start" ? "start" : 0; }
 
-  labelPoint(ev) {
-    const r = this.view.canvas.getBoundingClientRect();
-    return this.view.toLabel(ev.clientX - r.left, ev.clientY - r.top);
-  }
-
-  inside(x, y) { return x >= 0 && y >= 0 && x < this.map.width && y < this.map.height; }
-
-  onPointerDown(ev) {
-    if (!this.map) return;
-    const canvas = this.view.canvas;
-    canvas.setPointerCapture(ev.pointerId);
-    const [x, y] = this.labelPoint(ev);
-    if (ev.button === 1 || ev.button === 2 || this.space) {
-      this.drag = { kind: "pan", sx: ev.clientX, sy: ev.clientY };
-      return;
-    }
-    if (ev.button !== 0 || !this.config.can_annotate) return;
-    const tool = this.tool;
-    if (tool === "brush" || tool === "eraser") {
-      const value = tool === "brush" ? this.cls : this.eraseValue();   // fixed at mouse-down
-      this.map.begin();
-      this.view.refresh(this.map.line(x, y, x, y, this.size, value, this.protect));
-      this.drag = { kind: "stroke", value, x, y };
-    } else if (tool === "fill") {
-      if (!this.inside(x, y)) return;
-      this.map.begin();
-      this.map.fill(Math.floor(x), Math.floor(y), this.cls, this.protect);
-      const box = this.map.commit();
-      if (box.empty) this.status("Nothing filled: that region is already this class, or protected.", "info");
-      this.afterEdit(box);
-    } else if (tool === "poly" || tool === "cut") {
-      const pts = this.view.polygon || (this.view.polygon = []);
-      const first = pts[0];
-      if (pts.length >= 3 && Math.hypot((first[0] - x) * this.view.zoom, (first[1] - y) * this.view.zoom) < 8) { this.closePolygon(); return; }
-      pts.push([x, y]);
-      this.drag = { kind: "lasso", x, y, value: tool === "poly" ? this.cls : this.eraseValue() };
-      this.view.request();
-    } else if (tool === "sam") {
-      this.drag = { kind: "sam", x, y, sx: ev.clientX, sy: ev.clientY, negative: ev.altKey || ev.shiftKey };
-    }
-  }
-
-  onPointerMove(ev) {
-    if (!this.map) return;
-    const [x, y] = this.labelPoint(ev);
-    this.view.cursor = { x, y, size: ["brush", "eraser"].includes(this.tool) ? this.size : 0 };
-    const d = this.drag;
-    if (!d) { this.view.request(); return; }
-    if (d.kind === "pan") { this.view.panBy(ev.clientX - d.sx, ev.clientY - d.sy); d.sx = ev.clientX; d.sy = ev.clientY; }
-    else if (d.kind === "stroke") { this.view.refresh(this.map.line(d.x, d.y, x, y, this.size, d.value, this.protect)); d.x = x; d.y = y; }
-    else if (d.kind === "lasso" && Math.hypot(x - d.x, y - d.y) * this.view.zoom > 4) { this.view.polygon.push([x, y]); d.x = x; d.y = y; d.moved = true; }
-    else if (d.kind === "sam" && Math.hypot(ev.clientX - d.sx, ev.clientY - d.sy) > 5) { this.view.box = [d.x, d.y, x, y].map((v) => v); }
-    this.view.request();
-  }
-
-  onPointerUp(ev) {
-    const d = this.drag;
-    this.drag = null;
-    if (!d || !this.map) return;
-    const [x, y] = this.labelPoint(ev);
-    if (d.kind === "stroke") this.afterEdit(this.map.commit());
-    else if (d.kind === "lasso" && d.moved && this.view.polygon.length >= 3) this.closePolygon();
-    else if (d.kind === "sam") {
-      if (this.view.box) {
-        const [x0, y0, x1, y1] = this.view.box;
-        this.sam.box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
-        this.view.box = this.sam.box;
-      } else if (this.inside(x, y)) this.sam.points.push([x, y, d.negative ? 0 : 1]);
-      this.view.points = this.sam.points;
-      this.askSam();
-    }
-  }
-
-  closePolygon() {
-    const pts = this.view.polygon;
-    this.view.polygon = null;
-    if (!pts || pts.length < 3) { this.view.request(); return; }
-    const value = this.tool === "poly" ? this.cls : this.eraseValue();
-    this.map.begin();
-    this.map.mask(polygonMask(pts, this.map.width, this.map.height), value, this.protect);
-    this.afterEdit(this.map.commit());
-  }
-
-  /** Send the prompts to SAM; ``retryOf``: the prompt generation a pending answer retries. */
-  async askSam(retryOf = null) {
-    const o = this.image, [sx, sy] = o.scale, seq = retryOf ?? ++this.sam.seq;
-    const points = this.sam.points.map(([x, y, l]) => [Math.min(x * sx, o.width - 0.01), Math.min(y * sy, o.height - 0.01), l]);
-    const box = this.sam.box ? this.sam.box.map((v, k) => Math.max(0, Math.min(v * (k % 2 ? sy : sx), (k % 2 ? o.height : o.width) - 1))) : null;
-    this.status("SAM: working…", "info");
-    try {
-      const mask = await api.sam(o.id, points, box);
-      if (seq !== this.sam.seq || this.image !== o) return;   // a newer prompt or another image
-      if (mask.pending) {                                     // the worker is embedding it: ask again
-        this.status(`SAM: ${mask.detail} — retrying by itself…`, "info");
-        setTimeout(() => { if (seq === this.sam.seq && this.image === o) this.askSam(seq); }, mask.retryAfterS * 1000);
-        return;
-      }
-      this.sam.mask = this.maskToLabels(mask);
-      this.view.setPreview(this.sam.mask, this.cls);
-      this.el.dataset.samPreview = "1";
-      this.status(`SAM mask (score ${mask.score.toFixed(2)}): Enter paints it in the selected class, Esc drops it; click more to refine.`, "info");
-    } catch (err) { if (seq === this.sam.seq) this.status(`SAM: ${err.message}`, "error"); }
-  }
-
-  /** A mask at the original image size → Uint8Array at the label size (nearest). */
-  maskToLabels(mask) {
-    const w = this.map.width, h = this.map.height, out = new Uint8Array(w * h);
-    for (let y = 0; y < h; y++) {
-      const my = Math.min(mask.height - 1, Math.floor(((y + 0.5) * mask.height) / h));
-      for (let x = 0; x < w; x++) {
-        const mx = Math.min(mask.width - 1, Math.floor(((x + 0.5) * mask.width) / w));
-        out[y * w + x] = mask.pixels[my * mask.width + mx] ? 1 : 0;
-      }
-    }
-    return out;
-  }
-
-  acceptSam() {
-    if (!this.sam.mask) return false;
-    this.map.begin();
-    this.map.mask(this.sam.mask, this.cls, this.protect);
-    const box = this.map.commit();
-    this.cancelShape();
-    this.afterEdit(box);
-    return true;
-  }
-
-  /** Drop a polygon in progress and SAM prompts. */
-  cancelShape() {
-    this.sam = { points: [], box: null, mask: null, seq: this.sam ? this.sam.seq + 1 : 0 };
-    delete this.el.dataset.samPreview;
-    if (this.view.map) { this.view.polygon = null; this.view.box = null; this.view.points = []; this.view.setPreview(null); }
-  }
-
   // ------------------------------------------------------------ wiring
   wire() {
     const el = this.el, canvas = this.view.canvas;
@@ -515,51 +384,14 @@ class Editor {
 
   visible() { return this.el.offsetParent !== null; }
 
-  onKey(ev) {
-    if (!this.visible()) return;
-    const t = ev.target, typing = t && (t.isContentEditable || t.tagName === "TEXTAREA"
-      || (t.tagName === "INPUT" && !["range", "checkbox", "radio", "button"].includes(t.type)));
-    const ctrl = ev.ctrlKey || ev.metaKey, key = ev.key, lower = key.length === 1 ? key.toLowerCase() : key;
-    const done = () => { ev.preventDefault(); ev.stopPropagation(); };
-    if (ctrl && lower === "s") { done(); this.save("draft"); return; }
-    if (ctrl && key === "Enter") { done(); this.save("submitted"); return; }
-    if (typing || ev.altKey) return;
-    if (ctrl) {
-      if (lower === "z" && !ev.shiftKey) { done(); this.undo(); }
-      else if (lower === "y" || (lower === "z" && ev.shiftKey)) { done(); this.redo(); }
-      return;
-    }
-    if (ev.shiftKey && key === "N") { done(); this.onNext(); return; }
-    if (ev.shiftKey && key === "K") { done(); this.onSkip(); return; }
-    if (key === "?") { done(); this.act("help"); return; }
-    if (key === "Escape") { done(); this.q(".fe-help").hidden = true; this.cancelShape(); return; }
-    if (key === "Enter") { done(); if (this.view.polygon) this.closePolygon(); else this.acceptSam(); return; }
-    if (key === " ") { done(); this.space = true; return; }
-    if (key === "Home") { done(); this.view.fit(); return; }
-    if (key === "+" || key === "=") { done(); this.zoomCentre(1.25); return; }
-    if (key === "-") { done(); this.zoomCentre(0.8); return; }
-    if (ev.shiftKey && !["?", "+"].includes(key)) return;
-    const tools = { b: "brush", e: "eraser", g: "fill", p: "poly", o: "cut", s: "sam" };
-    const other = {
-      "[": () => this.setSize(this.size - (this.size > 10 ? 2 : 1)), "]": () => this.setSize(this.size + (this.size >= 10 ? 2 : 1)),
-      ",": () => this.setOpacity(this.view.opacity * 100 - 10), ".": () => this.setOpacity(this.view.opacity * 100 + 10),
-      v: () => this.setPhotoOnly(!this.view.photoOnly), i: () => this.setOutline(!this.view.outline),
-      x: () => { this.eraseTo = this.eraseTo === "start" ? 0 : "start"; this.q(".fe-erase-to").value = String(this.eraseTo);
-                 this.status(`Eraser now restores ${this.eraseTo === "start" ? "the start map" : "background"}.`, "info"); },
-    };
-    if (this.keyToClass.has(lower)) { done(); this.selectClass(this.keyToClass.get(lower)); }
-    else if (tools[lower]) { done(); this.selectTool(tools[lower]); }
-    else if (other[lower]) { done(); other[lower](); }
-  }
-
-  zoomCentre(factor) { const c = this.view.canvas; this.view.zoomAt(c.clientWidth / 2, c.clientHeight / 2, factor); }
-
   /** Client (page) coordinates of label pixel (x, y)'s centre — for tests and benches. */
   screenPoint(x, y) {
     const r = this.view.canvas.getBoundingClientRect(), [sx, sy] = this.view.toScreen(x + 0.5, y + 0.5);
     return { x: r.left + sx, y: r.top + sy };
   }
 }
+
+Object.assign(Editor.prototype, toolMethods, keyMethods);
 
 /** Keep the editor inside the Annotate tab's placeholder, whenever Gradio (re)renders it. */
 async function mount() {
