@@ -48,6 +48,16 @@ def auth(name: str) -> tuple[str, str]:
     return name, PASSWORDS[name]
 
 
+def basic_client(app, name: str | None = "ann"):
+    """A ``TestClient`` acting as ``name`` over HTTP Basic (``None``: no credentials)."""
+    from fastapi.testclient import TestClient
+
+    c = TestClient(app)
+    if name is not None:
+        c.auth = auth(name)
+    return c
+
+
 def write_tiny_parser(path: Path) -> Path:
     """A random-weight parser checkpoint at 64 x 64 input (through the parser's own API)."""
     from model.checkpoint import save_checkpoint

@@ -14,7 +14,8 @@ from db.jobs import create_job, create_training_job, fail, finish, mark_running,
 from db.models import Image, Job, Revision
 from db.users import get_user_by_name
 from db.versions import add_version
-from tests.webapp.helpers import SyncTasks, app_for, auth, face_bytes, make_studio, png_of
+from tests.webapp.helpers import (SyncTasks, app_for, basic_client, face_bytes, make_studio,
+                                  png_of)
 from webapp import actions
 
 ITEM_FIELDS = {"id", "filename", "width", "height", "label_width", "label_height", "status",
@@ -33,11 +34,7 @@ def app(studio):
     return app_for(studio)
 
 
-def client(app, name: str | None = "ann") -> TestClient:
-    c = TestClient(app)
-    if name is not None:
-        c.auth = auth(name)
-    return c
+client = basic_client
 
 
 def save(c: TestClient, image_id: int, value: int) -> None:

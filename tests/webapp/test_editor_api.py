@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from core.imageio import decode_label_png
 from core.labels import CELEBAMASK
 from db.models import Revision
-from tests.webapp.helpers import app_for, auth, face_bytes, make_studio, png_of
+from tests.webapp.helpers import app_for, auth, basic_client, face_bytes, make_studio, png_of
 from webapp import actions
 from webapp.sam_service import NOT_CONFIGURED
 
@@ -28,12 +28,7 @@ def app(studio):
     return app_for(studio)
 
 
-def client(app, name: str | None = "ann") -> TestClient:
-    """A client acting as ``name`` over HTTP Basic (``None``: no credentials)."""
-    c = TestClient(app)
-    if name is not None:
-        c.auth = auth(name)
-    return c
+client = basic_client
 
 
 def add_faces(studio, count: int) -> list[int]:
