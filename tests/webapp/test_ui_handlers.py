@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import gradio as gr
-import numpy as np
 import pytest
 
 from core.imageio import decode_label_png
