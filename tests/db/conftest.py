@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from sqlalchemy.orm import Session
 
 from core.imageio import encode_label_png
