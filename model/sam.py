@@ -6,6 +6,10 @@ and mask decoder take tens of milliseconds. So the encoder runs once per image
 ``1 x 256 x 64 x 64``), and every click restores that embedding into a ``SamPredictor``
 (:meth:`SamModel.predict`) without touching the encoder again.
 
+Clicks run in ONNX Runtime once :meth:`SamModel.enable_onnx` has a decoder (exported once per
+checkpoint and cached, :mod:`model.sam_onnx`), in PyTorch otherwise or when ONNX fails (logged
+once). Both paths give the same masks up to floating-point rounding.
+
 Checkpoints are the official files (``sam_vit_b_01ec64.pth`` …) given by path; nothing is
 downloaded. Coordinates are ``(x, y)`` pixels of the original image throughout.
 """
@@ -13,9 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -28,6 +35,12 @@ from core.imageio import write_atomic
 from model.sam_types import SAM_MODEL_TYPES
 
 """The official model sizes ``--sam-model`` accepts."""
+
+if TYPE_CHECKING:
+    from model.sam_onnx import OnnxClickDecoder
+
+log = logging.getLogger("facet.sam")
+Backend = Literal["onnx", "torch"]
 
 SamBuilder = Callable[..., Sam]
 """``builder(checkpoint=None) -> Sam`` with random weights (segment_anything's registry shape)."""
@@ -90,7 +103,8 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
 
 
 class SamModel:
-    """A loaded SAM network. Thread-safe for :meth:`predict` (each call has its own predictor)."""
+    """A loaded SAM network. Thread-safe for :meth:`predict` (each PyTorch call has its own
+    predictor; the ONNX Runtime session is shared, and its runs are thread-safe)."""
 
     def __init__(self, sam: Sam, model_type: str, key: str) -> None:
         self.sam = sam.eval()
@@ -98,6 +112,9 @@ class SamModel:
         self.key = key
         """Identifies model + weights in caches: ``"<type>:<sha256[:12]>"``."""
         self._transform = ResizeLongestSide(sam.image_encoder.img_size)
+        self._onnx: OnnxClickDecoder | None = None
+        self._onnx_lock = threading.Lock()
+        self._onnx_warned = False
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, model_type: str,
@@ -132,6 +149,39 @@ class SamModel:
         return cls(sam, model_type, f"{model_type}:{file_digest(path)[:12]}")
 
     @property
+    def backend(self) -> Backend:
+        """Which path answers clicks now: ``"onnx"`` or ``"torch"``."""
+        return "onnx" if self._onnx is not None else "torch"
+
+    def enable_onnx(self, path: str | Path, threads: int = 2) -> bool:
+        """Answer clicks with ONNX Runtime (``threads`` intra-op threads, CPU), using the
+        decoder cached at ``path`` (see :func:`model.sam_onnx.decoder_path`) or exporting it
+        there first (seconds, once per checkpoint). ``False`` when onnxruntime or the export
+        fails: that is logged once and clicks stay on PyTorch."""
+        with self._onnx_lock:
+            if self._onnx is not None:
+                return True
+            try:
+                from model.sam_onnx import OnnxClickDecoder
+                self._onnx = OnnxClickDecoder.load_or_export(self.sam, self.key, path, threads)
+            except Exception as err:  # noqa: BLE001 - any failure means "use PyTorch"
+                self._onnx_failed("cannot prepare the ONNX decoder", err)
+                return False
+        return True
+
+    def disable_onnx(self) -> None:
+        """Answer clicks with PyTorch from now on."""
+        with self._onnx_lock:
+            self._onnx = None
+
+    def _onnx_failed(self, what: str, err: BaseException) -> None:
+        if not self._onnx_warned:
+            self._onnx_warned = True
+            first = str(err).splitlines()[0] if str(err) else ""
+            log.warning("SAM %s: %s (%s: %s); clicks use PyTorch", self.key, what,
+                        type(err).__name__, first)
+
+    @property
     def encoder_size(self) -> int:
         """Long side, in pixels, of the image the encoder sees (1024 for official models)."""
         return int(self.sam.image_encoder.img_size)
@@ -147,14 +197,17 @@ class SamModel:
         return SamEmbedding(features, tuple(image.shape[:2]),  # type: ignore[arg-type]
                             tuple(predictor.input_size), self.key)  # type: ignore[arg-type]
 
-    def _restored_predictor(self, emb: SamEmbedding) -> SamPredictor:
-        """A predictor primed with ``emb``: the encoder is never called."""
+    def _check_embedding(self, emb: SamEmbedding) -> None:
         if emb.model_key != self.key:
             raise SamError(f"embedding was computed by {emb.model_key}, this model is {self.key}")
         h, w = emb.original_size
         expected = ResizeLongestSide.get_preprocess_shape(h, w, self.encoder_size)
         if tuple(emb.input_size) != tuple(expected):
             raise SamError(f"embedding input size {emb.input_size} does not match {expected}")
+
+    def _restored_predictor(self, emb: SamEmbedding) -> SamPredictor:
+        """A predictor primed with ``emb``: the encoder is never called."""
+        self._check_embedding(emb)
         predictor = SamPredictor(self.sam)
         predictor.features = torch.from_numpy(emb.features.astype(np.float32))
         predictor.original_size = tuple(emb.original_size)
@@ -163,24 +216,75 @@ class SamModel:
         return predictor
 
     def predict(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
-                box: Sequence[float] | None = None) -> tuple[np.ndarray, float]:
+                box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
+                backend: Backend | None = None) -> tuple[np.ndarray, float]:
         """Mask for clicks and/or a box on the image behind ``emb``.
 
         ``points``: ``[(x, y, 1 | 0), …]`` in original-image pixels; 1 = on the object,
         0 = not on it. ``box``: ``(x0, y0, x1, y1)`` pixels or ``None``.
         Returns an ``H x W`` bool mask (H, W = ``emb.original_size``) and SAM's predicted IoU.
         A single click asks SAM for three candidates and keeps the best-scored one.
+        ``mask_input``: the previous answer's low-res logits (:meth:`predict_logits`), or
+        ``None``. ``backend``: force a path (tests, benchmarks); ``None`` uses ONNX Runtime
+        when enabled and PyTorch otherwise or when ONNX fails.
         """
+        mask, score, _ = self.predict_logits(emb, points, box, mask_input, backend)
+        return mask, score
+
+    def predict_logits(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
+                       box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
+                       backend: Backend | None = None) -> tuple[np.ndarray, float, np.ndarray]:
+        """:meth:`predict` plus the chosen mask's ``1 x 1 x 256 x 256`` float32 low-res logits."""
         pts, labels = _check_prompts(points, box, emb.original_size)
+        self._check_embedding(emb)
+        low_shape = (1, 1, *self.sam.prompt_encoder.mask_input_size)
+        if mask_input is not None:
+            mask_input = np.asarray(mask_input, dtype=np.float32)
+            if mask_input.size != int(np.prod(low_shape)):
+                raise SamError(f"mask_input must be {' x '.join(map(str, low_shape))} low-res "
+                               f"logits, got {mask_input.shape}")
+            mask_input = mask_input.reshape(low_shape)
+        decoder = self._onnx
+        if backend == "onnx" and decoder is None:
+            raise SamError("the ONNX click path is not enabled")
+        if decoder is not None and backend != "torch":
+            try:
+                return self._predict_onnx(decoder, emb, pts, labels, box, mask_input)
+            except Exception as err:  # noqa: BLE001 - a broken session: PyTorch answers
+                if backend == "onnx":
+                    raise
+                with self._onnx_lock:
+                    if self._onnx is decoder:
+                        self._onnx = None
+                self._onnx_failed("ONNX decoder failed", err)
+        return self._predict_torch(emb, pts, labels, box, mask_input)
+
+    def _predict_onnx(self, decoder: OnnxClickDecoder, emb: SamEmbedding, pts: np.ndarray,
+                      labels: np.ndarray, box: Sequence[float] | None,
+                      mask_input: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
+        from model.sam_onnx import onnx_prompts
+
+        coords, labs = onnx_prompts(
+            pts, labels, None if box is None else np.asarray(box, dtype=np.float64),
+            lambda c: self._transform.apply_coords(c, emb.original_size))
+        return decoder.run(emb.features.astype(np.float32), coords, labs, emb.original_size,
+                           mask_input)
+
+    @torch.no_grad()
+    def _predict_torch(self, emb: SamEmbedding, pts: np.ndarray, labels: np.ndarray,
+                       box: Sequence[float] | None,
+                       mask_input: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
         predictor = self._restored_predictor(emb)
         multimask = box is None and len(pts) == 1
-        masks, scores, _ = predictor.predict(
+        masks, scores, low = predictor.predict(
             point_coords=pts if len(pts) else None,
             point_labels=labels if len(pts) else None,
             box=np.asarray(box, dtype=np.float64) if box is not None else None,
+            mask_input=mask_input[0] if mask_input is not None else None,
             multimask_output=multimask)
         best = int(np.argmax(scores))
-        return masks[best].astype(bool), float(scores[best])
+        return (masks[best].astype(bool), float(scores[best]),
+                low[best][None, None].astype(np.float32))
 
 
 def _check_prompts(points: Sequence[Sequence[float]], box: Sequence[float] | None,

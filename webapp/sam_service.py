@@ -5,9 +5,15 @@ an image it has not embedded yet is answered "pending" (:class:`EmbeddingPending
 the embedding first in the worker's queue) instead of running the encoder in a request; without
 one, the first click computes the embedding here (seconds) and caches it the same way. No later
 click runs the image encoder. Coordinates are ``(x, y)`` pixels of the original image.
+
+Clicks run in ONNX Runtime (2 intra-op threads): the model's prompt encoder + mask decoder is
+exported once per checkpoint to ``<cache dir>/sam/<type>-<sha12>/decoder.onnx`` when the
+service starts (seconds, first start only) and loaded from there afterwards. When onnxruntime or
+the export fails, or with ``FACET_SAM_ONNX=0``, clicks run in PyTorch (same masks, slower).
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
@@ -20,6 +26,7 @@ from db.engine import session_scope
 from db.revisions import require_image
 from db.settings import Settings
 from model.sam import SamEmbedding, SamError, SamModel
+from model.sam_onnx import decoder_path
 from webapp.options import ServeOptions
 
 NOT_CONFIGURED = ("SAM is off: start the studio with --sam-checkpoint PATH/TO/sam_vit_b_01ec64.pth "
@@ -29,11 +36,19 @@ NOT_CONFIGURED = ("SAM is off: start the studio with --sam-checkpoint PATH/TO/sa
 class SamService:
     """A loaded :class:`SamModel` plus the embedding cache. One per server, thread-safe."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], model: SamModel) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], model: SamModel,
+                 onnx: bool | None = None, onnx_threads: int = 2) -> None:
+        """``onnx``: answer clicks with ONNX Runtime (``None``: unless ``FACET_SAM_ONNX=0``);
+        the decoder is loaded from the cache, or exported there first, before this returns."""
         self.settings = settings
         self.sessions = sessions
         self.model = model
         self._encode_lock = threading.Lock()
+        if onnx is None:
+            flag = os.environ.get("FACET_SAM_ONNX", "1").strip().lower()
+            onnx = flag not in ("0", "off", "false", "no")
+        if onnx:
+            model.enable_onnx(decoder_path(settings.cache_dir, model.key), threads=onnx_threads)
 
     @classmethod
     def from_options(cls, settings: Settings, sessions: sessionmaker[Session],
