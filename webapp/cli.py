@@ -3,6 +3,7 @@ command table)."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ def options_from_args(args: argparse.Namespace):
     return ServeOptions(host=args.host, port=args.port, no_worker=args.no_worker, demo=args.demo,
                         sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model,
                         parser_checkpoint=args.parser_checkpoint,
-                        prior=None if args.no_prior else (args.prior or SHIPPED_PRIOR))
+                        prior=None if args.no_prior else (args.prior or SHIPPED_PRIOR),
+                        sam_onnx=os.environ.get("FACET_SAM_ONNX", "1").strip().lower()
+                        not in ("0", "off", "false", "no"))
 
 
 def run_serve(args: argparse.Namespace, make_tasks: TaskQueueFactory | None = None) -> int:

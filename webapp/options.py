@@ -24,6 +24,7 @@ class ServeOptions:
     largest image upload and label-map PNG a request may carry (:mod:`webapp.body_limits`).
     ``prior``: the parser checkpoint that becomes the first model version of a database
     without any (``--parser-checkpoint`` wins over it; ``None``: start from random weights).
+    ``sam_onnx``: SAM clicks through ONNX Runtime (``FACET_SAM_ONNX=0`` turns it off).
     """
 
     host: str = "127.0.0.1"
@@ -38,6 +39,7 @@ class ServeOptions:
     max_upload_bytes: int = 64 * 2**20
     max_label_bytes: int = 32 * 2**20
     prior: Path | None = SHIPPED_PRIOR
+    sam_onnx: bool = True
     sam_builders: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 

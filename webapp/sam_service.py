@@ -13,7 +13,6 @@ the export fails, or with ``FACET_SAM_ONNX=0``, clicks run in PyTorch (same mask
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 
@@ -37,16 +36,14 @@ class SamService:
     """A loaded :class:`SamModel` plus the embedding cache. One per server, thread-safe."""
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], model: SamModel,
-                 onnx: bool | None = None, onnx_threads: int = 2) -> None:
-        """``onnx``: answer clicks with ONNX Runtime (``None``: unless ``FACET_SAM_ONNX=0``);
-        the decoder is loaded from the cache, or exported there first, before this returns."""
+                 onnx: bool = True, onnx_threads: int = 2) -> None:
+        """``onnx``: answer clicks with ONNX Runtime (``ServeOptions.sam_onnx``, from
+        ``FACET_SAM_ONNX``); the decoder is loaded from the cache, or exported there first,
+        before this returns."""
         self.settings = settings
         self.sessions = sessions
         self.model = model
         self._encode_lock = threading.Lock()
-        if onnx is None:
-            flag = os.environ.get("FACET_SAM_ONNX", "1").strip().lower()
-            onnx = flag not in ("0", "off", "false", "no")
         if onnx:
             model.enable_onnx(decoder_path(settings.cache_dir, model.key), threads=onnx_threads)
 
@@ -58,7 +55,7 @@ class SamService:
             return None
         model = SamModel.from_checkpoint(options.sam_checkpoint, options.sam_model,
                                          builders=options.sam_builders)
-        return cls(settings, sessions, model)
+        return cls(settings, sessions, model, onnx=options.sam_onnx)
 
     def ready_in(self, session: Session, image_id: int) -> bool:
         """Whether the embedding of an image is cached (row and file), in the caller's session."""

@@ -205,17 +205,15 @@ def test_pytorch_answers_when_an_onnx_run_fails(sam, caplog):
     assert sam.backend == "torch" and caplog.text.count("onnxruntime fell over") == 1
 
 
-def test_sam_service_loads_the_decoder_from_the_cache_dir(exported, tmp_path, monkeypatch):
+def test_sam_service_loads_the_decoder_from_the_cache_dir(exported, tmp_path):
     from db.settings import Settings
     from webapp.sam_service import SamService
 
     ckpt, _ = exported
     settings = Settings.resolve(tmp_path / "data")
     model = SamModel.from_checkpoint(ckpt, "tiny", builders=TINY_BUILDERS)
-    monkeypatch.setenv("FACET_SAM_ONNX", "0")
-    SamService(settings, None, model)  # type: ignore[arg-type]
+    SamService(settings, None, model, onnx=False)  # type: ignore[arg-type]
     assert model.backend == "torch" and not (settings.cache_dir / "sam").exists()
-    monkeypatch.delenv("FACET_SAM_ONNX")
     before = sam_onnx.exports
     SamService(settings, None, model, onnx_threads=1)  # type: ignore[arg-type]
     path = settings.cache_dir / "sam" / model.key.replace(":", "-") / "decoder.onnx"
