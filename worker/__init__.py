@@ -4,11 +4,11 @@ embeddings, retraining).
 ================== ==========================================================================
 module             job
 ================== ==========================================================================
-queue              the Huey instance (:func:`make_huey`) and binding the task table to it
+queue              the Huey instances, one per route (train, light), and binding the table
 tasks              the task functions and their table (name → function, Huey settings)
 context            :class:`WorkerContext`: what tasks share in one worker process
 client             the web process's side: enqueue tasks by name (the studio's TaskQueue)
-consumer           ``python app.py worker``: clean up after stopped consumers, run Huey
+consumer           ``python app.py worker [--queues]``: clean up, run a consumer per queue
 cli                the ``worker`` sub-command
 child_process      the worker that ``serve`` runs beside the web server
 options            FACET_* tuning, resolved once at an entry point

@@ -6,7 +6,8 @@ the same data dir, database URL and queue URL as the parent; it stops when the p
 (:meth:`WorkerProcess.stop`, registered with :mod:`atexit`) and, on Linux, also when the parent
 dies without cleaning up (the kernel sends it SIGTERM). It runs in its own session and process
 group, so a Ctrl-C in the terminal reaches only the parent, which then stops the worker in
-order; the consumer's own worker processes share that group (:meth:`WorkerProcess.kill_group`).
+order; the consumer's own worker processes (and, taking both queues, its two consumer
+children) share that group (:meth:`WorkerProcess.kill_group`).
 """
 from __future__ import annotations
 
@@ -82,21 +83,27 @@ class WorkerProcess:
         self.stop()
 
 
-def worker_command(settings: Settings, workers: int | None = None) -> list[str]:
-    """The command line of the child: this interpreter running ``app.py worker``."""
+def worker_command(settings: Settings, workers: int | None = None,
+                   queues: str | None = None) -> list[str]:
+    """The command line of the child: this interpreter running ``app.py worker``
+    (``queues``: ``--queues``, e.g. ``"light"``; default every queue)."""
     cmd = [sys.executable, str(APP), "worker", "--data-dir", str(settings.data_dir)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
+    if queues is not None:
+        cmd += ["--queues", queues]
     return cmd
 
 
 def start_worker_process(settings: Settings, workers: int | None = None,
                          log_path: str | os.PathLike | None = None,
-                         env: dict[str, str] | None = None) -> WorkerProcess:
+                         env: dict[str, str] | None = None,
+                         queues: str | None = None) -> WorkerProcess:
     """Start ``python app.py worker`` for ``settings`` and return its handle.
 
     ``log_path``: file for the child's output (default: ``<data dir>/worker.log``; the parent's
     terminal stays readable). ``env``: extra environment variables (e.g. ``FACET_*`` options).
+``queues``: the queues it takes (``worker --queues``; default all).
     The database and queue URLs are passed explicitly, so a URL given as a flag to the parent
     reaches the child too. Call it from the main thread: Linux sends the parent-death signal
     when the *thread* that started the child ends.
@@ -110,7 +117,7 @@ def start_worker_process(settings: Settings, workers: int | None = None,
     log = Path(log_path) if log_path is not None else settings.data_dir / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        popen = subprocess.Popen(worker_command(settings, workers), env=child_env,
+        popen = subprocess.Popen(worker_command(settings, workers, queues), env=child_env,
                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True, preexec_fn=_die_with_parent,
                                  cwd=str(APP.parent))

@@ -1,16 +1,18 @@
 """The web process's side of the queue: enqueue worker tasks by name (the studio's ``TaskQueue``).
 
 :class:`HueyTaskQueue` matches the ``TaskQueue`` protocol of ``webapp/ports.py`` structurally
-(this package never imports ``webapp``). It declares the task table on its own Huey instance
-(:func:`worker.queue.declare_tasks`): no worker context, no database, no models. A call here
-only writes a message (task name, ids) to the queue storage (SQLite file or Redis) and returns
-at once; a consumer process does the work.
+(this package never imports ``webapp``). It declares the task table on its own Huey instances,
+one per route (:func:`worker.queue.declare_tasks`): a training run goes to the train queue,
+which only ``worker --queues train`` (or a default worker) takes, everything else to the light
+queue: no worker context, no database, no models. A call here only writes a message (task name,
+ids) to the queue storage (SQLite file or Redis) and returns at once; a consumer process does
+the work.
 """
 from __future__ import annotations
 
 from db.settings import Settings
 from worker.options import WorkerOptions
-from worker.queue import Tasks, declare_tasks, make_huey
+from worker.queue import Tasks, declare_tasks, make_hueys
 from worker.tasks import TASKS
 
 
@@ -33,7 +35,7 @@ class HueyTaskQueue:
                  tasks: Tasks | None = None) -> None:
         self.sam_checkpoint = sam_checkpoint or options.sam_checkpoint
         self.sam_model = sam_model or options.sam_model
-        self.tasks = tasks if tasks is not None else declare_tasks(make_huey(settings), TASKS,
+        self.tasks = tasks if tasks is not None else declare_tasks(make_hueys(settings), TASKS,
                                                                    options)
 
     def enqueue_prediction(self, image_id: int) -> None:

@@ -1,12 +1,27 @@
-"""The consumer entry (``python app.py worker``): builds the Huey instance, binds the tasks, runs it.
+"""The consumer entry (``python app.py worker [--queues train,light]``): builds the Huey
+instances, binds the tasks, runs a consumer per route it takes.
 
-:func:`run_consumer` gets the settings and options from :mod:`worker.cli`, builds one
-:class:`~worker.context.WorkerContext` and binds :data:`worker.tasks.TASKS` to a fresh instance
-(:func:`worker.queue.bind_tasks`). Huey's process worker type is used because task timeouts
-only work there and because a training run should not share a GIL with pre-annotations; each
-worker process sets torch's thread count (``FACET_TORCH_THREADS``) as it starts.
+:func:`run_consumer` gets the settings, options and routes from :mod:`worker.cli`, builds one
+:class:`~worker.context.WorkerContext` and binds :data:`worker.tasks.TASKS` to fresh instances,
+one per route (:func:`worker.queue.bind_tasks`). Huey runs one consumer per instance, so:
 
-At start, before any worker process exists:
+* one route (``--queues train`` on the GPU box, ``--queues light`` on CPU boxes): the consumer
+  of that instance runs in this process, as a plain worker always did;
+* both (the default): this process forks one child per route, each running the consumer of
+  its instance (:func:`run_routes`), and supervises them: a stop signal sent to it (SIGINT,
+  SIGTERM, SIGHUP) is passed on to them, one from the terminal reaches them directly; when
+  one child ends by itself the other is stopped; they die with it (Linux) and share its
+  process group.
+
+A consumer runs only its own instance's messages, so a light worker never takes a training run
+and the run waits in the train queue for a train (or default) worker. Each consumer has
+``--workers`` worker processes and runs its route's periodic tasks: ``facet.reap_runs`` on the
+train route, ``facet.every_minute`` on the light one. Huey's process worker type is used because
+task timeouts only work there and because a training run should not share a GIL with
+pre-annotations; each worker process sets torch's thread count (``FACET_TORCH_THREADS``) as it
+starts.
+
+At the start of a train consumer, before any worker process exists:
 
 * a ``running`` training job whose run is gone is marked failed
   (:func:`worker.reaper.reap_dead_runs`): its worker process on this host no longer exists, or
@@ -18,15 +33,16 @@ At start, before any worker process exists:
   unfinished atomic write, and ``job-<id>.pt`` of a failed job that no version points to.
 
 So consumers may be added (on other machines too, given the same database URL, queue URL and
-a shared data dir): embeddings and pre-annotations spread over them, and training runs one at
-a time under the lock, on whichever consumer takes the job (task kinds are not routed to
-particular consumers).
+a shared data dir): embeddings and pre-annotations spread over the light consumers, and
+training runs one at a time under the lock, on whichever train consumer takes the job.
 """
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+from collections.abc import Sequence
 from functools import partial
 
 from sqlalchemy import select
@@ -39,7 +55,7 @@ from db.models import Job, JobState, ModelVersion
 from db.settings import Settings
 from worker.context import WorkerContext
 from worker.options import WorkerOptions
-from worker.queue import bind_tasks, make_huey
+from worker.queue import ROUTES, TRAIN, bind_tasks, make_hueys
 from worker.reaper import reap_dead_runs
 from worker.tasks import TASKS, TRAIN_LOCK
 
@@ -113,21 +129,101 @@ def clean_up_after_stopped_consumers(settings: Settings) -> bool:
     return training_elsewhere
 
 
-def run_consumer(settings: Settings, options: WorkerOptions) -> int:
-    """Prepare (see the module docstring) and run the consumer until it is stopped; exit code."""
+def run_consumer(settings: Settings, options: WorkerOptions,
+                 routes: Sequence[str] = ROUTES) -> int:
+    """Prepare (see the module docstring) and run the consumers of ``routes`` until they are
+    stopped; exit code."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    training_elsewhere = clean_up_after_stopped_consumers(settings)
-    h = make_huey(settings)
-    bind_tasks(h, TASKS, WorkerContext(settings, options))
+    if len(routes) == 1:
+        return run_route(settings, options, routes[0])
+    return run_routes(settings, options, routes)
+
+
+def run_route(settings: Settings, options: WorkerOptions, route: str) -> int:
+    """Run the consumer of ``route``'s instance in this process until it is stopped."""
+    training_elsewhere = route == TRAIN and clean_up_after_stopped_consumers(settings)
+    hueys = make_hueys(settings)
+    bind_tasks(hueys, TASKS, WorkerContext(settings, options))
+    h = hueys[route]
     h.on_startup("facet.worker_setup")(partial(setup_worker_process, options))
     h.on_startup("facet.die_with_parent")(_die_with_parent)
-    flushed = set() if training_elsewhere else h.flush_locks(TRAIN_LOCK)
-    if flushed:
-        log.warning("released stale locks left by a stopped consumer: %s", sorted(flushed))
+    if route == TRAIN and not training_elsewhere:
+        flushed = h.flush_locks(TRAIN_LOCK)
+        if flushed:
+            log.warning("released stale locks left by a stopped consumer: %s", sorted(flushed))
     consumer = h.create_consumer(workers=options.workers, worker_type="process",
                                  periodic=True, check_worker_health=True)
-    log.info("facet worker: data %s, queue %s, %d worker process(es)", settings.data_dir,
-             settings.queue_url, options.workers)
+    log.info("facet worker: queue %s (%s), data %s, %d worker process(es)", h.name,
+             settings.queue_url, settings.data_dir, options.workers)
     consumer.run()
     return 0
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_routes(settings: Settings, options: WorkerOptions, routes: Sequence[str]) -> int:
+    """Fork a child running :func:`run_route` for each of ``routes`` and supervise them (see
+    the module docstring); the first non-zero exit code of a child, else 0."""
+    children: dict[int, str] = {}
+    for route in routes:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; covered by the consumer process tests
+            code = 1
+            try:
+                _die_with_parent()
+                code = run_route(settings, options, route)
+            except BaseException:
+                log.exception("the %s consumer failed", route)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = route
+    log.info("facet worker: consumers %s", ", ".join(f"{r} (pid {p})"
+                                                    for p, r in children.items()))
+    waited = {*_STOP_SIGNALS, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    stopping, code = False, 0
+    try:
+        while children:
+            for pid, rc in _reap(children):
+                route = children.pop(pid)
+                if rc and not code:
+                    code = rc if rc > 0 else 1
+                if not stopping:
+                    log.error("the %s consumer stopped by itself (exit %s): stopping the others",
+                              route, rc)
+                    stopping = True
+                    _signal_all(children, signal.SIGINT)
+            if not children:
+                break
+            info = signal.sigtimedwait(waited, 1.0)
+            if info is None or info.si_signo == signal.SIGCHLD:
+                continue
+            if info.si_code <= 0:
+                # sent by a process (kill, our WorkerProcess.stop): pass it on. A signal from
+                # the terminal (SI_KERNEL) reached the children in our process group already.
+                _signal_all(children, info.si_signo)
+            stopping = stopping or info.si_signo != signal.SIGHUP
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, waited)
+    return code
+
+
+def _reap(children: dict[int, str]) -> list[tuple[int, int]]:
+    """The children of ``children`` that ended, with their exit codes (negative: a signal)."""
+    ended = []
+    for pid in list(children):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            ended.append((pid, os.waitstatus_to_exitcode(status)))
+    return ended
+
+
+def _signal_all(children: dict[int, str], signum: int) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass

@@ -1,8 +1,9 @@
 """What Facet's tasks share inside one worker process: :class:`WorkerContext`.
 
-Built once at the entry (:mod:`worker.consumer`, or a test) from the settings and options it
-was given, bound to a Huey instance by :func:`worker.queue.bind_tasks`, and passed to every
-task function of :mod:`worker.tasks` as its first argument. Nothing here is a module global.
+Built once at the entry (:mod:`worker.consumer`, or a test) from the settings and options it was
+given, bound to the Huey instances (one per route) by :func:`worker.queue.bind_tasks`, and
+passed to every task function of :mod:`worker.tasks` as its first argument. Nothing here is a
+module global.
 """
 from __future__ import annotations
 
@@ -82,10 +83,9 @@ class WorkerContext:
         assert self._sam is not None
         return self._sam
 
-    @property
-    def huey(self) -> Huey:
-        """The Huey instance the tasks are bound to (for their locks)."""
-        return self._bound().huey
+    def huey_for(self, route: str) -> Huey:
+        """The Huey instance of ``route`` the tasks are bound to (for their locks)."""
+        return self._bound().huey_for(route)
 
     def enqueue(self, name: str, *args: Any) -> None:
         """Enqueue the task ``name`` (e.g. ``"facet.score_all"``) with ``args`` (ids)."""

@@ -1,27 +1,35 @@
 """Facet's Huey tasks: plain functions of a :class:`~worker.context.WorkerContext` and ids.
 
 Each function takes the worker's context first, then ids and paths (never objects), and opens
-its own database sessions. :data:`TASKS` lists them with their Huey settings; an entry point
-registers that table on its own instance (:func:`worker.queue.bind_tasks` in the consumer,
-:func:`worker.queue.declare_tasks` in the web process). A task that starts another enqueues it
-by name through the context. The work itself lives in small modules: :mod:`db.cache`
-(pre-annotations and SAM embeddings), :mod:`worker.retraining` (retraining and publishing),
-:mod:`worker.trigger` (when to retrain by itself), :mod:`worker.reaper` (runs whose worker is
-gone).
+its own database sessions. :data:`TASKS` lists them with their Huey settings and their route
+(:data:`worker.queue.ROUTES`: ``train`` for the GPU box, ``light`` for the others); an entry
+point registers that table on its own instances, each task on the one of its route
+(:func:`worker.queue.bind_tasks` in the consumer, :func:`worker.queue.declare_tasks` in the web
+process). A task that starts another enqueues it by name through the context. The work itself
+lives in small modules: :mod:`db.cache` (pre-annotations and SAM embeddings),
+:mod:`worker.retraining` (retraining and publishing), :mod:`worker.trigger` (when to retrain by
+itself), :mod:`worker.reaper` (runs whose worker is gone).
 
-=================== =========================== ===========================================
-task name           arguments                   what it does
-=================== =========================== ===========================================
-facet.predict       image_id                    cache the active model's pre-annotation and
-                                                uncertainty (queue priority) of one image
-facet.embed         image_id, checkpoint, type  cache a SAM embedding (skipped without SAM)
-facet.train         job_id                      one retraining run, one at a time (a lock)
-facet.score_all     version_id                  after a new active model: fan out score_batch
-                                                over every image still needing work
-facet.score_batch   version_id, image_ids       pre-annotate and score those images
-facet.check_retrain (none)                      start a run after FACET_RETRAIN_EVERY labels
-facet.every_minute  periodic                    fail runs whose process died + check_retrain
-=================== =========================== ===========================================
+=================== ===== =========================== =====================================
+task name           route arguments                   what it does
+=================== ===== =========================== =====================================
+facet.predict       light image_id                    cache the active model's pre-annotation
+                                                      and uncertainty (queue priority)
+facet.embed         light image_id, checkpoint, type  cache a SAM embedding (none without SAM)
+facet.train         train job_id                      one retraining run, one at a time (a
+                                                      lock on the train instance)
+facet.score_all     light version_id                  after a new active model: fan out
+                                                      score_batch over images needing work
+facet.score_batch   light version_id, image_ids       pre-annotate and score those images
+facet.check_retrain light (none)                      start a run after FACET_RETRAIN_EVERY
+                                                      labels
+facet.every_minute  light periodic                    enqueue check_retrain
+facet.reap_runs     train periodic                    fail runs whose process died (on the
+                                                      machine that trains) and free the lock
+=================== ===== =========================== =====================================
+
+Each periodic task has one route, so it runs on one kind of worker: the reaper where training
+runs (it recognises a dead run there by its process id), the retrain check on the light ones.
 
 Training runs one at a time: the task holds the Huey lock :data:`TRAIN_LOCK` and also checks
 the database for another running ``train`` job; a second run waits (the task is retried every
@@ -47,7 +55,7 @@ from db.engine import session_scope
 from db.jobs import TRAIN_KIND, fail, get_job, running_job, set_progress
 from db.models import Image, JobState, utcnow
 from db.versions import active_version, checkpoint_file, get_version
-from worker.queue import TaskSpec
+from worker.queue import LIGHT, TRAIN, TaskSpec
 from worker.reaper import reap_dead_runs
 from worker.snapshot import needs_work_ids
 from worker.trigger import maybe_create_training_job
@@ -155,7 +163,7 @@ def train(ctx: WorkerContext, job_id: int) -> int | None:
         if job.state not in (JobState.queued, JobState.running):
             log.info("train job %s is %s; nothing to do", job_id, job.state.value)
             return None
-    lock = ctx.huey.lock_task(TRAIN_LOCK)
+    lock = ctx.huey_for(TRAIN).lock_task(TRAIN_LOCK)
     try:
         lock.acquire()
     except TaskLockedException:
@@ -191,7 +199,7 @@ def _wait_for_turn(ctx: WorkerContext, job_id: int, why: str) -> None:
 
 def check_retrain(ctx: WorkerContext) -> int | None:
     """Start a run (enqueue ``facet.train``) when enough new labels arrived; the new job id."""
-    lock = ctx.huey.lock_task(CHECK_LOCK)
+    lock = ctx.huey_for(LIGHT).lock_task(CHECK_LOCK)
     try:
         lock.acquire()
     except TaskLockedException:
@@ -212,14 +220,19 @@ def check_retrain(ctx: WorkerContext) -> int | None:
 
 
 def every_minute(ctx: WorkerContext) -> None:
-    """Fail runs whose process died (and free the training lock when none runs any more),
-    then enqueue ``facet.check_retrain``."""
+    """Enqueue ``facet.check_retrain`` (light workers, every minute)."""
+    ctx.enqueue("facet.check_retrain")
+
+
+def reap_runs(ctx: WorkerContext) -> list[int]:
+    """Fail runs whose process died (and free the training lock when none runs any more);
+    their ids. Train workers, every minute."""
     with session_scope(ctx.sessions) as session:
         dead = reap_dead_runs(session)
         idle = running_job(session, TRAIN_KIND) is None
     if dead and idle:
-        ctx.huey.flush_locks(TRAIN_LOCK)
-    ctx.enqueue("facet.check_retrain")
+        ctx.huey_for(TRAIN).flush_locks(TRAIN_LOCK)
+    return dead
 
 
 TASKS: Mapping[str, TaskSpec] = MappingProxyType({
@@ -227,9 +240,11 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType({
     "facet.embed": TaskSpec(embed, priority=20, retries=1, retry_delay_s=5),
     "facet.score_batch": TaskSpec(score_batch, priority=10, retries=1, retry_delay_s=5),
     "facet.score_all": TaskSpec(score_all, priority=15),
-    "facet.train": TaskSpec(train, priority=0, timeout_option="train_timeout_s"),
+    "facet.train": TaskSpec(train, priority=0, timeout_option="train_timeout_s", route=TRAIN),
     "facet.check_retrain": TaskSpec(check_retrain, priority=40),
     "facet.every_minute": TaskSpec(every_minute, periodic=crontab(minute="*")),
+    "facet.reap_runs": TaskSpec(reap_runs, periodic=crontab(minute="*"), route=TRAIN),
 })
 """Every task by name with its Huey settings (priority: higher first; retries; seconds between
-attempts; the train timeout from ``FACET_TRAIN_TIMEOUT``; every_minute is periodic)."""
+attempts; the train timeout from ``FACET_TRAIN_TIMEOUT``; every_minute and reap_runs are
+periodic) and its route (light unless said)."""

@@ -20,7 +20,7 @@ from db.revisions import latest_revision, save_revision
 from db.settings import Settings
 from worker.context import WorkerContext
 from worker.options import WorkerOptions
-from worker.queue import Tasks, bind_tasks, make_huey
+from worker.queue import Tasks, bind_tasks, make_hueys
 from worker.tasks import TASKS
 
 SIZE = 64
@@ -52,7 +52,7 @@ def immediate_tasks(settings: Settings, sessions, options: WorkerOptions,
     """The tasks bound to a context over ``sessions`` on an immediate-mode Huey: each
     enqueue runs in this thread."""
     context = WorkerContext(settings, options, sessions=sessions, sam_builders=sam_builders)
-    return bind_tasks(make_huey(settings, immediate=True), TASKS, context)
+    return bind_tasks(make_hueys(settings, immediate=True), TASKS, context)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.worker.conftest import (add_faces, consumer_env, face, publish_untrai
 from worker.child_process import start_worker_process
 from worker.client import HueyTaskQueue
 from worker.options import WorkerOptions
-from worker.queue import make_huey
+from worker.queue import TRAIN, make_huey
 from worker.tasks import TRAIN_LOCK
 
 pytestmark = pytest.mark.slow
@@ -102,7 +102,7 @@ def test_a_killed_consumer_leaves_the_active_model_and_a_failed_job(settings, se
         assert [v.id for v in list_versions(s)] == [v0] and active_version(s).id == v0
         ckpt = settings.data_dir / active_version(s).checkpoint_path
     load_checkpoint(ckpt)  # the active model is intact and loadable
-    assert make_huey(settings).is_locked(TRAIN_LOCK), "the killed run left its lock behind"
+    assert make_huey(settings, TRAIN).is_locked(TRAIN_LOCK), "the killed run left its lock behind"
 
     with session_scope(sessions) as s:
         retry = create_job(s, "train", {"steps": 4}).id
@@ -122,7 +122,7 @@ def test_a_killed_consumer_leaves_the_active_model_and_a_failed_job(settings, se
         published = [v for v in list_versions(s) if v.job_id == retry]
         assert len(published) == 1
         load_checkpoint(settings.data_dir / published[0].checkpoint_path)
-    assert not make_huey(settings).is_locked(TRAIN_LOCK)
+    assert not make_huey(settings, TRAIN).is_locked(TRAIN_LOCK)
 
 
 def _has_points(sessions, job_id):

@@ -12,6 +12,7 @@ from db.jobs import create_job, get_job
 from db.models import Image, JobState, Prediction, RevisionState
 from tests.worker.conftest import SIZE, add_face, add_faces, immediate_tasks, publish_untrained
 from worker.client import HueyTaskQueue
+from worker.queue import TRAIN
 from worker.tasks import TRAIN_LOCK
 
 
@@ -89,7 +90,7 @@ def test_client_sends_ids_and_the_sam_checkpoint(settings, sessions, tasks, opti
 def test_a_second_training_run_waits_for_the_lock(tasks, sessions):
     with session_scope(sessions) as s:
         job_id = create_job(s, "train").id
-    lock = tasks.huey.lock_task(TRAIN_LOCK)
+    lock = tasks.huey_for(TRAIN).lock_task(TRAIN_LOCK)
     lock.acquire()
     try:
         tasks.enqueue("facet.train", job_id)  # immediate mode: runs now, is rescheduled, does not run again
@@ -98,7 +99,7 @@ def test_a_second_training_run_waits_for_the_lock(tasks, sessions):
     with session_scope(sessions) as s:
         job = get_job(s, job_id)
         assert job.state == JobState.queued and "waiting" in job.message
-    assert len(tasks.huey.scheduled()) == 1
+    assert len(tasks.huey_for(TRAIN).scheduled()) == 1
 
 
 def test_a_finished_job_is_not_run_again(tasks, sessions):
