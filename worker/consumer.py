@@ -14,10 +14,11 @@ one per route (:func:`worker.queue.bind_tasks`). Huey runs one consumer per inst
   process group.
 
 A consumer runs only its own instance's messages, so a light worker never takes a training run
-and the run waits in the train queue for a train (or default) worker. Each consumer has
-``--workers`` worker processes and runs its route's periodic tasks: ``facet.reap_runs`` on the
-train route, ``facet.every_minute`` on the light one. Huey's process worker type is used because
-task timeouts only work there and because a training run should not share a GIL with
+and the run waits in the train queue for a train (or default) worker. The light consumer has
+``--workers`` worker processes, the train consumer one (training runs one at a time). Each
+consumer runs its route's periodic tasks: ``facet.reap_runs`` on the train route,
+``facet.every_minute`` on the light one. Huey's process worker type is used because task
+timeouts only work there and because a training run should not share a GIL with
 pre-annotations; each worker process sets torch's thread count (``FACET_TORCH_THREADS``) as it
 starts.
 
@@ -152,10 +153,11 @@ def run_route(settings: Settings, options: WorkerOptions, route: str) -> int:
         flushed = h.flush_locks(TRAIN_LOCK)
         if flushed:
             log.warning("released stale locks left by a stopped consumer: %s", sorted(flushed))
-    consumer = h.create_consumer(workers=options.workers, worker_type="process",
+    workers = 1 if route == TRAIN else options.workers   # one training run at a time, ever
+    consumer = h.create_consumer(workers=workers, worker_type="process",
                                  periodic=True, check_worker_health=True)
     log.info("facet worker: queue %s (%s), data %s, %d worker process(es)", h.name,
-             settings.queue_url, settings.data_dir, options.workers)
+             settings.queue_url, settings.data_dir, workers)
     consumer.run()
     return 0
 
