@@ -1,4 +1,4 @@
-"""Sub-commands of the db package: ``db upgrade``, ``stats``, ``users add|list``,
+"""Sub-commands of the db package: ``db upgrade``, ``stats``, ``users add|passwd|list``,
 ``delete-image``, ``sweep-files``, and the ``import`` / ``export`` commands of
 :mod:`db.io_cli` when present.
 
@@ -19,7 +19,7 @@ from db.database import current_revision, open_database
 from db.engine import session_scope
 from db.settings import Settings
 from db.stats import compute_stats, format_stats
-from db.users import create_user, list_users, parse_role
+from db.users import create_user, get_user_by_name, list_users, parse_role, set_password
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -67,6 +67,18 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     with session_scope(sessions) as session:
         user = create_user(session, args.name, password, role)
         print(f"added {user.role.value} {user.name!r}")
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    sessions = open_database(_settings(args))
+    with session_scope(sessions) as session:  # an unknown name fails before the prompt
+        if get_user_by_name(session, args.name) is None:
+            raise FacetError(f"no user named {args.name!r} (see: python app.py users list)")
+    password = read_password()
+    with session_scope(sessions) as session:
+        user = set_password(session, args.name, password)
+        print(f"changed the password of {user.name!r}; the old one no longer works")
     return 0
 
 
@@ -147,6 +159,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--role", required=True, metavar="annotator|reviewer|admin")
     _data_dir_flag(add)
     add.set_defaults(func=cmd_users_add)
+    pw = users_sub.add_parser("passwd", help="change a user's password; the new one is read "
+                                             "from stdin")
+    pw.add_argument("name")
+    _data_dir_flag(pw)
+    pw.set_defaults(func=cmd_users_passwd)
     ls = users_sub.add_parser("list", help="list users and roles")
     _data_dir_flag(ls)
     ls.set_defaults(func=cmd_users_list)

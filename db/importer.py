@@ -29,7 +29,7 @@ from core.celebamask import (ANNO_DIR, IMAGE_DIR, MASK_SIZE, MERGED_DIR, TreeSam
 from core.errors import FacetError
 from core.imageio import IMAGE_SUFFIXES, BadImageError, encode_label_png
 from core.labels import CELEBAMASK, LabelSet
-from db.archive import extracted_zip
+from db.archive import MAX_MEMBERS, MAX_TOTAL_BYTES, extracted_zip
 from db.images import SPLITS, add_image
 from db.models import Image, Origin, RevisionState
 from db.revisions import save_revision
@@ -257,10 +257,13 @@ def import_folder(session: Session, settings: Settings, root: Path, *,
 
 def import_path(session: Session, settings: Settings, path: str | os.PathLike, *,
                 labels: LabelSet = CELEBAMASK, progress: bool = False,
-                batch_size: int = 50) -> ImportReport:
+                batch_size: int = 50, max_members: int = MAX_MEMBERS,
+                max_total: int = MAX_TOTAL_BYTES) -> ImportReport:
     """Import a folder, a ``.zip`` (extracted safely inside the data dir), or one image file.
 
-    Raises :class:`FacetError` when ``path`` does not exist or is not a valid zip.
+    Raises :class:`FacetError` when ``path`` does not exist or is not a valid zip, and
+    :class:`db.archive.ArchiveTooLarge` (importing nothing) for a zip of more than
+    ``max_members`` entries or ``max_total`` uncompressed bytes.
     """
     path = Path(path)
     if not path.exists():
@@ -273,7 +276,7 @@ def import_path(session: Session, settings: Settings, path: str | os.PathLike, *
                              progress=progress, batch_size=batch_size)
     if path.suffix.lower() == ".zip":
         report = ImportReport()
-        with extracted_zip(path, settings.data_dir / "tmp") as ex:
+        with extracted_zip(path, settings.data_dir / "tmp", max_total, max_members) as ex:
             report.bad.extend((r.name, r.reason) for r in ex.refused)
             return import_folder(session, settings, ex.root, labels=labels, progress=progress,
                                  batch_size=batch_size, report=report)

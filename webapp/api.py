@@ -285,6 +285,8 @@ def install_error_handlers(app) -> None:
         async def handle(request: Request, err: Exception) -> JSONResponse:
             status = status_for(err)
             headers = {"WWW-Authenticate": 'Basic realm="facet"'} if status == 401 else None
+            if getattr(err, "retry_after", None) is not None:
+                headers = {"Retry-After": str(err.retry_after)}
             return JSONResponse(status_code=status, content={"detail": str(err)}, headers=headers)
         return handle
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
+import math
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +23,8 @@ from db.engine import session_scope
 from db.models import Role, User
 from db.users import authenticate, count_users, get_user_by_name
 from webapp.options import is_loopback
+
+log = logging.getLogger(__name__)
 
 LOCAL_NAME = "local"
 """The name the open (no users) mode acts under."""
@@ -60,6 +65,74 @@ class Actor:
         return self
 
 
+class LoginThrottled(AccessDenied):
+    """Too many failed logins for a name: refused unchecked for ``retry_after`` whole seconds
+    (429; the API sends ``Retry-After``)."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"too many failed logins; try again in {self.retry_after} s", 429)
+
+
+@dataclass
+class _Failures:
+    times: list[float] = field(default_factory=list)  # failures inside the window, oldest first
+    until: float = 0.0                                # refused before this clock reading
+
+
+class LoginThrottle:
+    """Failed-login bookkeeping per user name (thread-safe; one per :class:`Auth`).
+
+    Once a name has ``max_failures`` failures within ``window`` seconds, attempts for it are
+    refused without checking the password for ``base_delay`` seconds; each further failure
+    (made after a delay ran out) doubles the delay, up to ``max_delay``. A success resets the
+    name. Refused attempts are not failures: they neither extend nor reset the delay.
+    ``clock`` is injectable for tests (default :func:`time.monotonic`).
+    """
+
+    def __init__(self, max_failures: int = 5, window: float = 15 * 60.0,
+                 base_delay: float = 30.0, max_delay: float = 15 * 60.0,
+                 clock: Callable[[], float] = time.monotonic, max_names: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.clock = clock
+        self.max_names = max_names
+        self._lock = threading.Lock()
+        self._names: dict[str, _Failures] = {}
+
+    def retry_after(self, name: str) -> float:
+        """Seconds until ``name`` may try again; 0 when it may try now."""
+        with self._lock:
+            entry = self._names.get(name)
+            return 0.0 if entry is None else max(0.0, entry.until - self.clock())
+
+    def failure(self, name: str) -> float:
+        """Record a failed attempt; the delay now imposed on ``name`` (0 when none)."""
+        with self._lock:
+            now = self.clock()
+            if name not in self._names and len(self._names) >= self.max_names:
+                self._prune(now)
+            entry = self._names.setdefault(name, _Failures())
+            entry.times = [t for t in entry.times if now - t < self.window] + [now]
+            extra = len(entry.times) - self.max_failures
+            if extra < 0:
+                return 0.0
+            delay = min(self.max_delay, self.base_delay * 2.0 ** min(extra, 64))
+            entry.until = now + delay
+            return delay
+
+    def success(self, name: str) -> None:
+        with self._lock:
+            self._names.pop(name, None)
+
+    def _prune(self, now: float) -> None:
+        """Forget names with no failure in the window and no running delay (bounds memory)."""
+        self._names = {n: e for n, e in self._names.items()
+                       if e.until > now or any(now - t < self.window for t in e.times)}
+
+
 def _actor(user: User) -> Actor:
     return Actor(user.id, user.name, user.role)
 
@@ -70,11 +143,16 @@ class Auth:
     Verified passwords are remembered for ``ttl`` seconds as a salted digest next to the stored
     hash they matched, so an API client does not pay the scrypt cost (~60 ms) on every request;
     a changed password hash or role in the database takes effect at once.
+
+    Failed logins (UI and API alike) go through :meth:`login`, which keeps them in
+    ``throttle`` (a :class:`LoginThrottle`) and logs each at WARNING with the name and client.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], ttl: float = 300.0) -> None:
+    def __init__(self, sessions: sessionmaker[Session], ttl: float = 300.0,
+                 throttle: LoginThrottle | None = None) -> None:
         self.sessions = sessions
         self.ttl = ttl
+        self.throttle = throttle if throttle is not None else LoginThrottle()
         self._lock = threading.Lock()
         self._salt = hashlib.sha256(str(time.time_ns()).encode()).digest()
         self._verified: dict[bytes, tuple[int, str, float]] = {}  # digest -> (user id, hash, expiry)
@@ -105,9 +183,34 @@ class Auth:
                 self._verified[key] = (user.id, user.password_hash, time.monotonic() + self.ttl)
             return _actor(user)
 
+    def login(self, name: str, password: str, client_host: str | None) -> Actor:
+        """:meth:`check_password` behind the throttle.
+
+        Raises :class:`LoginThrottled` (429) while ``name`` is held back, else
+        :class:`AccessDenied` (401) with one message whether or not the user exists.
+        """
+        key = name.strip()
+        wait = self.throttle.retry_after(key)
+        if wait > 0:
+            log.warning("login refused for %r from %s: throttled for %.0f s more",
+                        key, client_host or "unknown client", wait)
+            raise LoginThrottled(wait)
+        actor = self.check_password(name, password)
+        if actor is None:
+            delay = self.throttle.failure(key)
+            log.warning("failed login for %r from %s%s", key, client_host or "unknown client",
+                        f"; further attempts refused for {delay:.0f} s" if delay else "")
+            raise AccessDenied("wrong user name or password", 401)
+        self.throttle.success(key)
+        return actor
+
     def gradio_login(self, username: str, password: str) -> bool:
-        """Gradio's ``auth=`` callback."""
-        return self.check_password(username, password) is not None
+        """Gradio's ``auth=`` callback (Gradio passes no request, so the client is not known)."""
+        try:
+            self.login(username, password, None)
+        except AccessDenied:
+            return False
+        return True
 
     def _open_actor(self, client_host: str | None) -> Actor:
         if client_host is None or not is_loopback(client_host):
@@ -126,10 +229,7 @@ class Auth:
                 .decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise AccessDenied("malformed Basic credentials", 401) from None
-        actor = self.check_password(name, password)
-        if actor is None:
-            raise AccessDenied("wrong user name or password", 401)
-        return actor
+        return self.login(name, password, client_host)
 
     def from_username(self, username: str | None, client_host: str | None) -> Actor:
         """The actor of a UI event: Gradio's logged-in ``username``, or the open mode."""
