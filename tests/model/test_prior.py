@@ -42,7 +42,7 @@ def test_pretrain_writes_a_checkpoint_with_its_recipe_and_per_class_scores(tmp_p
 def test_the_shipped_prior_scores_its_recorded_f1_on_other_synthetic_faces():
     ckpt = load_checkpoint(SHIPPED_PRIOR)
     recorded = ckpt.meta["metrics"]
-    assert min(v for v in recorded["per_class_f1"].values() if v is not None) > 0
+    assert min(recorded["per_class_f1"][n] for n in ("skin", "hair", "nose", "l_eye", "r_eye")) > 0.5
     fresh = score_prior(Predictor(ckpt.model, ckpt.config, ckpt.labels), count=6,
                         size=ckpt.config.input_size, first=1000)
     assert abs(fresh["mean_f1"] - recorded["mean_f1"]) < 0.08, (fresh["mean_f1"], recorded["mean_f1"])
