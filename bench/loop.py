@@ -244,6 +244,10 @@ def prior_row(order: str, args: argparse.Namespace, sessions, settings: Settings
                to_scored_s=time.monotonic() - start)
 
 
+def secs(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} s"
+
+
 def fmt(value: float | None, pct: bool = False) -> str:
     if value is None:
         return "–"
@@ -319,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r.order} | {r.k} | {fmt(r.next_f1)} | {fmt(r.next_fix, True)} "
               f"| {fmt(r.heldout_f1)} | {fmt(r.heldout_fix, True)} | {fmt(r.val_f1)} "
               f"| {'yes' if r.activated else 'no'} | {'yes' if r.distilled else 'no'} "
-              f"| {r.steps} | {r.to_publish_s:.0f} s | {r.to_scored_s:.0f} s |")
+              f"| {r.steps if r.steps is not None else '–'} | {secs(r.to_publish_s)} "
+              f"| {secs(r.to_scored_s)} |")
     return 0
 
 
