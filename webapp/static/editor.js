@@ -180,7 +180,7 @@ class Editor {
       const r = start.revision;
       from = `starting from revision ${r.revision} (${r.state}) by ${r.author}, ${when(r.created_at)} UTC`;
       if (r.state === "rejected" && r.comment) from += ` — reviewer said: “${r.comment}”`;
-    } else if (start.source === "model") from = `starting from ${start.version.describe}'s pre-annotation (not saved yet)`;
+    } else if (start.source === "model") from = `starting from the pre-annotation of ${start.version.describe} (not saved yet)`;
     else from = "no model yet: the map starts empty (all background)";
     const held = o.held_until ? ` ⚠ reserved by another annotator until ${when(o.held_until)} UTC.` : "";
     this.q(".fe-title").innerHTML = `<b>Image #${o.id}</b> · ${esc(o.filename)} · ${esc(from)}.${esc(held)}`;
