@@ -327,5 +327,7 @@ def delete_image(studio: Studio, actor: Actor | None, image_id: int,
         raise NotFound(str(err)) from None
     with studio.session() as session:
         checkpoint_wal(session)
+    if studio.sam is not None:
+        studio.sam.forget(image_id)
     return remove_files(studio.settings, pending)
 

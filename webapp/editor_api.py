@@ -26,7 +26,7 @@ from webapp.api import StudioDep, Who, _etag, parse_if_match
 from webapp.records import OpenedImage, RevisionInfo, VersionInfo
 from webapp.sam_service import NOT_CONFIGURED
 from webapp.studio import Studio
-from webapp.ui.palette import shortcut
+from webapp.class_keys import shortcut
 
 router = APIRouter(prefix="/api")
 

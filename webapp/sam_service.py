@@ -28,6 +28,9 @@ from model.sam import SamEmbedding, SamError, SamModel
 from model.sam_onnx import decoder_path
 from webapp.options import ServeOptions
 
+KEEP_IN_MEMORY = 4
+"""Embeddings of this many recently clicked images stay loaded (4 MB each at most)."""
+
 NOT_CONFIGURED = ("SAM is off: start the studio with --sam-checkpoint PATH/TO/sam_vit_b_01ec64.pth "
                   "(and --sam-model vit_b|vit_l|vit_h to match the file) to enable click-to-segment.")
 
@@ -44,6 +47,8 @@ class SamService:
         self.sessions = sessions
         self.model = model
         self._encode_lock = threading.Lock()
+        self._memory: dict[int, SamEmbedding] = {}   # image id → embedding, oldest first
+        self._memory_lock = threading.Lock()
         if onnx:
             model.enable_onnx(decoder_path(settings.cache_dir, model.key), threads=onnx_threads)
 
@@ -67,7 +72,27 @@ class SamService:
             return self.ready_in(session, image_id)
 
     def cached(self, image_id: int) -> SamEmbedding | None:
-        """The stored embedding of an image, or ``None`` when it has not been computed."""
+        """The stored embedding of an image, or ``None`` when it has not been computed. The
+        last :data:`KEEP_IN_MEMORY` images' embeddings stay loaded: an annotator clicks the same
+        image many times, and a click should not read 2 MB from disk each time."""
+        with self._memory_lock:
+            if image_id in self._memory:
+                self._memory[image_id] = self._memory.pop(image_id)   # most recent last
+                return self._memory[image_id]
+        emb = self._load(image_id)
+        if emb is not None:
+            with self._memory_lock:
+                self._memory[image_id] = emb
+                while len(self._memory) > KEEP_IN_MEMORY:
+                    self._memory.pop(next(iter(self._memory)))
+        return emb
+
+    def forget(self, image_id: int) -> None:
+        """Drop a deleted image's embedding from memory."""
+        with self._memory_lock:
+            self._memory.pop(image_id, None)
+
+    def _load(self, image_id: int) -> SamEmbedding | None:
         with session_scope(self.sessions) as session:
             row = get_embedding_row(session, image_id, self.model.key)
             path = self.settings.data_dir / row.path if row is not None else None

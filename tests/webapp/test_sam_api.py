@@ -99,3 +99,20 @@ def test_with_a_worker_a_click_before_the_embedding_is_answered_pending_at_once(
         done = _click(client, image_id, [[30, 30, 1]])
         assert done.status_code == 200 and decode_label_png(done.content, 256).shape == (64, 64)
         assert calls[0] == 1
+
+
+
+def test_repeated_clicks_read_the_embedding_file_once(tmp_path, sam_options, monkeypatch):
+    studio = make_studio(tmp_path, sam_options, None)
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(9), "image/png")}).json()["id"]
+        assert _click(client, image_id, [[30, 30, 1]]).status_code == 200   # embeds and caches
+        loads = []
+        original = SamEmbedding.load
+        monkeypatch.setattr(SamEmbedding, "load", classmethod(
+            lambda cls, path: loads.append(path) or original(path)))
+        studio.sam.forget(image_id)
+        for point in ([30, 30, 1], [10, 40, 1], [50, 20, 0]):
+            assert _click(client, image_id, [point]).status_code == 200
+        assert len(loads) == 1, "each click read the embedding file again"
