@@ -173,6 +173,10 @@ def run_routes(settings: Settings, options: WorkerOptions, routes: Sequence[str]
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; covered by the consumer process tests
             code = 1
+            # A worker started from a non-interactive shell's background job inherits SIGINT
+            # ignored; the supervisor stops a child with SIGINT, so it must never be ignored
+            # (before Huey installs its own handler it raises KeyboardInterrupt and ends here).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             try:
                 _die_with_parent()
                 code = run_route(settings, options, route)
