@@ -43,6 +43,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from functools import partial
 
@@ -163,6 +164,9 @@ def run_route(settings: Settings, options: WorkerOptions, route: str) -> int:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_GRACE_S = 15
+"""Seconds a consumer has to stop after its sibling ended by itself, before it is killed (its
+running job, if any, is then failed by the next train consumer's start-up clean-up)."""
 
 
 def run_routes(settings: Settings, options: WorkerOptions, routes: Sequence[str]) -> int:
@@ -177,6 +181,7 @@ def run_routes(settings: Settings, options: WorkerOptions, routes: Sequence[str]
             # ignored; the supervisor stops a child with SIGINT, so it must never be ignored
             # (before Huey installs its own handler it raises KeyboardInterrupt and ends here).
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())   # nor blocked, whatever the parent had
             try:
                 _die_with_parent()
                 code = run_route(settings, options, route)
@@ -190,7 +195,7 @@ def run_routes(settings: Settings, options: WorkerOptions, routes: Sequence[str]
                                                     for p, r in children.items()))
     waited = {*_STOP_SIGNALS, signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, waited)
-    stopping, code = False, 0
+    stopping, code, kill_at = False, 0, None
     try:
         while children:
             for pid, rc in _reap(children):
@@ -202,8 +207,14 @@ def run_routes(settings: Settings, options: WorkerOptions, routes: Sequence[str]
                               route, rc)
                     stopping = True
                     _signal_all(children, signal.SIGINT)
+                    kill_at = time.monotonic() + STOP_GRACE_S
             if not children:
                 break
+            if kill_at is not None and time.monotonic() > kill_at:
+                log.error("consumers %s did not stop within %d s: killing them",
+                          sorted(children.values()), STOP_GRACE_S)
+                _signal_all(children, signal.SIGKILL)
+                kill_at = None
             info = signal.sigtimedwait(waited, 1.0)
             if info is None or info.si_signo == signal.SIGCHLD:
                 continue

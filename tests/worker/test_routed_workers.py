@@ -16,7 +16,7 @@ from tests.worker.conftest import add_faces, consumer_env, publish_untrained, wa
 from worker.child_process import start_worker_process
 from worker.client import HueyTaskQueue
 from worker.options import WorkerOptions
-from worker.queue import LIGHT, TRAIN, make_hueys
+from worker.queue import LIGHT, TRAIN
 from worker.reaper import pid_alive
 
 pytestmark = pytest.mark.slow
@@ -32,6 +32,11 @@ def _state(sessions, job_id):
         return get_job(s, job_id).state
 
 
+def _training_messages(huey) -> int:
+    """Queued ``facet.train`` messages (the periodic reaper may sit in the same queue)."""
+    return sum(1 for task in huey.pending() if task.name == "facet.train")
+
+
 def test_a_light_worker_leaves_training_to_a_train_worker(settings, sessions):
     ids = add_faces(sessions, settings, {1: "train", 2: "val", 3: "train", 4: "val"}, [5, 6, 7])
     v0 = publish_untrained(sessions, settings, seed=3)
@@ -39,7 +44,6 @@ def test_a_light_worker_leaves_training_to_a_train_worker(settings, sessions):
     client = HueyTaskQueue(settings, WorkerOptions.from_env(env=env))
     with session_scope(sessions) as s:
         job_id = create_job(s, "train", {"steps": 4}).id
-    queues = make_hueys(settings)  # counts only: no task table needed
 
     client.enqueue_training(job_id)  # queued first: a FIFO consumer of both would take it first
     with start_worker_process(settings, env=env, queues=LIGHT) as light:
@@ -49,19 +53,19 @@ def test_a_light_worker_leaves_training_to_a_train_worker(settings, sessions):
         client.enqueue_prediction(ids[6])
         wait_for(lambda: _predicted(sessions, ids[6], v0), 60, "a second prediction",
                  light.log_path)
-        assert queues[TRAIN].pending_count() == 1, "the light worker took the training run"
+        assert _training_messages(client.tasks.huey_for(TRAIN)) == 1, "the light worker took the training run"
         assert _state(sessions, job_id) == JobState.queued
         assert "facet-light" in light.log_path.read_text()
     assert light.popen.returncode == 0
-    assert queues[TRAIN].pending_count() == 1 and _state(sessions, job_id) == JobState.queued
+    assert _training_messages(client.tasks.huey_for(TRAIN)) == 1 and _state(sessions, job_id) == JobState.queued
 
     with start_worker_process(settings, env=env, queues=TRAIN) as train:
         client.enqueue_prediction(ids[7])  # light work waits for a light worker
         wait_for(lambda: _state(sessions, job_id) in (JobState.succeeded, JobState.failed), 180,
                  "the train worker to run the job", train.log_path)
         assert _state(sessions, job_id) == JobState.succeeded
-        assert queues[TRAIN].pending_count() == 0
-        assert queues[LIGHT].pending_count() >= 1
+        assert _training_messages(client.tasks.huey_for(TRAIN)) == 0
+        assert client.tasks.huey_for(LIGHT).pending_count() >= 1
         assert not _predicted(sessions, ids[7], v0)
     assert train.popen.returncode == 0
 
@@ -99,6 +103,27 @@ def test_when_one_consumer_ends_by_itself_the_supervisor_stops_the_other(monkeyp
         return 5  # pragma: no cover - only when nobody stops it
 
     monkeypatch.setattr(consumer, "run_route", fake_run_route)
+    start = time.monotonic()
+    assert consumer.run_routes(None, None, (TRAIN, LIGHT)) == 3
+    assert time.monotonic() - start < 30
+
+
+def test_a_consumer_that_ignores_the_stop_is_killed_after_the_grace(monkeypatch):
+    """run_routes: the light child ignores SIGINT; it is killed STOP_GRACE_S later."""
+    import signal
+    import time
+
+    from worker import consumer
+
+    def fake_run_route(settings, options, route):  # runs in the forked children
+        if route == TRAIN:
+            return 3
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        time.sleep(120)
+        return 5  # pragma: no cover - only when nobody kills it
+
+    monkeypatch.setattr(consumer, "run_route", fake_run_route)
+    monkeypatch.setattr(consumer, "STOP_GRACE_S", 2)
     start = time.monotonic()
     assert consumer.run_routes(None, None, (TRAIN, LIGHT)) == 3
     assert time.monotonic() - start < 30
