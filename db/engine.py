@@ -1,4 +1,10 @@
-"""Engine and session setup. SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+"""Engine and session setup.
+
+SQLite gets WAL, foreign keys and a busy timeout on every connection. PostgreSQL goes through
+psycopg 3 (a plain ``postgresql://`` URL means it) with a connection pool sized for one web
+process or worker: :data:`PG_POOL_SIZE` kept open, :data:`PG_MAX_OVERFLOW` more under bursts,
+and a request that finds all of them busy waits up to :data:`PG_POOL_TIMEOUT_S`.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -8,6 +14,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 15_000
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 20
+PG_POOL_TIMEOUT_S = 30
+PG_STATEMENT_TIMEOUT_MS = 60_000
+"""A statement (or a wait for a row lock) that takes longer is cancelled with an error."""
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -26,6 +37,12 @@ def make_engine(url: str) -> Engine:
                                                   "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_pre_ping=True, pool_size=PG_POOL_SIZE,
+                             max_overflow=PG_MAX_OVERFLOW, pool_timeout=PG_POOL_TIMEOUT_S,
+                             connect_args={"options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"})
     return create_engine(url, pool_pre_ping=True)
 
 

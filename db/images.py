@@ -157,10 +157,10 @@ def _insert_unless_taken(session: Session, values: dict) -> Image | None:
         session.add(image)
         session.flush()
         return image
-    result = session.execute(_INSERTS[dialect](Image).values(**values).on_conflict_do_nothing())
-    if result.rowcount == 0:
-        return None
-    return session.scalar(select(Image).where(Image.sha256 == values["sha256"]))
+    # RETURNING says whether a row went in (a bulk ORM insert's rowcount is -1 on psycopg)
+    new_id = session.execute(_INSERTS[dialect](Image).values(**values).on_conflict_do_nothing()
+                             .returning(Image.id)).scalar_one_or_none()
+    return None if new_id is None else session.get(Image, new_id)
 
 
 def get_image(session: Session, image_id: int) -> Image | None:

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,30 +9,26 @@ import pytest
 from db.database import current_revision, head_revision
 from db.engine import session_scope
 from db.users import authenticate, list_users
+from tests.app_cli import run_app
 from tests.db.test_stats import known_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def facet(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACET_")}
-    return subprocess.run([sys.executable, "app.py", *args], cwd=REPO, input=stdin, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_users_add_reads_the_password_from_stdin_and_refuses_bad_input(settings, sessions):
-    data = str(settings.data_dir)
-    ok = facet("users", "add", "alice", "--role", "reviewer", "--data-dir", data,
-               stdin="s3cret pass\n")
+    ok = run_app("users", "add", "alice", "--role", "reviewer", settings=settings,
+                 stdin="s3cret pass\n")
     assert ok.returncode == 0, ok.stderr
-    bad_role = facet("users", "add", "bob", "--role", "boss", "--data-dir", data, stdin="pw\n")
-    empty = facet("users", "add", "bob", "--role", "admin", "--data-dir", data, stdin="\n")
+    bad_role = run_app("users", "add", "bob", "--role", "boss", settings=settings, stdin="pw\n")
+    empty = run_app("users", "add", "bob", "--role", "admin", settings=settings, stdin="\n")
     for run, reason in ((bad_role, "unknown role 'boss'"), (empty, "empty password")):
         assert run.returncode == 2
         assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ")
         assert reason in run.stderr
-    listed = facet("users", "list", "--data-dir", data)
+    listed = run_app("users", "list", settings=settings)
     assert listed.returncode == 0 and listed.stdout.split()[:2] == ["alice", "reviewer"]
     with session_scope(sessions) as s:
         assert [u.name for u in list_users(s)] == ["alice"]
@@ -44,13 +37,13 @@ def test_users_add_reads_the_password_from_stdin_and_refuses_bad_input(settings,
 
 def test_stats_json_and_db_upgrade_on_a_fresh_data_dir(tmp_path, settings, sessions):
     known_dataset(sessions)
-    run = facet("stats", "--json", "--data-dir", str(settings.data_dir))
+    run = run_app("stats", "--json", settings=settings)
     assert run.returncode == 0, run.stderr
     stats = json.loads(run.stdout)
     assert (stats["images"], stats["annotated"], stats["approved"]) == (5, 4, 1)
     assert stats["active_mean_f1"] == 0.7
 
     fresh = tmp_path / "fresh"
-    up = facet("db", "upgrade", "--data-dir", str(fresh))
+    up = run_app("db", "upgrade", "--data-dir", str(fresh))
     assert up.returncode == 0, up.stderr
     assert current_revision(f"sqlite:///{fresh / 'facet.db'}") == head_revision()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import zipfile
@@ -24,6 +23,7 @@ from db.importer import import_path
 from db.models import Image, Revision, RevisionState
 from db.revisions import save_revision
 from db.settings import Settings
+from tests.app_cli import cli_env
 from tests.db.io_fixtures import G_MASK_LABELS, g_mask_read, photo_bytes, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,7 +206,7 @@ def test_existing_output_is_refused_and_left_alone(settings, sessions, tmp_path)
 def test_cli_export_zip(settings, sessions, tmp_path):
     write_tree(tmp_path / "tree", [3, 5])
     do_import(sessions, settings, tmp_path / "tree")
-    env = {**os.environ, "FACET_DATA_DIR": str(settings.data_dir)}
+    env = cli_env(settings)
     proc = subprocess.run([sys.executable, "app.py", "export", str(tmp_path / "o.zip"), "--zip",
                            "--status", "approved"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)

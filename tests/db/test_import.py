@@ -1,7 +1,6 @@
 """db/importer.py + db/archive.py: folders, CelebAMask-HQ trees and zips, with bad files named."""
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from db.archive import extract_into
 from db.engine import session_scope
 from db.importer import import_path
 from db.models import Image, Origin, Revision, RevisionState
+from tests.app_cli import cli_env
 from tests.db.io_fixtures import (face_masks, g_mask_merge, photo_bytes, png_bytes,
                                   write_broken_folder, write_tree)
 
@@ -58,7 +58,7 @@ def test_broken_folder_lands_one_image_and_names_every_bad_file(settings, sessio
 
 def test_cli_import_prints_summary_and_every_bad_file(settings, tmp_path):
     expected = write_broken_folder(tmp_path / "in")
-    env = {**os.environ, "FACET_DATA_DIR": str(settings.data_dir)}
+    env = cli_env(settings)
     proc = subprocess.run([sys.executable, "app.py", "import", str(tmp_path / "in")], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

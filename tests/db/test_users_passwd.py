@@ -7,7 +7,7 @@ import pytest
 from core.errors import FacetError
 from db.engine import session_scope
 from db.users import authenticate, create_user, set_password
-from tests.db.test_cli import facet
+from tests.app_cli import run_app
 from webapp.auth import Auth
 
 
@@ -15,12 +15,11 @@ from webapp.auth import Auth
 def test_users_passwd_reads_the_new_password_from_stdin(settings, sessions):
     with session_scope(sessions) as s:
         create_user(s, "alice", "old pass", "reviewer")
-    data = str(settings.data_dir)
-    ok = facet("users", "passwd", "alice", "--data-dir", data, stdin="new pass\n")
+    ok = run_app("users", "passwd", "alice", settings=settings, stdin="new pass\n")
     assert ok.returncode == 0, ok.stderr
     assert "changed the password of 'alice'" in ok.stdout
-    unknown = facet("users", "passwd", "bob", "--data-dir", data, stdin="pw\n")
-    empty = facet("users", "passwd", "alice", "--data-dir", data, stdin="\n")
+    unknown = run_app("users", "passwd", "bob", settings=settings, stdin="pw\n")
+    empty = run_app("users", "passwd", "alice", settings=settings, stdin="\n")
     for run, reason in ((unknown, "no user named 'bob'"), (empty, "empty password")):
         assert run.returncode == 2, run.stderr
         assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ")

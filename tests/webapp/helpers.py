@@ -118,9 +118,10 @@ class SyncTasks:
         self.calls.append(("label_saved", image_id))
 
 
-def make_studio(tmp: Path, options: ServeOptions | None = None, tasks: SyncTasks | None = None,
-                users: bool = True) -> Studio:
-    settings = Settings.resolve(data_dir=tmp / "data", env={})
+def make_studio(settings: Settings, options: ServeOptions | None = None,
+                tasks: SyncTasks | None = None, users: bool = True) -> Studio:
+    """A studio over ``settings`` (the ``settings`` fixture: SQLite or PostgreSQL), with the
+    users ann, rev and adm unless ``users`` is false."""
     studio = Studio.create(settings, options or ServeOptions(), tasks)
     if tasks is not None:
         tasks.studio = studio

@@ -28,9 +28,9 @@ def _bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
 
 
 @pytest.fixture()
-def api(tmp_path):
+def api(settings):
     tasks = SyncTasks()
-    studio = make_studio(tmp_path, tasks=tasks)
+    studio = make_studio(settings, tasks=tasks)
     with LiveServer(app_for(studio)) as url:
         yield studio, tasks, url
 
@@ -229,7 +229,7 @@ def test_the_ui_login_cookie_carries_the_same_user_and_roles_to_the_api(api):
     assert forged.get("/api/images").status_code == 401
 
 
-def test_a_server_function_call_acts_as_the_user_of_the_login_cookie(tmp_path):
+def test_a_server_function_call_acts_as_the_user_of_the_login_cookie(settings):
     """Gradio gives a component's server function a request without the user name; the
     studio reads the login cookie that the call carries (webapp/browser_login.py)."""
     from types import SimpleNamespace
@@ -240,7 +240,7 @@ def test_a_server_function_call_acts_as_the_user_of_the_login_cookie(tmp_path):
     from webapp.browser_login import _gradio_app
     from webapp.ui.common import actor_of as ui_actor
 
-    studio = make_studio(tmp_path)
+    studio = make_studio(settings)
     app = app_for(studio)
     with LiveServer(app) as url:
         client = httpx.Client(base_url=url, timeout=60)

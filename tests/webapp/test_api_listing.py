@@ -25,8 +25,8 @@ JOB_FIELDS = {"id", "kind", "state", "progress", "message", "error", "params", "
 
 
 @pytest.fixture()
-def studio(tmp_path):
-    return make_studio(tmp_path, tasks=SyncTasks())
+def studio(settings):
+    return make_studio(settings, tasks=SyncTasks())
 
 
 @pytest.fixture()

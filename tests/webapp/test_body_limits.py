@@ -13,8 +13,8 @@ from webapp.options import ServeOptions
 
 
 @pytest.fixture()
-def small_limits(tmp_path):
-    studio = make_studio(tmp_path, ServeOptions(max_upload_bytes=4000, max_label_bytes=600))
+def small_limits(settings):
+    studio = make_studio(settings, ServeOptions(max_upload_bytes=4000, max_label_bytes=600))
     with LiveServer(app_for(studio)) as url:
         yield studio, httpx.Client(base_url=url, auth=auth("adm"), timeout=60)
 

@@ -27,12 +27,12 @@ from webapp.ui.dataset import DatasetView
 
 
 @pytest.fixture()
-def studio(tmp_path, tiny_parser):
+def studio(settings, tmp_path, tiny_parser):
     """A studio with a tiny SAM, a synchronous worker and an active tiny parser: an upload
     gets a prediction row and an embedding file at once."""
     ckpt = write_tiny_checkpoint(tmp_path / "tiny_sam.pth")
     options = ServeOptions(sam_checkpoint=ckpt, sam_model="tiny", sam_builders=TINY_BUILDERS)
-    studio = make_studio(tmp_path, options, SyncTasks())
+    studio = make_studio(settings, options, SyncTasks())
     publish_version(studio, tiny_parser, "v1.pt", {"mean_f1": 0.5})
     return studio
 

@@ -19,8 +19,8 @@ SIZE = 64  # synthetic faces are SIZE x SIZE; label maps are stored at the same 
 
 
 @pytest.fixture()
-def studio(tmp_path):
-    return make_studio(tmp_path)
+def studio(settings):
+    return make_studio(settings)
 
 
 @pytest.fixture()

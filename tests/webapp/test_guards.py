@@ -14,8 +14,8 @@ def _count_images(client: httpx.Client) -> int:
 
 
 @pytest.fixture()
-def open_studio(tmp_path):
-    studio = make_studio(tmp_path, users=False)
+def open_studio(settings):
+    studio = make_studio(settings, users=False)
     with LiveServer(app_for(studio)) as url:
         yield studio, url
 
@@ -35,8 +35,8 @@ def test_open_mode_refuses_cross_site_writes_and_foreign_host_names(open_studio)
                        ).status_code == 201  # scripts send no Origin
 
 
-def test_with_users_a_logged_in_browser_still_cannot_be_used_cross_site(tmp_path):
-    studio = make_studio(tmp_path)  # with the users ann, rev and adm
+def test_with_users_a_logged_in_browser_still_cannot_be_used_cross_site(settings):
+    studio = make_studio(settings)  # with the users ann, rev and adm
     with LiveServer(app_for(studio)) as url:
         admin = httpx.Client(base_url=url, auth=auth("adm"), timeout=60)
         refused = admin.post("/api/train", headers={"Origin": "https://attacker.example"})

@@ -19,8 +19,8 @@ class Clock:
 
 
 @pytest.fixture()
-def studio(tmp_path):
-    studio = make_studio(tmp_path, users=False)
+def studio(settings):
+    studio = make_studio(settings, users=False)
     from tests.webapp.helpers import add_users
     add_users(studio, names=("ann",))
     clock = Clock()

@@ -30,9 +30,9 @@ def _click(client, image_id, points, box=None):
     return client.post(f"/api/images/{image_id}/sam", json={"points": points, "box": box})
 
 
-def test_worker_embeds_on_upload_and_clicks_never_run_the_encoder(tmp_path, sam_options):
+def test_worker_embeds_on_upload_and_clicks_never_run_the_encoder(settings, sam_options):
     tasks = SyncTasks()
-    studio = make_studio(tmp_path, sam_options, tasks)
+    studio = make_studio(settings, sam_options, tasks)
     calls = _encoder_calls(studio)
     with LiveServer(app_for(studio)) as url:
         client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
@@ -53,8 +53,8 @@ def test_worker_embeds_on_upload_and_clicks_never_run_the_encoder(tmp_path, sam_
 
 
 def test_without_worker_the_first_click_embeds_once_and_the_cache_survives_a_restart(
-        tmp_path, sam_options):
-    studio = make_studio(tmp_path, sam_options, None)
+        settings, sam_options):
+    studio = make_studio(settings, sam_options, None)
     calls = _encoder_calls(studio)
     with LiveServer(app_for(studio)) as url:
         client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
@@ -72,8 +72,8 @@ def test_without_worker_the_first_click_embeds_once_and_the_cache_survives_a_res
     assert calls_again[0] == 0 and mask.shape == (64, 64)
 
 
-def test_without_a_checkpoint_sam_answers_503_with_how_to_enable_it(tmp_path):
-    studio = make_studio(tmp_path)
+def test_without_a_checkpoint_sam_answers_503_with_how_to_enable_it(settings):
+    studio = make_studio(settings)
     with LiveServer(app_for(studio)) as url:
         client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
         image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(7), "image/png")}).json()["id"]
@@ -83,9 +83,9 @@ def test_without_a_checkpoint_sam_answers_503_with_how_to_enable_it(tmp_path):
 
 
 def test_with_a_worker_a_click_before_the_embedding_is_answered_pending_at_once(
-        tmp_path, sam_options):
+        settings, sam_options):
     tasks = SyncTasks()
-    studio = make_studio(tmp_path, sam_options, tasks)
+    studio = make_studio(settings, sam_options, tasks)
     tasks.studio = None                     # a worker that has not got to the image yet
     calls = _encoder_calls(studio)
     with LiveServer(app_for(studio)) as url:
@@ -102,8 +102,8 @@ def test_with_a_worker_a_click_before_the_embedding_is_answered_pending_at_once(
 
 
 
-def test_repeated_clicks_read_the_embedding_file_once(tmp_path, sam_options, monkeypatch):
-    studio = make_studio(tmp_path, sam_options, None)
+def test_repeated_clicks_read_the_embedding_file_once(settings, sam_options, monkeypatch):
+    studio = make_studio(settings, sam_options, None)
     with LiveServer(app_for(studio)) as url:
         client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
         image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(9), "image/png")}).json()["id"]

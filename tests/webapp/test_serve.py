@@ -7,6 +7,7 @@ import pytest
 import app as facet_app
 from core.errors import FacetError
 from db.models import ModelVersion, Revision
+from db.settings import Settings
 from tests.webapp.helpers import add_users, app_for, face_bytes, make_studio
 from tests.webapp.live import LiveServer
 from webapp.auth import AccessDenied
@@ -14,8 +15,8 @@ from webapp.demo import fill_demo, register_parser, register_prior
 from webapp.server import check_host
 
 
-def test_open_mode_serves_loopback_only_and_refuses_a_public_host(tmp_path):
-    studio = make_studio(tmp_path, users=False)
+def test_open_mode_serves_loopback_only_and_refuses_a_public_host(settings):
+    studio = make_studio(settings, users=False)
     assert check_host(studio, "127.0.0.1") is True and check_host(studio, "localhost") is True
     with pytest.raises(FacetError, match="refusing to serve on 0.0.0.0 without users"):
         check_host(studio, "0.0.0.0")
@@ -37,19 +38,19 @@ def test_cli_refuses_a_public_host_without_users(tmp_path, capsys):
     assert facet_app.main(["serve", "--port", "70000", "--data-dir", str(tmp_path / "d")]) == 2
 
 
-def test_demo_fills_only_an_empty_database(tmp_path):
-    studio = make_studio(tmp_path)
+def test_demo_fills_only_an_empty_database(settings, tmp_path):
+    studio = make_studio(settings)
     assert fill_demo(studio, 4, size=48) == 4
     assert fill_demo(studio, 4, size=48) == 0
     with studio.session() as session:
         revs = session.query(Revision).all()
         assert len(revs) == 2 and {r.state.value for r in revs} == {"approved"}
     with pytest.raises(FacetError, match="positive"):
-        fill_demo(make_studio(tmp_path / "other"), 0)
+        fill_demo(make_studio(Settings.resolve(data_dir=tmp_path / "other", env={})), 0)
 
 
-def test_parser_checkpoint_is_registered_once_and_activated(tmp_path, tiny_parser):
-    studio = make_studio(tmp_path)
+def test_parser_checkpoint_is_registered_once_and_activated(settings, tmp_path, tiny_parser):
+    studio = make_studio(settings)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"nope")
     with pytest.raises(FacetError):
@@ -63,12 +64,12 @@ def test_parser_checkpoint_is_registered_once_and_activated(tmp_path, tiny_parse
 
 
 def test_a_database_without_models_starts_from_the_prior_and_its_labels_fine_tune_it(
-        tmp_path, tiny_parser):
+        settings, tmp_path, tiny_parser):
     from tests.webapp.helpers import SyncTasks
     from webapp.demo import train_first_model
 
     tasks = SyncTasks()
-    studio = make_studio(tmp_path, tasks=tasks)
+    studio = make_studio(settings, tasks=tasks)
     assert "not found; starting without a model" in register_prior(studio, tmp_path / "none.pt")
     assert "prior: registered tiny.pt as model v1" in register_prior(studio, tiny_parser)
     with studio.session() as session:

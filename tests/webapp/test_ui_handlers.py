@@ -27,9 +27,9 @@ def _actor(studio, name: str) -> Actor:
 
 
 @pytest.fixture()
-def ui(tmp_path):
+def ui(settings):
     tasks = SyncTasks()
-    studio = make_studio(tmp_path, tasks=tasks)
+    studio = make_studio(settings, tasks=tasks)
     fill_demo(studio, 2, size=64, labelled_fraction=0.0)
     with gr.Blocks():
         review, models = ReviewView(studio), ModelsView(studio)
@@ -105,7 +105,7 @@ def test_a_rejected_label_goes_back_to_the_queue_with_the_comment(ui):
         assert queued is not None and queued.id == image_id
 
 
-def test_a_training_request_the_queue_refuses_does_not_block_later_ones(tmp_path):
+def test_a_training_request_the_queue_refuses_does_not_block_later_ones(settings):
     from core.errors import FacetError
     from db.jobs import latest_job
     from db.models import JobState
@@ -114,7 +114,7 @@ def test_a_training_request_the_queue_refuses_does_not_block_later_ones(tmp_path
         def enqueue_training(self, job_id: int) -> None:
             raise ConnectionError("queue unreachable")
 
-    studio = make_studio(tmp_path, tasks=DownQueue())
+    studio = make_studio(settings, tasks=DownQueue())
     with pytest.raises(FacetError, match="could not be queued: queue unreachable"):
         queue_training(studio, None, "test")
     with studio.session() as session:
