@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +178,30 @@ def consumer_env(**overrides: str) -> dict[str, str]:
            "FACET_RETRAIN_EVERY": "0", "FACET_WORKERS": "2", "OMP_NUM_THREADS": "1"}
     env.update(overrides)
     return env
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A private ``redis-server`` on a free port for one test (skipped without the binary)."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server binary (apt-get install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        def up():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+        wait_for(up, 10, "redis-server to listen")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -6,8 +6,6 @@ private server on a free port and stops it afterwards.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 
 import pytest
 
@@ -21,28 +19,6 @@ from worker.options import WorkerOptions
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="no redis-server binary")]
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        def up():
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-        wait_for(up, 10, "redis-server to listen")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_a_consumer_on_redis_pre_annotates_an_image(tmp_path, redis_url):
