@@ -50,6 +50,27 @@ class SamError(FacetError):
     """A SAM checkpoint, embedding file or prompt is unusable; the message says why."""
 
 
+CANDIDATES = 3
+"""Masks SAM offers for a lone click (its multimask output); :meth:`SamModel.answer` picks one."""
+
+
+@dataclass(frozen=True)
+class SamAnswer:
+    """One mask for a set of prompts.
+
+    ``mask``: ``H x W`` bool (the image's original size). ``score``: SAM's predicted IoU.
+    ``low_res``: ``1 x 1 x L x L`` float32 logits of that mask (L = 256 for the official
+    models), what the next click on the same part passes back as ``mask_input``.
+    ``candidate``: which of a lone click's :data:`CANDIDATES` masks this is (``None`` for the
+    single-mask answer to several clicks or a box).
+    """
+
+    mask: np.ndarray
+    score: float
+    low_res: np.ndarray
+    candidate: int | None
+
+
 @dataclass(frozen=True)
 class SamEmbedding:
     """One image's encoder output plus the sizes needed to restore it into a predictor.
@@ -235,6 +256,20 @@ class SamModel:
                        box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
                        backend: Backend | None = None) -> tuple[np.ndarray, float, np.ndarray]:
         """:meth:`predict` plus the chosen mask's ``1 x 1 x 256 x 256`` float32 low-res logits."""
+        found = self.answer(emb, points, box, mask_input, backend=backend)
+        return found.mask, found.score, found.low_res
+
+    def answer(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
+               box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
+               candidate: int | None = None, backend: Backend | None = None) -> SamAnswer:
+        """The mask for the prompts (see :meth:`predict`) with its logits and candidate index.
+
+        ``candidate``: for a lone click, which of SAM's :data:`CANDIDATES` masks to return
+        (``None``: the best-scored; ignored for other prompts). :class:`SamError` when it is not
+        ``0 … CANDIDATES - 1``.
+        """
+        if candidate is not None and not 0 <= candidate < CANDIDATES:
+            raise SamError(f"candidate must be 0 to {CANDIDATES - 1}, got {candidate}")
         pts, labels = _check_prompts(points, box, emb.original_size)
         self._check_embedding(emb)
         low_shape = (1, 1, *self.sam.prompt_encoder.mask_input_size)
@@ -249,7 +284,7 @@ class SamModel:
             raise SamError("the ONNX click path is not enabled")
         if decoder is not None and backend != "torch":
             try:
-                return self._predict_onnx(decoder, emb, pts, labels, box, mask_input)
+                return self._predict_onnx(decoder, emb, pts, labels, box, mask_input, candidate)
             except Exception as err:  # noqa: BLE001 - a broken session: PyTorch answers
                 if backend == "onnx":
                     raise
@@ -257,23 +292,23 @@ class SamModel:
                     if self._onnx is decoder:
                         self._onnx = None
                 self._onnx_failed("ONNX decoder failed", err)
-        return self._predict_torch(emb, pts, labels, box, mask_input)
+        return self._predict_torch(emb, pts, labels, box, mask_input, candidate)
 
     def _predict_onnx(self, decoder: OnnxClickDecoder, emb: SamEmbedding, pts: np.ndarray,
                       labels: np.ndarray, box: Sequence[float] | None,
-                      mask_input: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
+                      mask_input: np.ndarray | None, candidate: int | None) -> SamAnswer:
         from model.sam_onnx import onnx_prompts
 
         coords, labs = onnx_prompts(
             pts, labels, None if box is None else np.asarray(box, dtype=np.float64),
             lambda c: self._transform.apply_coords(c, emb.original_size))
-        return decoder.run(emb.features.astype(np.float32), coords, labs, emb.original_size,
-                           mask_input)
+        return SamAnswer(*decoder.run(emb.features.astype(np.float32), coords, labs,
+                                      emb.original_size, mask_input, candidate))
 
     @torch.no_grad()
     def _predict_torch(self, emb: SamEmbedding, pts: np.ndarray, labels: np.ndarray,
-                       box: Sequence[float] | None,
-                       mask_input: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
+                       box: Sequence[float] | None, mask_input: np.ndarray | None,
+                       candidate: int | None) -> SamAnswer:
         predictor = self._restored_predictor(emb)
         multimask = box is None and len(pts) == 1
         masks, scores, low = predictor.predict(
@@ -282,9 +317,9 @@ class SamModel:
             box=np.asarray(box, dtype=np.float64) if box is not None else None,
             mask_input=mask_input[0] if mask_input is not None else None,
             multimask_output=multimask)
-        best = int(np.argmax(scores))
-        return (masks[best].astype(bool), float(scores[best]),
-                low[best][None, None].astype(np.float32))
+        best = candidate if multimask and candidate is not None else int(np.argmax(scores))
+        return SamAnswer(masks[best].astype(bool), float(scores[best]),
+                         low[best][None, None].astype(np.float32), best if multimask else None)
 
 
 def _check_prompts(points: Sequence[Sequence[float]], box: Sequence[float] | None,

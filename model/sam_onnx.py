@@ -6,9 +6,10 @@ decoder.onnx``, beside that model's embeddings (written atomically: a concurrent
 leaves a half file), and every later process loads the file instead of exporting again.
 
 One ONNX call answers one click: the graph picks the single mask the answer needs before
-upscaling (the best-scored of SAM's three candidates for a lone click, the single-mask output
-otherwise, as :meth:`model.sam.SamModel.predict` does), resizes only that one to the original
-image size (``orig_im_size``) and thresholds it, so the caller gets an ``H x W`` bool mask.
+upscaling (for a lone click one of SAM's three candidates — the ``candidate`` input, or the
+best-scored when it is -1 — the single-mask output otherwise, as :meth:`model.sam.SamModel.predict`
+does), resizes only that one to the original image size (``orig_im_size``) and thresholds it, so
+the caller gets an ``H x W`` bool mask and the index of the candidate it got (-1: none).
 
 Prompts follow segment_anything's ONNX example: coordinates in the encoder's input frame
 (``ResizeLongestSide.apply_coords``), a box as two corner points labelled 2 and 3, a padding
@@ -36,11 +37,11 @@ from core.imageio import write_atomic
 log = logging.getLogger("facet.sam")
 
 DECODER_FILE = "decoder.onnx"
-FORMAT = "facet-sam-click-decoder/1"
+FORMAT = "facet-sam-click-decoder/2"
 """Stored in the file's metadata; a file of another format is exported again."""
 INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input",
-          "orig_im_size")
-OUTPUTS = ("mask", "score", "low_res_logits")
+          "orig_im_size", "candidate")
+OUTPUTS = ("mask", "score", "low_res_logits", "chosen")
 OPSET = 17
 
 _export_lock = threading.RLock()
@@ -58,8 +59,10 @@ class ClickDecoderModule(SamOnnxModel):
     """:class:`SamOnnxModel` answering one click with one thresholded mask.
 
     The choice between SAM's single-mask token and its three multimask candidates is made from
-    the labels (one click without a box: the best of the three; anything else: the single
-    mask), without control flow, and only the chosen low-res mask is upscaled.
+    the labels (one click without a box: candidate ``candidate`` of the three, or the best-scored
+    one when ``candidate`` is -1; anything else: the single mask), without control flow, and only
+    the chosen low-res mask is upscaled. The last output is the chosen candidate (-1: the single
+    mask).
     """
 
     def __init__(self, sam: Sam) -> None:
@@ -69,7 +72,8 @@ class ClickDecoderModule(SamOnnxModel):
     @torch.no_grad()
     def forward(self, image_embeddings: torch.Tensor,  # type: ignore[override]
                 point_coords: torch.Tensor, point_labels: torch.Tensor, mask_input: torch.Tensor,
-                has_mask_input: torch.Tensor, orig_im_size: torch.Tensor):
+                has_mask_input: torch.Tensor, orig_im_size: torch.Tensor,
+                candidate: torch.Tensor):
         sparse = self._embed_points(point_coords, point_labels)
         dense = self._embed_masks(mask_input, has_mask_input)
         masks, scores = self.mask_decoder.predict_masks(
@@ -82,12 +86,16 @@ class ClickDecoderModule(SamOnnxModel):
         lone_click = ((clicks == 1) & (corners == 0)).to(scores.dtype)        # B
         first = torch.tensor([[1000.0] + [0.0] * (scores.shape[1] - 1)])      # 1 x tokens
         # Lone click: token 0 (single mask) is pushed out; otherwise it always wins.
-        best = torch.argmax(scores + (1.0 - 2.0 * lone_click)[:, None] * first, dim=1)
+        auto = torch.argmax(scores + (1.0 - 2.0 * lone_click)[:, None] * first, dim=1)
+        # A lone click may ask for candidate k (token k + 1) instead of the best-scored one.
+        wanted = (candidate.to(torch.int64) + 1).clamp(1, scores.shape[1] - 1).expand_as(auto)
+        best = torch.where((lone_click > 0.5) & (candidate >= 0), wanted, auto)
         rows = torch.arange(masks.shape[0])
         low = masks[rows, best].unsqueeze(1)
         score = scores[rows, best].unsqueeze(1)
         upscaled = self.mask_postprocessing(low, orig_im_size)
-        return upscaled > self.model.mask_threshold, score, low
+        chosen = torch.where(lone_click > 0.5, best - 1, torch.full_like(best, -1))
+        return upscaled > self.model.mask_threshold, score, low, chosen
 
     def mask_postprocessing(self, masks: torch.Tensor, orig_im_size: torch.Tensor) -> torch.Tensor:
         """SamOnnxModel's, with the crop to the resized image traced as data, not constants
@@ -137,7 +145,7 @@ def export_decoder(sam: Sam, model_key: str, path: str | Path) -> Path:
     low = sam.prompt_encoder.mask_input_size
     dummy = (torch.zeros(1, dim, *emb), torch.full((1, 3, 2), 10.0),
              torch.tensor([[1.0, 2.0, 3.0]]), torch.zeros(1, 1, *low), torch.tensor([0.0]),
-             torch.tensor([480.0, 640.0]))
+             torch.tensor([480.0, 640.0]), torch.tensor([-1.0]))
     buf = io.BytesIO()
     with _export_lock:   # the TorchScript exporter keeps global state
         with warnings.catch_warnings():
@@ -225,12 +233,14 @@ class OnnxClickDecoder:
             return None, str(err).splitlines()[0] if str(err) else type(err).__name__
 
     def run(self, features: np.ndarray, coords: np.ndarray, labels: np.ndarray,
-            original_size: tuple[int, int],
-            mask_input: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray]:
+            original_size: tuple[int, int], mask_input: np.ndarray | None = None,
+            candidate: int | None = None) -> tuple[np.ndarray, float, np.ndarray, int | None]:
         """One click. ``features``: ``1 x C x E x E`` float32; ``coords``: ``N x 2`` in the
-        encoder's input frame; ``labels``: ``N`` (1/0 clicks, 2/3 box corners, -1 padding).
-        Returns the ``H x W`` bool mask, its score and its ``1 x 1 x 256 x 256`` low-res logits
-        (what ``mask_input`` takes on the next click)."""
+        encoder's input frame; ``labels``: ``N`` (1/0 clicks, 2/3 box corners, -1 padding);
+        ``candidate``: which of a lone click's three masks (``None``: the best-scored).
+        Returns the ``H x W`` bool mask, its score, its ``1 x 1 x 256 x 256`` low-res logits
+        (what ``mask_input`` takes on the next click) and the candidate it is (``None``: the
+        single-mask answer to several prompts)."""
         if mask_input is not None:
             mask_input = np.asarray(mask_input, dtype=np.float32).reshape(self._no_mask.shape)
         feed = {
@@ -240,9 +250,11 @@ class OnnxClickDecoder:
             "mask_input": self._no_mask if mask_input is None else mask_input,
             "has_mask_input": np.array([0.0 if mask_input is None else 1.0], dtype=np.float32),
             "orig_im_size": np.array(original_size, dtype=np.float32),
+            "candidate": np.array([-1.0 if candidate is None else float(candidate)],
+                                  dtype=np.float32),
         }
-        mask, score, low = self.session.run(None, feed)
-        return mask[0, 0], float(score[0, 0]), low
+        mask, score, low, chosen = self.session.run(None, feed)
+        return mask[0, 0], float(score[0, 0]), low, (int(chosen[0]) if chosen[0] >= 0 else None)
 
 
 def onnx_prompts(points: np.ndarray, labels: np.ndarray, box: np.ndarray | None,

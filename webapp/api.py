@@ -26,7 +26,7 @@ from db.images import ImageFilter, ImageStatus, image_file, page_images, parse_t
 from db.models import RevisionState
 from db.revisions import latest_revision
 from db.versions import list_versions
-from model.sam import SamError
+from model.sam import CANDIDATES, SamError
 from webapp import actions
 from webapp.actions import ANY_REVISION, NotFound, NoWorkerError, TrainingPendingError, image_in
 from webapp.auth import AccessDenied, Actor
@@ -42,10 +42,14 @@ _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": PNG, ".webp": "im
 
 
 class SamPrompt(BaseModel):
-    """Clicks ``[[x, y, 1|0], …]`` and an optional box ``[x0, y0, x1, y1]``, image pixels."""
+    """Clicks ``[[x, y, 1|0], …]`` and an optional box ``[x0, y0, x1, y1]``, image pixels;
+    ``refine``: the ``X-Sam-Token`` of the previous answer on the same part (SAM starts from
+    that mask); ``candidate``: which of a lone click's three masks (default: the best-scored)."""
 
     points: list[list[float]] = Field(default_factory=list)
     box: list[float] | None = None
+    refine: str | None = Field(None, max_length=64)
+    candidate: int | None = Field(None, ge=0, le=2)
 
 
 class Decision(BaseModel):
@@ -223,15 +227,21 @@ def sam(image_id: int, prompt: SamPrompt, studio: StudioDep, who: Who) -> Respon
     with studio.session() as session:
         image_in(session, image_id)
     try:
-        mask, score = studio.sam.mask(image_id, prompt.points, prompt.box,
-                                      compute=studio.tasks is None)
+        click = studio.sam.click(image_id, prompt.points, prompt.box,
+                                 compute=studio.tasks is None, refine=prompt.refine,
+                                 candidate=prompt.candidate)
     except EmbeddingPending as err:
         studio.tasks.enqueue_embedding(image_id, urgent=True)
         return JSONResponse(status_code=202, headers={"Retry-After": str(SAM_RETRY_S)},
                             content={"detail": str(err), "pending": True,
                                      "retry_after_s": SAM_RETRY_S})
-    png = encode_label_png(mask.astype("uint8") * 255)
-    return Response(png, media_type=PNG, headers={"X-Sam-Score": f"{score:.4f}"})
+    found = click.answer
+    png = encode_label_png(found.mask.astype("uint8") * 255)
+    return Response(png, media_type=PNG, headers={
+        "X-Sam-Score": f"{found.score:.4f}", "X-Sam-Token": click.token,
+        "X-Sam-Refined": "1" if click.refined else "0",
+        "X-Sam-Candidate": "none" if found.candidate is None else str(found.candidate),
+        "X-Sam-Candidates": str(CANDIDATES if found.candidate is not None else 1)})
 
 
 @router.post("/train")

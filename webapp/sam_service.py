@@ -6,6 +6,11 @@ the embedding first in the worker's queue) instead of running the encoder in a r
 one, the first click computes the embedding here (seconds) and caches it the same way. No later
 click runs the image encoder. Coordinates are ``(x, y)`` pixels of the original image.
 
+Each answer's low-res logits are kept under a token for a while (:data:`KEEP_LOGITS` answers):
+the next click on the same part passes the token back (``refine``) and SAM starts from the
+previous mask instead of from nothing, as in SAM's own interactive loop. A lone click can also
+ask for another of SAM's three candidate masks (``candidate``).
+
 Clicks run in ONNX Runtime (2 intra-op threads): the model's prompt encoder + mask decoder is
 exported once per checkpoint to ``<cache dir>/sam/<type>-<sha12>/decoder.onnx`` when the
 service starts (seconds, first start only) and loaded from there afterwards. When onnxruntime or
@@ -14,7 +19,10 @@ the export fails, or with ``FACET_SAM_ONNX=0``, clicks run in PyTorch (same mask
 from __future__ import annotations
 
 import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,15 +32,27 @@ from db.cache import get_embedding_row, has_embedding, store_embedding
 from db.engine import session_scope
 from db.revisions import require_image
 from db.settings import Settings
-from model.sam import SamEmbedding, SamError, SamModel
+from model.sam import SamAnswer, SamEmbedding, SamError, SamModel
 from model.sam_onnx import decoder_path
 from webapp.options import ServeOptions
 
 KEEP_IN_MEMORY = 4
 """Embeddings of this many recently clicked images stay loaded (4 MB each at most)."""
+KEEP_LOGITS = 64
+"""Low-res logits of this many recent answers are kept for refinement (256 KB each)."""
 
 NOT_CONFIGURED = ("SAM is off: start the studio with --sam-checkpoint PATH/TO/sam_vit_b_01ec64.pth "
                   "(and --sam-model vit_b|vit_l|vit_h to match the file) to enable click-to-segment.")
+
+
+@dataclass(frozen=True)
+class SamClick:
+    """An answer plus ``token`` (pass it back as ``refine`` with the next click on the same
+    part) and whether the previous answer's logits were used (``refined``)."""
+
+    answer: SamAnswer
+    token: str
+    refined: bool
 
 
 class SamService:
@@ -49,6 +69,8 @@ class SamService:
         self._encode_lock = threading.Lock()
         self._memory: dict[int, SamEmbedding] = {}   # image id → embedding, oldest first
         self._memory_lock = threading.Lock()
+        self._logits: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()  # token → answer
+        self._logits_lock = threading.Lock()
         if onnx:
             model.enable_onnx(decoder_path(settings.cache_dir, model.key), threads=onnx_threads)
 
@@ -114,9 +136,14 @@ class SamService:
                                        require_image(session, image_id))
             return SamEmbedding.load(path), True
 
-    def mask(self, image_id: int, points: Sequence[Sequence[float]],
-             box: Sequence[float] | None, compute: bool = True) -> tuple[np.ndarray, float]:
-        """``H x W`` bool mask (original image size) and SAM's score for the prompts.
+    def click(self, image_id: int, points: Sequence[Sequence[float]],
+              box: Sequence[float] | None, compute: bool = True, refine: str | None = None,
+              candidate: int | None = None) -> SamClick:
+        """SAM's mask for the prompts (``H x W`` bool at the original image size, its score).
+
+        ``refine``: the token of the previous answer on the same image; its logits seed this
+        one (an unknown or expired token is ignored: the answer is then SAM's from scratch).
+        ``candidate``: which of a lone click's three masks (``None``: the best-scored).
         ``compute`` False: :class:`EmbeddingPending` instead of running the image encoder here
         when the embedding is not cached yet (a worker is computing it)."""
         if not compute:
@@ -126,11 +153,26 @@ class SamService:
                                        "first in the worker's queue: try again in a moment")
         else:
             emb, _ = self.embedding(image_id)
-        return self.model.predict(emb, points, box)
+        previous = self._previous_logits(refine, image_id)
+        found = self.model.answer(emb, points, box, previous, candidate)
+        return SamClick(found, self._keep_logits(image_id, found.low_res), previous is not None)
+
+    def _previous_logits(self, token: str | None, image_id: int) -> np.ndarray | None:
+        with self._logits_lock:
+            kept = self._logits.get(token) if token else None
+        return kept[1] if kept is not None and kept[0] == image_id else None
+
+    def _keep_logits(self, image_id: int, low_res: np.ndarray) -> str:
+        token = uuid.uuid4().hex
+        with self._logits_lock:
+            self._logits[token] = (image_id, low_res)
+            while len(self._logits) > KEEP_LOGITS:
+                self._logits.popitem(last=False)
+        return token
 
 
 class EmbeddingPending(FacetError):
     """The image's SAM embedding is not cached yet and is left to the worker."""
 
 
-__all__ = ["EmbeddingPending", "NOT_CONFIGURED", "SamError", "SamService"]
+__all__ = ["EmbeddingPending", "NOT_CONFIGURED", "SamClick", "SamError", "SamService"]

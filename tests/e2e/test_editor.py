@@ -356,6 +356,21 @@ def test_sam_click_previews_and_enter_paints_exactly_the_preview(editor_studio, 
     preview = np.array(editor.page.evaluate("() => Array.from(facetEditor.sam.mask)"), bool).reshape(start.shape)
     assert np.array_equal(preview, mask), f"the preview differs from the API's mask in {(preview != mask).sum()} pixels"
     assert_map(editor.pixels(), start, start, "a preview paints nothing")
+    assert studio.sam.model.backend == "onnx"             # clicks go through ONNX Runtime
+
+    # Tab shows the next of the click's three candidate masks; Enter then paints that one.
+    first = int(answer.headers["X-Sam-Candidate"])
+    assert editor.page.evaluate("() => document.getElementById('facet-editor').dataset.samCandidate") == str(first)
+    editor.press("Tab")
+    nxt = (first + 1) % 3
+    editor.page.wait_for_function(
+        f"() => document.getElementById('facet-editor').dataset.samCandidate === '{nxt}'")
+    with httpx.Client(base_url=url, auth=auth("ann"), timeout=60) as client:
+        cycled = client.post("/api/images/10/sam", json={"points": prompt, "box": None, "candidate": nxt})
+    assert cycled.status_code == 200 and cycled.headers["X-Sam-Candidate"] == str(nxt)
+    mask = nearest_resize(decode_label_png(cycled.content, 256, (image["w"], image["h"])), start.shape)
+    preview = np.array(editor.page.evaluate("() => Array.from(facetEditor.sam.mask)"), bool).reshape(start.shape)
+    assert np.array_equal(preview, mask), "the cycled preview is not the API's candidate mask"
 
     editor.press("Enter")
     editor.page.wait_for_function("() => !('samPreview' in document.getElementById('facet-editor').dataset)")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import model.sam_onnx as sam_onnx
-from model.sam import SamEmbedding, SamError, SamModel
+from model.sam import CANDIDATES, SamEmbedding, SamError, SamModel
 from model.sam_onnx import OnnxClickDecoder, decoder_path, onnx_prompts
 from tests.model.tiny_sam import TINY_BUILDERS, write_tiny_checkpoint
 
@@ -94,6 +94,26 @@ def test_previous_logits_as_mask_input_agree(sam):
     assert _iou(a, b) >= 0.99 and sb == pytest.approx(sa, abs=1e-4)
     with pytest.raises(SamError, match="mask_input"):
         sam.predict(emb, [(64, 48, 1)], mask_input=np.zeros((8, 8)))
+
+
+def test_a_lone_click_offers_three_candidates_alike_on_both_paths(sam):
+    emb = sam.compute_embedding(_image(96, 128))
+    click = [(64, 48, 1)]
+    best_t = sam.answer(emb, click, backend="torch")
+    best_o = sam.answer(emb, click, backend="onnx")
+    assert best_t.candidate == best_o.candidate is not None
+    scores = []
+    for k in range(CANDIDATES):
+        t = sam.answer(emb, click, candidate=k, backend="torch")
+        o = sam.answer(emb, click, candidate=k, backend="onnx")
+        assert t.candidate == o.candidate == k
+        assert _iou(t.mask, o.mask) >= 0.99 and o.score == pytest.approx(t.score, abs=1e-4), k
+        scores.append(t.score)
+    assert best_t.candidate == int(np.argmax(scores))   # no candidate asked: the best-scored
+    several = sam.answer(emb, click + [(10, 10, 0)], candidate=2, backend="onnx")
+    assert several.candidate is None                    # several clicks: the single mask
+    with pytest.raises(SamError, match="candidate"):
+        sam.answer(emb, click, candidate=3)
 
 
 def test_prompt_layout_follows_segment_anything_onnx_example():

@@ -26,8 +26,8 @@ def _encoder_calls(studio) -> list[int]:
     return calls
 
 
-def _click(client, image_id, points, box=None):
-    return client.post(f"/api/images/{image_id}/sam", json={"points": points, "box": box})
+def _click(client, image_id, points, box=None, **more):
+    return client.post(f"/api/images/{image_id}/sam", json={"points": points, "box": box, **more})
 
 
 def test_worker_embeds_on_upload_and_clicks_never_run_the_encoder(settings, sam_options):
@@ -68,8 +68,8 @@ def test_without_worker_the_first_click_embeds_once_and_the_cache_survives_a_res
     from webapp.studio import Studio
     again = Studio.create(studio.settings, sam_options, None)
     calls_again = _encoder_calls(again)
-    mask, _ = again.sam.mask(image_id, [(30, 30, 1)], None)
-    assert calls_again[0] == 0 and mask.shape == (64, 64)
+    click = again.sam.click(image_id, [(30, 30, 1)], None)
+    assert calls_again[0] == 0 and click.answer.mask.shape == (64, 64)
 
 
 def test_without_a_checkpoint_sam_answers_503_with_how_to_enable_it(settings):
@@ -116,3 +116,35 @@ def test_repeated_clicks_read_the_embedding_file_once(settings, sam_options, mon
         for point in ([30, 30, 1], [10, 40, 1], [50, 20, 0]):
             assert _click(client, image_id, [point]).status_code == 200
         assert len(loads) == 1, "each click read the embedding file again"
+
+
+def test_a_lone_click_cycles_three_candidates_and_further_clicks_refine_the_last_mask(
+        settings, sam_options):
+    studio = make_studio(settings, sam_options, None)
+    assert studio.sam.model.backend == "onnx"
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(10), "image/png")}).json()["id"]
+        first = _click(client, image_id, [[30, 30, 1]])
+        assert first.status_code == 200 and first.headers["X-Sam-Candidates"] == "3"
+        best = int(first.headers["X-Sam-Candidate"])
+        masks = {}
+        for k in range(3):
+            r = _click(client, image_id, [[30, 30, 1]], candidate=k)
+            assert r.status_code == 200 and r.headers["X-Sam-Candidate"] == str(k)
+            masks[k] = r.content
+        assert masks[best] == first.content                 # the default is one of the three
+        assert _click(client, image_id, [[30, 30, 1]], candidate=3).status_code == 422
+
+        # A second click seeded with the first answer's logits: SAM's answer changes with it.
+        two = [[30, 30, 1], [5, 5, 0]]
+        fresh = _click(client, image_id, two)
+        refined = _click(client, image_id, two, refine=first.headers["X-Sam-Token"])
+        assert (fresh.headers["X-Sam-Refined"], refined.headers["X-Sam-Refined"]) == ("0", "1")
+        assert refined.headers["X-Sam-Candidate"] == "none"
+        assert refined.content != fresh.content or refined.headers["X-Sam-Score"] != fresh.headers["X-Sam-Score"]
+        unknown = _click(client, image_id, two, refine="no-such-token")
+        assert unknown.status_code == 200 and unknown.headers["X-Sam-Refined"] == "0"
+        other = client.post("/api/images", files={"file": ("g.png", face_bytes(11), "image/png")}).json()["id"]
+        elsewhere = _click(client, other, two, refine=first.headers["X-Sam-Token"])
+        assert elsewhere.headers["X-Sam-Refined"] == "0"    # a token is good for its image only

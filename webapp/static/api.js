@@ -42,12 +42,20 @@ export const api = {
   },
 
   /** SAM mask for clicks / a box in original-image pixels → {width, height, pixels (0|255),
-   *  score}, or {pending: true, detail, retryAfterS} while the image's embedding is computed. */
-  async sam(id, points, box) {
-    const { data, headers } = await call("POST", `/api/images/${id}/sam`, { json: { points, box } });
+   *  score, token, candidate (0-2 or null), candidates (3 or 1)}, or {pending: true, detail,
+   *  retryAfterS} while the image's embedding is computed. ``refine``: the previous answer's
+   *  token (SAM starts from that mask); ``candidate``: which of a lone click's three masks. */
+  async sam(id, points, box, { refine = null, candidate = null } = {}) {
+    const json = { points, box };
+    if (refine) json.refine = refine;
+    if (candidate !== null) json.candidate = candidate;
+    const { data, headers } = await call("POST", `/api/images/${id}/sam`, { json });
     if (data && data.pending) return { pending: true, detail: data.detail, retryAfterS: data.retry_after_s || 2 };
     const mask = await decodeGreyPng(new Uint8Array(data));
-    return { ...mask, score: parseFloat(headers.get("X-Sam-Score") || "0") };
+    const chosen = headers.get("X-Sam-Candidate");
+    return { ...mask, score: parseFloat(headers.get("X-Sam-Score") || "0"), token: headers.get("X-Sam-Token"),
+             candidate: chosen === null || chosen === "none" ? null : parseInt(chosen, 10),
+             candidates: parseInt(headers.get("X-Sam-Candidates") || "1", 10) };
   },
 };
 

@@ -28,7 +28,7 @@ class Editor {
     this.tool = "brush"; this.cls = 1; this.size = 12; this.eraseTo = 0;
     this.protect = new Protect();
     this.drag = null; this.space = false;
-    this.sam = { points: [], box: null, mask: null, seq: 0 };
+    this.sam = { points: [], box: null, mask: null, token: null, candidate: null, seq: 0 };
     this.wire();
     this.selectTool("brush"); this.selectClass(1);
     this.samNote();
@@ -376,6 +376,7 @@ class Editor {
       next: () => this.onNext(), skip: () => this.onSkip(), jump: () => this.onJump(),
       save: () => this.save("draft"), submit: () => this.save("submitted"),
       undo: () => this.undo(), redo: () => this.redo(), fit: () => this.view.fit(),
+      "sam-cycle": () => this.cycleSam(),
       help: () => { const h = this.q(".fe-help"); h.hidden = !h.hidden; },
       "show-all": () => { for (const b of this.el.querySelectorAll(".fe-eye")) b.checked = true; this.view.hidden.clear(); this.view.refreshAll(); },
     };

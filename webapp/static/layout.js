@@ -7,7 +7,7 @@ export const TOOLS = [
   ["fill", "g", "Fill", "flood-fill the clicked region with the class"],
   ["poly", "p", "Poly +", "click corners (or drag a lasso); Enter or double-click closes"],
   ["cut", "o", "Poly −", "like Polygon +, but erases inside"],
-  ["sam", "s", "SAM", "click = on the part, Alt/Shift-click = not on it, drag = box; Enter accepts, Esc drops"],
+  ["sam", "s", "SAM", "click = on the part, Alt/Shift-click = not on it, drag = box; more clicks refine; Tab = next of the 3 masks; Enter accepts, Esc drops"],
 ];
 
 export const KEYS = [
@@ -25,6 +25,7 @@ export const KEYS = [
   ["Ctrl+Enter", "submit for review"],
   ["Shift+N, Shift+K", "next image, skip"],
   ["Enter, Esc", "close polygon / accept SAM; cancel"],
+  ["Tab", "SAM: the next of a single click's three masks"],
   ["?", "this help"],
 ];
 
@@ -77,6 +78,7 @@ export function buildLayout(config) {
       <label class="fe-check"><input type="checkbox" class="fe-outline"> outlines only <kbd>i</kbd></label>
       <label class="fe-check"><input type="checkbox" class="fe-photo-only"> bare photo <kbd>v</kbd></label>
       <button type="button" class="fe-btn fe-small" data-act="fit" title="Home">Fit view</button>
+      <button type="button" class="fe-btn fe-small" data-act="sam-cycle" title="Tab" hidden>Next SAM mask (Tab)</button>
       <div class="fe-sam-note"></div>
     </div>
     <div class="fe-stage"><canvas class="fe-canvas"></canvas></div>

@@ -87,24 +87,32 @@ export const toolMethods = {
     this.afterEdit(this.map.commit());
   },
 
-  /** Send the prompts to SAM; ``retryOf``: the prompt generation a pending answer retries. */
-  async askSam(retryOf = null) {
-    const o = this.image, [sx, sy] = o.scale, seq = retryOf ?? ++this.sam.seq;
+  /** Send the prompts to SAM. A further click refines the mask on screen (its token goes
+   *  along); ``candidate``: another of a lone click's three masks (cycling, no refinement);
+   *  ``retry``: the request a pending answer repeats. */
+  async askSam({ candidate = null, retry = null } = {}) {
+    const o = this.image, [sx, sy] = o.scale, seq = retry ? retry.seq : ++this.sam.seq;
+    const opts = retry ? retry.opts : { candidate, refine: candidate === null ? this.sam.token : null };
     const points = this.sam.points.map(([x, y, l]) => [Math.min(x * sx, o.width - 0.01), Math.min(y * sy, o.height - 0.01), l]);
     const box = this.sam.box ? this.sam.box.map((v, k) => Math.max(0, Math.min(v * (k % 2 ? sy : sx), (k % 2 ? o.height : o.width) - 1))) : null;
     this.status("SAM: working…", "info");
     try {
-      const mask = await api.sam(o.id, points, box);
+      const mask = await api.sam(o.id, points, box, opts);
       if (seq !== this.sam.seq || this.image !== o) return;   // a newer prompt or another image
       if (mask.pending) {                                     // the worker is embedding it: ask again
         this.status(`SAM: ${mask.detail} — retrying by itself…`, "info");
-        setTimeout(() => { if (seq === this.sam.seq && this.image === o) this.askSam(seq); }, mask.retryAfterS * 1000);
+        setTimeout(() => { if (seq === this.sam.seq && this.image === o) this.askSam({ retry: { seq, opts } }); }, mask.retryAfterS * 1000);
         return;
       }
       this.sam.mask = this.maskToLabels(mask);
+      this.sam.token = mask.token;
+      this.sam.candidate = mask.candidate;
       this.view.setPreview(this.sam.mask, this.cls);
       this.el.dataset.samPreview = "1";
-      this.status(`SAM mask (score ${mask.score.toFixed(2)}): Enter paints it in the selected class, Esc drops it; click more to refine.`, "info");
+      this.el.dataset.samCandidate = mask.candidate === null ? "" : String(mask.candidate);
+      this.q('[data-act="sam-cycle"]').hidden = mask.candidate === null;
+      const which = mask.candidate === null ? "" : `, mask ${mask.candidate + 1} of ${mask.candidates} — Tab for the next`;
+      this.status(`SAM mask (score ${mask.score.toFixed(2)}${which}): Enter paints it in the selected class, Esc drops it; click more to refine.`, "info");
     } catch (err) { if (seq === this.sam.seq) this.status(`SAM: ${err.message}`, "error"); }
   },
 
@@ -121,6 +129,13 @@ export const toolMethods = {
     return out;
   },
 
+  /** Show the next of a lone click's three candidate masks; false when there are none. */
+  cycleSam() {
+    if (!this.sam.mask || this.sam.candidate === null || this.sam.candidate === undefined) return false;
+    this.askSam({ candidate: (this.sam.candidate + 1) % 3 });
+    return true;
+  },
+
   acceptSam() {
     if (!this.sam.mask) return false;
     this.map.begin();
@@ -133,8 +148,11 @@ export const toolMethods = {
 
   /** Drop a polygon in progress and SAM prompts. */
   cancelShape() {
-    this.sam = { points: [], box: null, mask: null, seq: this.sam ? this.sam.seq + 1 : 0 };
+    this.sam = { points: [], box: null, mask: null, token: null, candidate: null, seq: this.sam ? this.sam.seq + 1 : 0 };
     delete this.el.dataset.samPreview;
+    delete this.el.dataset.samCandidate;
+    const cycle = this.q('[data-act="sam-cycle"]');
+    if (cycle) cycle.hidden = true;
     if (this.view.map) { this.view.polygon = null; this.view.box = null; this.view.points = []; this.view.setPreview(null); }
   },
 };
