@@ -32,7 +32,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from core.errors import FacetError
 from core.imageio import write_atomic
-from model.sam_types import SAM_MODEL_TYPES
+from model.sam_types import SAM1_MODEL_TYPES, SAM_MODEL_TYPES
 
 """The official model sizes ``--sam-model`` accepts."""
 
@@ -79,20 +79,24 @@ class SamEmbedding:
     ``original_size``: ``(H, W)`` of the image the user sees, in pixels.
     ``input_size``: ``(h, w)`` of the resized image fed to the encoder (long side = encoder size).
     ``model_key``: :attr:`SamModel.key` of the model that computed it.
+    ``high_res``: SAM 2's finer feature maps (``1 x C_i x 4E x 4E`` and ``1 x C_j x 2E x 2E``
+    float16), which its mask decoder also reads; empty for SAM.
     """
 
     features: np.ndarray
     original_size: tuple[int, int]
     input_size: tuple[int, int]
     model_key: str
+    high_res: tuple[np.ndarray, ...] = ()
 
     def save(self, path: str | Path) -> None:
         """Write an uncompressed ``.npz`` (float16 features), atomically."""
         buf = io.BytesIO()
+        finer = {f"high_res_{i}": h.astype(np.float16) for i, h in enumerate(self.high_res)}
         np.savez(buf, features=self.features.astype(np.float16),
                  original_size=np.array(self.original_size, dtype=np.int64),
                  input_size=np.array(self.input_size, dtype=np.int64),
-                 model_key=np.array(self.model_key))
+                 model_key=np.array(self.model_key), **finer)
         write_atomic(path, buf.getvalue())
 
     @classmethod
@@ -104,6 +108,8 @@ class SamEmbedding:
                 original = tuple(int(v) for v in data["original_size"])
                 inp = tuple(int(v) for v in data["input_size"])
                 key = str(data["model_key"])
+                finer = tuple(data[f"high_res_{i}"] for i in range(len(data.files))
+                              if f"high_res_{i}" in data.files)
         except FileNotFoundError:
             raise
         except (OSError, ValueError, KeyError) as err:
@@ -111,7 +117,9 @@ class SamEmbedding:
         if features.dtype != np.float16 or features.ndim != 4 or features.shape[0] != 1:
             raise SamError(f"{path}: embedding must be 1 x C x E x E float16, got "
                            f"{features.shape} {features.dtype}")
-        return cls(features, original, inp, key)  # type: ignore[arg-type]
+        if any(h.dtype != np.float16 or h.ndim != 4 for h in finer):
+            raise SamError(f"{path}: SAM 2 feature maps must be 1 x C x S x S float16")
+        return cls(features, original, inp, key, finer)  # type: ignore[arg-type]
 
 
 def file_digest(path: Path, chunk: int = 1 << 22) -> str:
@@ -121,6 +129,15 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def default_builders() -> dict[str, SamBuilder]:
+    """Architecture builders of every model type ``--sam-model`` accepts: segment_anything's
+    registry for SAM, the ``sam2`` package's configs for SAM 2.1 (when it is installed)."""
+    builders: dict[str, SamBuilder] = {t: sam_model_registry[t] for t in SAM1_MODEL_TYPES}
+    from model.sam2_model import sam2_builders
+    builders.update(sam2_builders())
+    return builders
 
 
 class SamModel:
@@ -143,31 +160,38 @@ class SamModel:
         """Build ``model_type`` and load the state dict at ``path`` (CPU; no download).
 
         ``builders`` maps model types to architecture builders; the default is
-        segment_anything's ``sam_model_registry`` restricted to :data:`SAM_MODEL_TYPES`
-        (tests pass tiny architectures here). Raises :class:`SamError` for an unknown type, a
+        segment_anything's ``sam_model_registry`` for SAM's types and the ``sam2`` package's
+        configs for SAM 2.1's (:data:`model.sam_types.SAM2_CONFIGS`); tests pass tiny
+        architectures here. A SAM 2 architecture gives a :class:`model.sam2_model.Sam2Model`
+        (same methods; clicks in PyTorch). Raises :class:`SamError` for an unknown type, a
         missing file, or weights that do not fit the architecture.
         """
-        registry = builders if builders is not None else {
-            t: sam_model_registry[t] for t in SAM_MODEL_TYPES}
+        registry = dict(builders) if builders is not None else default_builders()
         if model_type not in registry:
             raise SamError(f"unknown SAM model {model_type!r}; choose one of {', '.join(registry)}")
         path = Path(path)
         if not path.is_file():
             raise SamError(f"SAM checkpoint not found: {path}")
-        sam = registry[model_type](checkpoint=None)
+        net = registry[model_type](checkpoint=None)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
             raise SamError(f"{path}: cannot read SAM checkpoint ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''})") from err
+        if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+            state = state["model"]   # SAM 2's official files wrap the state dict
         if not isinstance(state, Mapping):
             raise SamError(f"{path}: expected a state dict, got {type(state).__name__}")
         try:
-            sam.load_state_dict(state)
+            net.load_state_dict(state)
         except RuntimeError as err:
             raise SamError(f"{path}: weights do not fit SAM {model_type} "
                            f"({str(err).splitlines()[0]})") from err
-        return cls(sam, model_type, f"{model_type}:{file_digest(path)[:12]}")
+        key = f"{model_type}:{file_digest(path)[:12]}"
+        if not isinstance(net, Sam):
+            from model.sam2_model import Sam2Model
+            return Sam2Model(net, model_type, key)  # type: ignore[return-value]
+        return cls(net, model_type, key)
 
     @property
     def backend(self) -> Backend:
@@ -270,7 +294,7 @@ class SamModel:
         """
         if candidate is not None and not 0 <= candidate < CANDIDATES:
             raise SamError(f"candidate must be 0 to {CANDIDATES - 1}, got {candidate}")
-        pts, labels = _check_prompts(points, box, emb.original_size)
+        pts, labels = check_prompts(points, box, emb.original_size)
         self._check_embedding(emb)
         low_shape = (1, 1, *self.sam.prompt_encoder.mask_input_size)
         if mask_input is not None:
@@ -322,7 +346,7 @@ class SamModel:
                          low[best][None, None].astype(np.float32), best if multimask else None)
 
 
-def _check_prompts(points: Sequence[Sequence[float]], box: Sequence[float] | None,
+def check_prompts(points: Sequence[Sequence[float]], box: Sequence[float] | None,
                    size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Validate prompts against an ``(H, W)`` image; ``N x 2`` float coords and ``N`` int labels."""
     h, w = size

@@ -48,3 +48,33 @@ def write_tiny_checkpoint(path: Path) -> Path:
     """Save a tiny SAM's state dict to ``path`` (what an official ``.pth`` holds)."""
     torch.save(build_tiny_sam().state_dict(), path)
     return path
+
+
+TINY2_OVERRIDES = (
+    f"++model.image_size={TINY_IMG}", "++model.image_encoder.trunk.embed_dim=16",
+    "++model.image_encoder.trunk.num_heads=1", "++model.image_encoder.trunk.stages=[1,1,2,1]",
+    "++model.image_encoder.trunk.global_att_blocks=[3]",
+    "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+    "++model.image_encoder.neck.d_model=32", "++model.memory_attention.d_model=32",
+    "++model.memory_attention.layer.d_model=32", "++model.memory_encoder.out_dim=16",
+)
+"""Hydra overrides that shrink SAM 2.1 tiny's config to a test model (256 px, width 16-32)."""
+
+
+def build_tiny_sam2(checkpoint: str | None = None):
+    """A random tiny SAM 2.1 from the ``sam2`` package's own tiny config, shrunk."""
+    from model.sam2_model import build_sam2_architecture
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build_sam2_architecture("configs/sam2.1/sam2.1_hiera_t.yaml", checkpoint,
+                                       TINY2_OVERRIDES)
+
+
+TINY2_BUILDERS = {"tiny2": build_tiny_sam2}
+
+
+def write_tiny_sam2_checkpoint(path: Path) -> Path:
+    """Save a tiny SAM 2's weights as the official files hold them (``{"model": state}``)."""
+    torch.save({"model": build_tiny_sam2().state_dict()}, path)
+    return path

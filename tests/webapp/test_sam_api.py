@@ -148,3 +148,25 @@ def test_a_lone_click_cycles_three_candidates_and_further_clicks_refine_the_last
         other = client.post("/api/images", files={"file": ("g.png", face_bytes(11), "image/png")}).json()["id"]
         elsewhere = _click(client, other, two, refine=first.headers["X-Sam-Token"])
         assert elsewhere.headers["X-Sam-Refined"] == "0"    # a token is good for its image only
+
+
+def test_sam2_serves_clicks_through_the_same_api(settings, tmp_path):
+    pytest.importorskip("sam2")
+    from tests.model.tiny_sam import TINY2_BUILDERS, write_tiny_sam2_checkpoint
+
+    options = ServeOptions(sam_checkpoint=write_tiny_sam2_checkpoint(tmp_path / "t2.pt"),
+                           sam_model="tiny2", sam_builders=TINY2_BUILDERS)
+    studio = make_studio(settings, options, None)
+    calls = _encoder_calls(studio)
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        image_id = client.post("/api/images", files={"file": ("f.png", face_bytes(12, 80), "image/png")}).json()["id"]
+        first = _click(client, image_id, [[30, 30, 1]])
+        assert first.status_code == 200, first.text
+        assert decode_label_png(first.content, 256).shape == (80, 80)
+        assert first.headers["X-Sam-Candidates"] == "3"
+        refined = _click(client, image_id, [[30, 30, 1], [70, 70, 0]],
+                         refine=first.headers["X-Sam-Token"])
+        assert refined.status_code == 200 and refined.headers["X-Sam-Refined"] == "1"
+        assert client.get("/api/health").json()["sam"] is not None
+    assert calls[0] == 1   # embedded once (no worker here), never again for a click
