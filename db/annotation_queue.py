@@ -66,6 +66,19 @@ def next_image(session: Session, user_id: int, lease_seconds: float = 900,
     return None
 
 
+def upcoming_images(session: Session, user_id: int, count: int, exclude_ids: Iterable[int] = (),
+                    now: datetime | None = None) -> list[int]:
+    """Ids of the ``count`` images :func:`next_image` would hand ``user_id`` next, in order,
+    without leasing them (for work ahead of the annotator, e.g. SAM embeddings)."""
+    now = now or utcnow()
+    latest = _latest_state()
+    return list(session.scalars(
+        select(Image.id).outerjoin(latest, latest.c.image_id == Image.id)
+        .where(_needs_work(latest), _free_for(user_id, now),
+               Image.id.not_in([int(i) for i in exclude_ids]))
+        .order_by(Image.priority.desc().nulls_last(), Image.id).limit(count)))
+
+
 def release(session: Session, image_id: int, user_id: int) -> bool:
     """Drop ``user_id``'s lease on an image; False when they did not hold it."""
     done = session.execute(update(Image).where(Image.id == image_id,

@@ -20,6 +20,7 @@ from core.errors import FacetError
 from core.imageio import BadImageError, decode_label_png, encode_label_png
 from db.annotation_queue import next_image as lease_next_image
 from db.annotation_queue import release as release_lease
+from db.annotation_queue import upcoming_images
 from db.cache import get_prediction
 from db.deletion import DeletionRecord, ImageGone, checkpoint_wal, remove_files
 from db.deletion import delete_image as delete_image_rows
@@ -98,11 +99,27 @@ def _opened(studio: Studio, session: Session, image: Image, actor: Actor) -> Ope
         studio.predictions.active_in(session), sam_ready, _held_by_other(image, actor))
 
 
+EMBED_AHEAD = 3
+"""After serving an image from the queue, the next this many get their SAM embeddings first."""
+
+
+def _embed_ahead(studio: Studio, session, actor: Actor, served: int,
+                 skipped: tuple[int, ...]) -> None:
+    """Put the SAM embeddings of the images this annotator will get next (queue order) ahead
+    of the worker's other embeddings, so SAM is ready when they open them."""
+    if studio.sam is None or studio.tasks is None or actor.user_id is None:
+        return
+    for image_id in upcoming_images(session, actor.user_id, EMBED_AHEAD,
+                                    exclude_ids=(served, *skipped)):
+        if not studio.sam.ready_in(session, image_id):
+            studio.tasks.enqueue_embedding(image_id, ahead=True)
+
+
 def _follow_up_open(studio: Studio, opened: OpenedImage) -> None:
-    """Ask the worker for the SAM embedding when it is missing (ready before the first click,
-    usually)."""
+    """Ask the worker for the SAM embedding of the image on screen when it is missing, first in
+    line (ready before the first click, usually)."""
     if opened.sam_ready is False and studio.tasks is not None:
-        studio.tasks.enqueue_embedding(opened.image_id)
+        studio.tasks.enqueue_embedding(opened.image_id, urgent=True)
 
 
 def open_image(studio: Studio, actor: Actor, image_id: int) -> OpenedImage:
@@ -130,6 +147,7 @@ def next_image(studio: Studio, actor: Actor, skipped: tuple[int, ...] = (),
             return None
         session.commit()  # the lease stands even if opening fails; other writers go on
         opened = _opened(studio, session, image, actor)
+        _embed_ahead(studio, session, actor, image.id, skipped)
     _follow_up_open(studio, opened)
     return opened
 

@@ -14,7 +14,7 @@ class TaskQueue(Protocol):
     def enqueue_prediction(self, image_id: int) -> None:
         """Pre-annotate an image with the active model (and score it for the queue)."""
 
-    def enqueue_embedding(self, image_id: int, urgent: bool = False) -> None:
+    def enqueue_embedding(self, image_id: int, urgent: bool = False, ahead: bool = False) -> None:
         """Compute and cache the image's SAM embedding; ``urgent``: ahead of all other
         background work (an annotator is waiting to click)."""
 

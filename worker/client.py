@@ -17,6 +17,8 @@ from worker.tasks import TASKS
 
 
 URGENT_PRIORITY = 100
+AHEAD_PRIORITY = 60
+"""Embeddings of the images an annotator gets next: after a waiting click's, before the rest."""
 """An embedding an annotator waits for: above every task's own priority (worker/tasks.py)."""
 
 class HueyTaskQueue:
@@ -42,12 +44,14 @@ class HueyTaskQueue:
         """Pre-annotate an image with the active model (and score it for the queue)."""
         self.tasks.enqueue("facet.predict", int(image_id))
 
-    def enqueue_embedding(self, image_id: int, urgent: bool = False) -> None:
+    def enqueue_embedding(self, image_id: int, urgent: bool = False, ahead: bool = False) -> None:
         """Compute the image's SAM embedding in the background (no-op without a checkpoint);
-        ``urgent``: at :data:`URGENT_PRIORITY`, before every other queued task."""
+        ``urgent``: at :data:`URGENT_PRIORITY`, before every other queued task; ``ahead``
+        (one of the next images of the queue): at :data:`AHEAD_PRIORITY`."""
         if self.sam_checkpoint:
+            priority = URGENT_PRIORITY if urgent else AHEAD_PRIORITY if ahead else None
             self.tasks.enqueue("facet.embed", int(image_id), str(self.sam_checkpoint),
-                               self.sam_model, priority=URGENT_PRIORITY if urgent else None)
+                               self.sam_model, priority=priority)
 
     def enqueue_training(self, job_id: int) -> None:
         """Run the ``train`` job row ``job_id`` (created by the caller, state queued)."""

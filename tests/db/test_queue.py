@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from db.annotation_queue import next_image, queue_counts, release
+from db.annotation_queue import next_image, queue_counts, release, upcoming_images
 from db.engine import session_scope
 from db.models import RevisionState, Role, User
 from db.revisions import save_revision
@@ -36,6 +36,17 @@ def test_highest_priority_first_unscored_last_then_lowest_id(sessions, users):
             order.append(next_image(s, users[0], exclude_ids=order, now=T0).id)
         assert next_image(s, users[0], exclude_ids=order, now=T0) is None
     assert order == [ids[2], ids[4], ids[1], ids[0], ids[3]]
+
+
+def test_upcoming_images_are_the_next_ones_in_queue_order_and_nothing_is_leased(sessions, users):
+    ids = _images(sessions, [None, 0.2, 0.9, None, 0.9])
+    with session_scope(sessions) as s:
+        held = next_image(s, users[1], now=T0).id               # ids[2], leased by another user
+        assert upcoming_images(s, users[0], 3, now=T0) == [ids[4], ids[1], ids[0]]
+        assert upcoming_images(s, users[0], 2, exclude_ids=[ids[4]], now=T0) == [ids[1], ids[0]]
+        assert held == ids[2]
+        served = [next_image(s, users[0], exclude_ids=[], now=T0).id]
+        assert served == [ids[4]]                               # looking ahead leased nothing
 
 
 def test_only_images_that_need_work_are_offered(sessions, users):

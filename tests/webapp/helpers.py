@@ -103,8 +103,9 @@ class SyncTasks:
         if self.studio is not None:
             self.studio.predictions.prediction(image_id)
 
-    def enqueue_embedding(self, image_id: int, urgent: bool = False) -> None:
-        self.calls.append(("urgent embedding" if urgent else "embedding", image_id))
+    def enqueue_embedding(self, image_id: int, urgent: bool = False, ahead: bool = False) -> None:
+        kind = "urgent embedding" if urgent else "ahead embedding" if ahead else "embedding"
+        self.calls.append((kind, image_id))
         if self.studio is not None and self.studio.sam is not None:
             self.studio.sam.embedding(image_id)
 

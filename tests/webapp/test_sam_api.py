@@ -170,3 +170,25 @@ def test_sam2_serves_clicks_through_the_same_api(settings, tmp_path):
         assert refined.status_code == 200 and refined.headers["X-Sam-Refined"] == "1"
         assert client.get("/api/health").json()["sam"] is not None
     assert calls[0] == 1   # embedded once (no worker here), never again for a click
+
+
+def test_serving_an_image_embeds_it_first_and_the_next_ones_ahead_of_the_rest(settings,
+                                                                             sam_options):
+    tasks = SyncTasks()
+    studio = make_studio(settings, sam_options, tasks)
+    tasks.studio = None                     # a worker that has not embedded anything yet
+    with LiveServer(app_for(studio)) as url:
+        client = httpx.Client(base_url=url, auth=auth("ann"), timeout=60)
+        ids = [client.post("/api/images", files={"file": (f"f{i}.png", face_bytes(20 + i, 64),
+                                                          "image/png")}).json()["id"]
+               for i in range(6)]
+        tasks.calls.clear()
+        served = client.post("/api/queue/next", json={}).json()["image"]["id"]
+        assert served == ids[0]              # unscored images: oldest first
+        assert ("urgent embedding", served) in tasks.calls
+        assert [i for kind, i in tasks.calls if kind == "ahead embedding"] == ids[1:4]
+        studio.sam.embedding(ids[2])         # the worker did one of them meanwhile
+        tasks.calls.clear()
+        client.post("/api/queue/next", json={"release": served})
+        ahead = [i for kind, i in tasks.calls if kind == "ahead embedding"]
+        assert ids[2] not in ahead and ahead   # a ready image is not queued again

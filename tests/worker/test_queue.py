@@ -77,6 +77,10 @@ def test_the_web_side_writes_messages_only_and_a_worker_runs_them(settings):
     web.enqueue_embedding(8, urgent=True)               # an annotator waits for this one
     first = max(web.tasks.huey_for(LIGHT).pending(), key=lambda t: t.priority or 0)
     assert (first.name, first.args[0], first.priority) == ("facet.embed", 8, 100)
+    web.enqueue_embedding(9, ahead=True)                # next in an annotator's queue
+    embeds = sorted((t for t in web.tasks.huey_for(LIGHT).pending() if t.name == "facet.embed"),
+                    key=lambda t: -(t.priority or 0))
+    assert [(t.args[0], t.priority) for t in embeds] == [(8, 100), (9, 60), (7, 20)]
     with pytest.raises(FacetError, match="runs in a worker"):
         web.tasks.by_name["facet.predict"].call_local(7)
     assert not (settings.data_dir / "facet.db").exists()
