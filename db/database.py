@@ -110,4 +110,4 @@ def open_database(settings: Settings) -> sessionmaker[Session]:
                                  "of Facet does not know (made by a newer version?)")
             if current != head:
                 upgrade_database(url)
-    return make_session_factory(make_engine(url))
+    return make_session_factory(make_engine(url, settings.db_busy_timeout_ms))

@@ -218,14 +218,13 @@ def checkpoint_wal(session: Session, wait_ms: int = 2000) -> bool:
     Call it in a fresh session after the deletion committed."""
     if session.get_bind().dialect.name != "sqlite":
         return True
-    from db.engine import BUSY_TIMEOUT_MS
-
     conn = session.connection()
+    usual = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar())  # the engine's setting
     conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
     try:
         busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
     finally:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={usual}")
     return busy == 0
 
 

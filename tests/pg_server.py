@@ -7,7 +7,8 @@ removes it all. ``initdb`` and ``pg_ctl`` refuse to run as root, so as root they
 connections from its superuser ``facet`` and runs without fsync: test data need no durability.
 
 Each test gets its own database, copied from a migrated template (:meth:`LocalPostgres.fresh`),
-which takes a fraction of the time of migrating it again.
+which takes a fraction of the time of migrating it again. :meth:`LocalPostgres.restart` stops
+and starts the server on the same port (the fault tests, ``tests/webapp/test_faults.py``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,8 @@ class LocalPostgres:
     bin_dir: Path
     as_user: str | None
     """``postgres`` when the server runs as that user (we are root), else ``None``."""
+    options: str = ""
+    """The server's command-line options (``pg_ctl -o``): port, socket, no fsync."""
 
     def url(self, database: str) -> str:
         """The SQLAlchemy URL of ``database`` on this server (psycopg 3 driver)."""
@@ -88,6 +92,24 @@ class LocalPostgres:
     def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess:
         return _run(self.as_user, [str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"),
                                    *args])
+
+    def _start_argv(self) -> list[str]:
+        return [str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "-l",
+                str(self.root / "log"), "-w", "-t", str(START_TIMEOUT_S), "-o", self.options,
+                "start"]
+
+    def restart(self, mode: str = "fast", down_s: float = 0.0) -> None:
+        """Stop the server (``pg_ctl -m fast``: sessions are ended, or ``immediate``: a crash,
+        recovered from the WAL at the next start), keep it down ``down_s`` seconds, and start
+        it again on the same port and data; returns once it accepts connections."""
+        stopped = self._pg_ctl("-m", mode, "-w", "stop")
+        if stopped.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {stopped.stderr or stopped.stdout}")
+        time.sleep(down_s)
+        started = _run(self.as_user, self._start_argv())
+        if started.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr or started.stdout}\n"
+                               + (self.root / "log").read_text(errors="replace")[-2000:])
 
     def stop(self) -> None:
         """Stop the server at once and delete its directory."""
@@ -116,14 +138,14 @@ def start_postgres(env: dict[str, str] | None = None) -> LocalPostgres:
     root = Path(tempfile.mkdtemp(prefix="facet-pg-"))
     if as_user is not None:
         shutil.chown(root, user=as_user)
-    server = LocalPostgres(root=root, port=_free_port(), bin_dir=bin_dir, as_user=as_user)
+    port = _free_port()
+    server = LocalPostgres(root=root, port=port, bin_dir=bin_dir, as_user=as_user, options=(
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"))
     steps = (
         [str(bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", SUPERUSER,
          "-E", "UTF8", "--no-sync"],
-        [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
-         "-t", str(START_TIMEOUT_S), "-o",
-         f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300", "start"],
+        server._start_argv(),
     )
     for argv in steps:
         done = _run(as_user, argv)

@@ -2,16 +2,26 @@
 
 :func:`build_app` composes it (tests call this); :func:`serve` also checks the host, fills a
 demo database, registers a parser checkpoint, and runs uvicorn until interrupted.
+
+A database that is busy beyond the busy timeout or cannot be reached is answered 503 with
+``Retry-After`` and a JSON ``detail`` saying so (:class:`DatabaseFaultGuard`; the UI's login:
+:func:`ui_login`), never a 500.
 """
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import FacetError
+from db.engine import database_fault
 from db.settings import Settings
 from webapp.admin_api import router as admin_router
 from webapp.api import install_error_handlers, router
@@ -22,10 +32,17 @@ from webapp.guards import SameOriginGuard
 from webapp.jobs_api import router as jobs_router
 from webapp.options import ServeOptions, is_loopback
 from webapp.ports import TaskQueue
-from webapp.studio import Studio
 from webapp.static_files import RevalidatedStaticFiles
+from webapp.studio import Studio
 from webapp.ui.annotate import STATIC_DIR, STATIC_URL
 from webapp.ui.blocks import build_blocks, css, head
+
+log = logging.getLogger(__name__)
+
+DB_BUSY_RETRY_S = 2
+"""``Retry-After`` of a 503 for a busy (locked) database."""
+DB_UNAVAILABLE_RETRY_S = 5
+"""``Retry-After`` of a 503 for a database that cannot be reached (e.g. restarting)."""
 
 OPEN_MODE_BANNER = """
 ************************************************************************
@@ -46,6 +63,91 @@ def check_host(studio: Studio, host: str) -> bool:
     return open_mode
 
 
+@dataclass(frozen=True)
+class DatabaseFaultAnswer:
+    """What a client is told about a busy or unreachable database: 503, ``Retry-After``."""
+
+    retry_after_s: int
+    detail: str
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"detail": self.detail, "retry_after_s": self.retry_after_s},
+                            status_code=503, headers={"Retry-After": str(self.retry_after_s)})
+
+
+def database_fault_answer(err: BaseException, busy_timeout_ms: int,
+                          where: str) -> DatabaseFaultAnswer | None:
+    """The answer to a database error that means "busy" or "unavailable"
+    (:func:`db.engine.database_fault`), logged at WARNING with the driver's words and
+    ``where`` (the request); ``None`` for any other error (a bug stays a 500)."""
+    fault = database_fault(err)
+    if fault is None:
+        return None
+    log.warning("%s: database %s, answered 503: %s", where, fault.kind, fault.why)
+    if fault.kind == "busy":
+        retry = DB_BUSY_RETRY_S
+        return DatabaseFaultAnswer(retry, (
+            f"the database is busy: another connection held a lock for more than "
+            f"{busy_timeout_ms / 1000:g} s, or it is overloaded; nothing was changed. "
+            f"Try again in {retry} s."))
+    retry = DB_UNAVAILABLE_RETRY_S
+    return DatabaseFaultAnswer(retry, (
+        f"the database is unavailable (unreachable, restarting, or the connection was lost). "
+        f"Try again in {retry} s; repeating a save is safe (the same save gives the same "
+        f"revision)."))
+
+
+class DatabaseFaultGuard:
+    """ASGI middleware, outermost: a busy or unreachable database raised anywhere inside (a
+    route, a dependency, the other middleware) becomes the 503 of
+    :func:`database_fault_answer`. Other errors, and any error after the answer started
+    (Gradio's own routes answer their errors themselves), pass on unchanged.
+
+    A middleware rather than an exception handler: the open-mode check of
+    :class:`~webapp.guards.SameOriginGuard` reads the database before any route runs, and a
+    handler would turn errors of the mounted Gradio app into "response already started" ones."""
+
+    def __init__(self, app: ASGIApp, busy_timeout_ms: int) -> None:
+        self.app = app
+        self.busy_timeout_ms = busy_timeout_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as err:
+            answer = None if started else database_fault_answer(
+                err, self.busy_timeout_ms, f"{scope.get('method')} {scope.get('path')}")
+            if answer is None:
+                raise
+            await answer.response()(scope, receive, send)
+
+
+def ui_login(studio: Studio) -> Callable[[str, str], bool]:
+    """Gradio's login check (:meth:`webapp.auth.Auth.gradio_login`); a busy or unreachable
+    database is a 503 with the same words as the API's, not a 500 from inside Gradio."""
+    def login(username: str, password: str) -> bool:
+        try:
+            return studio.auth.gradio_login(username, password)
+        except Exception as err:
+            answer = database_fault_answer(err, studio.settings.db_busy_timeout_ms, "UI login")
+            if answer is None:
+                raise
+            raise HTTPException(503, answer.detail,
+                                headers={"Retry-After": str(answer.retry_after_s)}) from None
+    return login
+
+
 def build_app(studio: Studio) -> FastAPI:
     """The FastAPI app: ``/api/...`` routes first, then the Gradio UI mounted at ``/``.
 
@@ -58,13 +160,14 @@ def build_app(studio: Studio) -> FastAPI:
     app.add_middleware(SameOriginGuard, open_mode=studio.auth.open_mode)
     app.add_middleware(BodyLimitGuard, limits=BodyLimits(studio.options.max_upload_bytes,
                                                          studio.options.max_label_bytes))
+    app.add_middleware(DatabaseFaultGuard, busy_timeout_ms=studio.settings.db_busy_timeout_ms)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(editor_router)
     app.include_router(admin_router)
     app.include_router(jobs_router)
     app.mount(STATIC_URL, RevalidatedStaticFiles(directory=STATIC_DIR), name="facet-static")
-    auth = None if studio.auth.open_mode() else studio.auth.gradio_login
+    auth = None if studio.auth.open_mode() else ui_login(studio)
     blocks = build_blocks(studio)
     blocks.queue(default_concurrency_limit=4)
     return gr.mount_gradio_app(app, blocks, path="", auth=auth,
