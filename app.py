@@ -45,7 +45,11 @@ def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueu
     from worker.options import WorkerOptions
 
     if not options.no_worker:
-        proc = start_worker_process(settings)
+        # the worker then knows the SAM model too, and redoes embeddings a crash lost
+        sam = {} if not options.sam_checkpoint else {
+            "FACET_SAM_CHECKPOINT": str(options.sam_checkpoint),
+            "FACET_SAM_MODEL": options.sam_model}
+        proc = start_worker_process(settings, env=sam)
         print(f"worker: started (pid {proc.pid}, log {proc.log_path})", file=sys.stderr)
     worker_options = WorkerOptions.from_env()  # the train timeout and SAM defaults it sends
     sam_checkpoint = str(options.sam_checkpoint) if options.sam_checkpoint else None

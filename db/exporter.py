@@ -138,8 +138,13 @@ class _Writer:
         os.replace(self.staging, self.out)
 
     def abort(self) -> None:
+        """Remove the staging file or folder; never raises (closing a zip on a full disk
+        would, writing its directory)."""
         if self.zip is not None:
-            self.zip.close()
+            try:
+                self.zip.close()
+            except (OSError, ValueError):
+                pass
             self.staging.unlink(missing_ok=True)
         else:
             shutil.rmtree(self.staging, ignore_errors=True)
@@ -171,13 +176,18 @@ def export_dataset(session: Session, settings: Settings, out: str | os.PathLike,
 
     The result appears at ``out`` only when complete (written beside it, then renamed); a
     folder ``out`` must be absent or empty, an existing zip file is replaced. Raises
-    :class:`FacetError` for a bad ``status``/``out`` or a stored file that cannot be read.
+    :class:`FacetError` for a bad ``status``/``out``, a stored file that cannot be read, or a
+    write that fails (the disk is full: "no space left on device"); then nothing new is left
+    at or beside ``out`` (an existing zip there stays as it was).
     """
     out = Path(out)
     rows = select_for_export(session, status)
     _check_out(out, as_zip)
     report = ExportReport(out)
-    writer = _Writer(out, as_zip)
+    try:
+        writer = _Writer(out, as_zip)
+    except OSError as err:
+        raise _write_error(out, err) from None
     try:
         for img, rev in tqdm(rows, desc="export", unit="img", file=sys.stderr, disable=not progress):
             try:
@@ -194,7 +204,17 @@ def export_dataset(session: Session, settings: Settings, out: str | os.PathLike,
             report.splits[img.split] = report.splits.get(img.split, 0) + 1
         _write_lists(writer, rows)
         writer.finish()
+    except OSError as err:  # reading sources is handled above: this is a write
+        writer.abort()
+        raise _write_error(out, err) from None
     except BaseException:
         writer.abort()
         raise
     return report
+
+
+def _write_error(out: Path, err: OSError) -> FacetError:
+    """The one-line error of a failed export write (``err.strerror``: "no space left on
+    device" when the disk is full)."""
+    why = (err.strerror or str(err)).lower()
+    return FacetError(f"cannot write the export {out}: {why}; nothing was exported")

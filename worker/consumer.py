@@ -33,6 +33,11 @@ At the start of a train consumer, before any worker process exists:
 * checkpoint files a killed run left under the models dir are removed: temporary files of an
   unfinished atomic write, and ``job-<id>.pt`` of a failed job that no version points to.
 
+A light consumer, as it starts, enqueues ``facet.redo_lost`` (:mod:`worker.recovery`; its
+scheduler also does every few minutes): the pre-annotations and SAM embeddings whose messages a
+killed worker took with it (Huey removes a message before running it) are found from the
+database and enqueued again, those still queued left alone.
+
 So consumers may be added (on other machines too, given the same database URL, queue URL and
 a shared data dir): embeddings and pre-annotations spread over the light consumers, and
 training runs one at a time under the lock, on whichever train consumer takes the job.
@@ -57,7 +62,7 @@ from db.models import Job, JobState, ModelVersion
 from db.settings import Settings
 from worker.context import WorkerContext
 from worker.options import WorkerOptions
-from worker.queue import ROUTES, TRAIN, bind_tasks, make_hueys
+from worker.queue import LIGHT, ROUTES, TRAIN, bind_tasks, make_hueys
 from worker.reaper import reap_dead_runs
 from worker.tasks import TASKS, TRAIN_LOCK
 
@@ -146,7 +151,7 @@ def run_route(settings: Settings, options: WorkerOptions, route: str) -> int:
     """Run the consumer of ``route``'s instance in this process until it is stopped."""
     training_elsewhere = route == TRAIN and clean_up_after_stopped_consumers(settings)
     hueys = make_hueys(settings)
-    bind_tasks(hueys, TASKS, WorkerContext(settings, options))
+    tasks = bind_tasks(hueys, TASKS, WorkerContext(settings, options))
     h = hueys[route]
     h.on_startup("facet.worker_setup")(partial(setup_worker_process, options))
     h.on_startup("facet.die_with_parent")(_die_with_parent)
@@ -154,6 +159,8 @@ def run_route(settings: Settings, options: WorkerOptions, route: str) -> int:
         flushed = h.flush_locks(TRAIN_LOCK)
         if flushed:
             log.warning("released stale locks left by a stopped consumer: %s", sorted(flushed))
+    if route == LIGHT:
+        tasks.enqueue("facet.redo_lost")  # work a killed worker took with it (worker.recovery)
     workers = 1 if route == TRAIN else options.workers   # one training run at a time, ever
     consumer = h.create_consumer(workers=workers, worker_type="process",
                                  periodic=True, check_worker_health=True)

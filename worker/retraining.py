@@ -22,7 +22,8 @@ must keep writing meanwhile):
    (step, losses, rate) are written at most once per ``progress_interval_s`` for the UI's curve.
 4. **checkpoint**: written atomically (temporary file + rename) as
    ``<models dir>/job-<job id>.pt``; nothing in the database points to it yet; then the new
-   model is scored on the same validation split.
+   model is scored on the same validation split. A write that fails (the disk is full) leaves
+   no file behind and fails the job with the reason ("no space left on device").
 5. **publish**: in one transaction, a version row is added with the metrics
    (``baseline_mean_f1`` = the active model's score on that split) and becomes active only if
    its mean F1 is no worse; otherwise it stays inactive with a note. The job is finished.
@@ -407,7 +408,12 @@ def checkpoint_and_score(ctx: RunContext, result: TrainResult,
             "train_ids": [x.image_id for x in snapshot.train],
             "val_ids": [x.image_id for x in snapshot.val],
             "parent_version_id": None if active is None else active.version_id}
-    save_checkpoint(ckpt, result.model, result.config, CELEBAMASK, meta)
+    try:
+        save_checkpoint(ckpt, result.model, result.config, CELEBAMASK, meta)
+    except OSError as err:  # e.g. the disk is full: the temporary file is gone already
+        why = (err.strerror or str(err)).lower()
+        raise FacetError(f"cannot write the checkpoint {ckpt.name}: {why}; the active model "
+                         "keeps serving (free disk space and train again)") from None
     ctx.progress(TRAIN_SHARE, "evaluating on the validation split")
     predictor = Predictor.load(ckpt, device=ctx.device)
     return ckpt, evaluate(predictor, val)

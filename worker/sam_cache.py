@@ -6,6 +6,7 @@ id>.npz`` (float16 features), recorded under the model's key ``"<type>:<sha12>"`
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ class SamCache:
         """Architecture builders by model type (``None``: segment_anything's registry)."""
         self._key: tuple[str, str] | None = None
         self._model: SamModel | None = None
+        self._digests: dict[tuple[str, int, int], str] = {}
 
     def get(self, checkpoint: str | Path, model_type: str) -> SamModel:
         """The model of ``checkpoint`` (a ``.pth`` file) as architecture ``model_type``
@@ -33,3 +35,21 @@ class SamCache:
             self._model = SamModel.from_checkpoint(checkpoint, model_type, builders=self.builders)
             self._key = key
         return self._model
+
+    def key_for(self, checkpoint: str | Path, model_type: str) -> str:
+        """The cache key (``"<type>:<sha256[:12]>"``) that :attr:`SamModel.key` of this
+        checkpoint has, without loading the model or importing torch: the file's digest, kept
+        per path, size and modification time (a sweep, :mod:`worker.recovery`, asks every few
+        minutes). ``OSError`` for a missing file."""
+        path = Path(checkpoint).resolve()
+        if self._key == (str(path), model_type) and self._model is not None:
+            return self._model.key
+        stat = path.stat()
+        ident = (str(path), stat.st_size, stat.st_mtime_ns)
+        if ident not in self._digests:
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 22):
+                    digest.update(block)
+            self._digests[ident] = digest.hexdigest()
+        return f"{model_type}:{self._digests[ident][:12]}"

@@ -8,7 +8,8 @@ point registers that table on its own instances, each task on the one of its rou
 process). A task that starts another enqueues it by name through the context. The work itself
 lives in small modules: :mod:`db.cache` (pre-annotations and SAM embeddings),
 :mod:`worker.retraining` (retraining and publishing), :mod:`worker.trigger` (when to retrain by
-itself), :mod:`worker.reaper` (runs whose worker is gone).
+itself), :mod:`worker.reaper` (runs whose worker is gone), :mod:`worker.recovery` (light work
+whose message a killed worker took with it).
 
 =================== ===== =========================== =====================================
 task name           route arguments                   what it does
@@ -26,10 +27,14 @@ facet.check_retrain light (none)                      start a run after FACET_RE
 facet.every_minute  light periodic                    enqueue check_retrain
 facet.reap_runs     train periodic                    fail runs whose process died (on the
                                                       machine that trains) and free the lock
+facet.redo_lost     light periodic, and at the start  enqueue the pre-annotations and SAM
+                          of each light consumer      embeddings a killed worker lost
+                                                      (:mod:`worker.recovery`)
 =================== ===== =========================== =====================================
 
 Each periodic task has one route, so it runs on one kind of worker: the reaper where training
-runs (it recognises a dead run there by its process id), the retrain check on the light ones.
+runs (it recognises a dead run there by its process id), the retrain check and the sweep for
+lost work on the light ones.
 
 Training runs one at a time: the task holds the Huey lock :data:`TRAIN_LOCK` and also checks
 the database for another running ``train`` job; a second run waits (the task is retried every
@@ -57,6 +62,7 @@ from db.models import Image, JobState, utcnow
 from db.versions import active_version, checkpoint_file, get_version
 from worker.queue import LIGHT, TRAIN, TaskSpec
 from worker.reaper import reap_dead_runs
+from worker.recovery import SWEEP_MINUTES, redo_lost_work
 from worker.snapshot import needs_work_ids
 from worker.trigger import maybe_create_training_job
 
@@ -235,6 +241,14 @@ def reap_runs(ctx: WorkerContext) -> list[int]:
     return dead
 
 
+def redo_lost(ctx: WorkerContext) -> dict[str, int | str | None]:
+    """Enqueue the pre-annotations and embeddings Huey lost with a killed worker (light
+    consumers: at their start and every few minutes, :mod:`worker.recovery`); what it sent."""
+    done = redo_lost_work(ctx)
+    return {"predictions": done.predictions, "embeddings": done.embeddings,
+            "messages": done.messages, "skipped": done.skipped}
+
+
 TASKS: Mapping[str, TaskSpec] = MappingProxyType({
     "facet.predict": TaskSpec(predict, priority=30, retries=2, retry_delay_s=5),
     "facet.embed": TaskSpec(embed, priority=20, retries=1, retry_delay_s=5),
@@ -244,7 +258,10 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType({
     "facet.check_retrain": TaskSpec(check_retrain, priority=40),
     "facet.every_minute": TaskSpec(every_minute, periodic=crontab(minute="*")),
     "facet.reap_runs": TaskSpec(reap_runs, periodic=crontab(minute="*"), route=TRAIN),
+    "facet.redo_lost": TaskSpec(redo_lost, priority=35,
+                                periodic=crontab(minute=f"*/{SWEEP_MINUTES}")),
 })
 """Every task by name with its Huey settings (priority: higher first; retries; seconds between
-attempts; the train timeout from ``FACET_TRAIN_TIMEOUT``; every_minute and reap_runs are
-periodic) and its route (light unless said)."""
+attempts; the train timeout from ``FACET_TRAIN_TIMEOUT``; every_minute, reap_runs and
+redo_lost are periodic) and its route (light unless said). redo_lost runs before the work it
+looks for (priority 35 > predict 30), so the messages still queued are seen as queued."""

@@ -125,7 +125,8 @@ def test_every_task_has_a_route_and_each_periodic_task_runs_on_one_kind_of_worke
         "facet.train": TRAIN, "facet.reap_runs": TRAIN}
     assert all(spec.route in ROUTES for spec in TASKS.values())
     periodic = {name: spec.route for name, spec in TASKS.items() if spec.periodic is not None}
-    assert periodic == {"facet.every_minute": LIGHT, "facet.reap_runs": TRAIN}
+    assert periodic == {"facet.every_minute": LIGHT, "facet.reap_runs": TRAIN,
+                        "facet.redo_lost": LIGHT}
 
 
 def test_locks_live_on_the_instance_of_their_route(settings):

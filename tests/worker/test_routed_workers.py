@@ -12,7 +12,8 @@ from db.cache import get_prediction
 from db.engine import session_scope
 from db.jobs import create_job, get_job
 from db.models import JobState
-from tests.worker.conftest import add_faces, consumer_env, publish_untrained, wait_for
+from tests.worker.conftest import (add_face, add_faces, consumer_env, publish_untrained,
+                                   wait_for)
 from worker.child_process import start_worker_process
 from worker.client import HueyTaskQueue
 from worker.options import WorkerOptions
@@ -38,7 +39,7 @@ def _training_messages(huey) -> int:
 
 
 def test_a_light_worker_leaves_training_to_a_train_worker(settings, sessions):
-    ids = add_faces(sessions, settings, {1: "train", 2: "val", 3: "train", 4: "val"}, [5, 6, 7])
+    ids = add_faces(sessions, settings, {1: "train", 2: "val", 3: "train", 4: "val"}, [5, 6])
     v0 = publish_untrained(sessions, settings, seed=3)
     env = consumer_env()
     client = HueyTaskQueue(settings, WorkerOptions.from_env(env=env))
@@ -59,6 +60,8 @@ def test_a_light_worker_leaves_training_to_a_train_worker(settings, sessions):
     assert light.popen.returncode == 0
     assert _training_messages(client.tasks.huey_for(TRAIN)) == 1 and _state(sessions, job_id) == JobState.queued
 
+    with session_scope(sessions) as s:  # arrives now: a light worker's start-up sweep
+        ids[7] = add_face(s, settings, 7)  # (worker.recovery) would have pre-annotated it
     with start_worker_process(settings, env=env, queues=TRAIN) as train:
         client.enqueue_prediction(ids[7])  # light work waits for a light worker
         wait_for(lambda: _state(sessions, job_id) in (JobState.succeeded, JobState.failed), 180,
