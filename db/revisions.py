@@ -133,10 +133,11 @@ def save_revision(session: Session, image_id: int, label_png: bytes, author_id: 
         state, origin = RevisionState(state), Origin(origin)
     except ValueError as err:
         raise FacetError(str(err)) from None
-    image = _lock_image(session, image_id)
+    image = require_image(session, image_id)   # sizes never change: no lock needed yet
     label_map = decode_label_png(label_png, num_classes, (image.label_width, image.label_height))
     if not _is_8bit_greyscale_png(label_png):  # e.g. a palette PNG: store mode L only
         label_png = encode_label_png(label_map)
+    _lock_image(session, image_id)  # decoded first: the lock is held for the writes only
     before = current_number(session, image_id)  # numbers only grow: a base above it never exists
     if base_revision is not None and (before is None or base_revision > before):
         raise FacetError(f"image {image_id} has no revision {base_revision} "
