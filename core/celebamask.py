@@ -45,7 +45,7 @@ def merge_class_masks(masks: dict[str, np.ndarray], labels: LabelSet = CELEBAMAS
     """Per-class binary masks (``H x W``, nonzero = class) → ``size x size`` uint8 label map.
 
     Classes are painted in id order, so a later id wins where masks overlap.
-    Raises ``ValueError`` for unknown class names or masks of the wrong shape.
+    Raises ``KeyError`` for unknown class names and ``ValueError`` for masks of the wrong shape.
     """
     out = np.zeros((size, size), dtype=np.uint8)
     for name in masks:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.errors import FacetError
 from core.imageio import BadImageError, decode_image, image_size, write_atomic
-from db.models import Image, Revision, RevisionState, User
+from db.models import MAX_ID, Image, Revision, RevisionState, User
 from db.revisions import latest_numbers
 from db.settings import Settings
 
@@ -207,10 +207,10 @@ def parse_time(value: str) -> datetime:
     a time without a zone is UTC. :class:`FacetError` otherwise."""
     try:
         moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        if moment.tzinfo is not None:  # may leave the datetime range (0001-01-01T00:00+01:00)
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise FacetError(f"not an ISO 8601 time: {value!r} (e.g. 2024-05-01T12:00:00Z)") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
 
 
@@ -284,13 +284,17 @@ def _decode_cursor(cursor: str, sort: str):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         made_for, key, image_id = json.loads(raw)
-        if not isinstance(image_id, int) or made_for != sort:
+        if type(image_id) is not int or not 0 <= image_id <= MAX_ID or made_for != sort:  # not bool
             raise ValueError
         if sort.lstrip("-") == "updated":
-            key = datetime.fromisoformat(key)
-        elif key is not None and not isinstance(key, (int, float)):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            if not isinstance(key, str):
+                raise ValueError
+            key = parse_time(key)
+        elif key is not None:
+            if type(key) not in (int, float):  # not bool
+                raise ValueError
+            key = float(key)  # the priority column's type; a huge int is an OverflowError
+    except (ValueError, TypeError, OverflowError, FacetError, binascii.Error, UnicodeDecodeError):
         raise FacetError(f"bad cursor {cursor!r}: pass back the 'next' of the previous page, "
                          "with the same sort") from None
     return key, image_id

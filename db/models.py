@@ -22,6 +22,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+MAX_ID = 2**31 - 1
+"""The largest id or revision number a row can have: they are ``INTEGER`` columns, 32-bit on
+PostgreSQL (a larger number in a query is a driver error there, and past 64 bits on SQLite)."""
+
 
 def utcnow() -> datetime:
     """Naive UTC now (what SQLite stores and returns)."""

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from db.deletion import KEPT_NOTE, MAX_REASON
 from webapp import actions
-from webapp.api import StudioDep, Who
+from webapp.api import ImageId, StudioDep, Text, Who
 
 router = APIRouter(prefix="/api")
 
@@ -22,12 +22,12 @@ router = APIRouter(prefix="/api")
 class DeleteRequest(BaseModel):
     """Why the image is deleted (optional; kept in the deletion record — no personal data)."""
 
-    reason: str | None = Field(default=None, max_length=MAX_REASON)
+    reason: Text | None = Field(default=None, max_length=MAX_REASON)
 
 
 @router.delete("/images/{image_id}")
-async def delete_image(image_id: int, studio: StudioDep, who: Who,
-                       reason: Annotated[str | None, Query(max_length=MAX_REASON)] = None,
+async def delete_image(image_id: ImageId, studio: StudioDep, who: Who,
+                       reason: Annotated[Text | None, Query(max_length=MAX_REASON)] = None,
                        body: DeleteRequest | None = None) -> dict:
     """Delete the image, its revisions, predictions, SAM embeddings, queue state and files;
     answers the deletion record (who, when, why, how many rows and files went)."""

@@ -7,15 +7,19 @@ read-only query), render the answer. The studio comes from ``request.app.state.s
 the image's label size; a save names the revision it started from in ``If-Match`` (absent =
 "there was none") and gets 409 when that is stale.
 """
+import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import (APIRouter, Depends, File, Header, HTTPException, Query, Request, Response,
                      UploadFile)
+from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -23,7 +27,7 @@ from core.errors import FacetError
 from core.imageio import BadImageError, encode_label_png
 from db.exporter import export_dataset
 from db.images import ImageFilter, ImageStatus, image_file, page_images, parse_time
-from db.models import RevisionState
+from db.models import MAX_ID, RevisionState
 from db.revisions import latest_revision
 from db.versions import list_versions
 from model.sam import CANDIDATES, SamError
@@ -41,6 +45,45 @@ _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": PNG, ".webp": "im
           ".bmp": "image/bmp"}
 
 
+def _id_path(what: str) -> Any:
+    """An id in the path, checked against ``1..``:data:`db.models.MAX_ID` (422 otherwise)
+    before it reaches the database, where a larger one is a driver error."""
+    return PathParam(ge=1, le=MAX_ID, description=f"{what} (1..{MAX_ID})")
+
+
+ImageId = Annotated[int, _id_path("an image id")]
+VersionId = Annotated[int, _id_path("a model version id")]
+JobId = Annotated[int, _id_path("a job id")]
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""An id or revision number in a JSON body (1..:data:`MAX_ID`)."""
+
+MAX_FILENAME = 255
+"""Longest name of an uploaded file, in characters (what file systems allow)."""
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot go into the database as it is, or ``None``: PostgreSQL refuses NUL
+    characters in text, and neither database takes lone surrogates (not UTF-8)."""
+    if "\x00" in text:
+        return "must not contain NUL characters (\\x00)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def _storable(text: str) -> str:
+    problem = unstorable(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""A string from a request that is stored or compared in the database (422 when it cannot be)."""
+
+
 class SamPrompt(BaseModel):
     """Clicks ``[[x, y, 1|0], …]`` and an optional box ``[x0, y0, x1, y1]``, image pixels;
     ``refine``: the ``X-Sam-Token`` of the previous answer on the same part (SAM starts from
@@ -55,7 +98,7 @@ class SamPrompt(BaseModel):
 class Decision(BaseModel):
     """An optional comment on a submit, approval or rejection."""
 
-    comment: str | None = None
+    comment: Text | None = None
 
 
 def studio_of(request: Request) -> Studio:
@@ -81,17 +124,27 @@ def _etag(number: int) -> str:
     return f'"{number}"'
 
 
+def small_number(text: str) -> int | None:
+    """``text`` as a number in ``0..``:data:`db.models.MAX_ID` when it is written in ASCII
+    digits, else ``None`` (``str.isdigit`` alone lets in '²', which ``int`` refuses, and
+    numbers the database cannot compare with)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(MAX_ID)) and int(digits) <= MAX_ID else None
+
+
 def parse_if_match(value: str | None) -> int | str | None:
     """``If-Match: "3"`` (or ``3``) → 3; ``*`` → :data:`webapp.actions.ANY_REVISION`; absent →
-    None; anything else → 422."""
+    None; anything else (other digits than ASCII ones, a number past :data:`MAX_ID`) → 422."""
     if value is None or not value.strip():
         return None
     if value.strip() == ANY_REVISION:
         return ANY_REVISION
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
+    number = small_number(value.strip().removeprefix("W/").strip('"'))
+    if number is None:
         raise HTTPException(422, f"If-Match must be a revision number like \"3\", got {value!r}")
-    return int(raw)
+    return number
 
 
 def _comment(body: Decision | None) -> str | None:
@@ -113,8 +166,8 @@ def _image_item(s: ImageStatus) -> dict:
 
 
 @router.get("/images")
-def images(studio: StudioDep, who: Who, status: str | None = None, q: str | None = None,
-           labelled_by: str | None = None, updated_since: str | None = None,
+def images(studio: StudioDep, who: Who, status: str | None = None, q: Text | None = None,
+           labelled_by: Text | None = None, updated_since: str | None = None,
            sort: str = "id", limit: int = 100, cursor: str | None = None) -> dict:
     """A page of images: ``{"items", "total", "next"}``; pass ``next`` back as ``cursor`` (with
     the same sort and filters) for the page after. Bad values → 422 naming the allowed ones."""
@@ -139,6 +192,10 @@ async def upload(studio: StudioDep, who: Who, response: Response,
     if len(data) > limit:
         raise HTTPException(413, f"file larger than the limit of {limit:,} bytes")
     name = Path(file.filename or "upload").name
+    problem = unstorable(name) or (f"must be at most {MAX_FILENAME} characters long"
+                                   if len(name) > MAX_FILENAME else None)
+    if problem is not None:
+        raise HTTPException(422, f"bad file name {name[:80]!r}: it {problem}")
     # decoding and the database write run off the event loop
     added = await run_in_threadpool(actions.add_image, studio, who, data, name)
     if not added.created:
@@ -148,7 +205,7 @@ async def upload(studio: StudioDep, who: Who, response: Response,
 
 
 @router.get("/images/{image_id}/image")
-def original(image_id: int, studio: StudioDep, who: Who) -> FileResponse:
+def original(image_id: ImageId, studio: StudioDep, who: Who) -> FileResponse:
     who.require("view")
     with studio.session() as session:
         path = image_file(studio.settings, image_in(session, image_id))
@@ -156,7 +213,7 @@ def original(image_id: int, studio: StudioDep, who: Who) -> FileResponse:
 
 
 @router.get("/images/{image_id}/annotation")
-def annotation(image_id: int, studio: StudioDep, who: Who) -> Response:
+def annotation(image_id: ImageId, studio: StudioDep, who: Who) -> Response:
     who.require("view")
     with studio.session() as session:
         image_in(session, image_id)
@@ -167,8 +224,14 @@ def annotation(image_id: int, studio: StudioDep, who: Who) -> Response:
                         headers={"ETag": _etag(rev.revision), "X-Revision-State": rev.state.value})
 
 
-@router.put("/images/{image_id}/annotation")
-async def put_annotation(image_id: int, request: Request, studio: StudioDep, who: Who,
+LABEL_PNG_BODY = {"requestBody": {"required": True, "description": (
+    "The label map: a single-channel (mode L) PNG at the image's label size, one class id "
+    "per pixel"), "content": {PNG: {"schema": {"type": "string", "format": "binary"}}}}}
+"""The PUT's body in the OpenAPI schema (the route reads it raw, so FastAPI cannot infer it)."""
+
+
+@router.put("/images/{image_id}/annotation", openapi_extra=LABEL_PNG_BODY)
+async def put_annotation(image_id: ImageId, request: Request, studio: StudioDep, who: Who,
                          if_match: Annotated[str | None, Header()] = None,
                          state: Annotated[str, Query(pattern="^(draft|submitted)$")] = "draft",
                          ) -> JSONResponse:
@@ -187,25 +250,28 @@ async def put_annotation(image_id: int, request: Request, studio: StudioDep, who
 
 
 @router.post("/images/{image_id}/submit")
-def submit_route(image_id: int, studio: StudioDep, who: Who, decision: Decision | None = None) -> dict:
+def submit_route(image_id: ImageId, studio: StudioDep, who: Who,
+                 decision: Decision | None = None) -> dict:
     decision = actions.submit_labels(studio, who, image_id, _comment(decision))
     return {"revision": decision.revision, "state": decision.state}
 
 
 @router.post("/images/{image_id}/approve")
-def approve_route(image_id: int, studio: StudioDep, who: Who, decision: Decision | None = None) -> dict:
+def approve_route(image_id: ImageId, studio: StudioDep, who: Who,
+                  decision: Decision | None = None) -> dict:
     decision = actions.decide(studio, who, image_id, True, _comment(decision))
     return {"revision": decision.revision, "state": decision.state}
 
 
 @router.post("/images/{image_id}/reject")
-def reject_route(image_id: int, studio: StudioDep, who: Who, decision: Decision | None = None) -> dict:
+def reject_route(image_id: ImageId, studio: StudioDep, who: Who,
+                 decision: Decision | None = None) -> dict:
     decision = actions.decide(studio, who, image_id, False, _comment(decision))
     return {"revision": decision.revision, "state": decision.state}
 
 
 @router.get("/images/{image_id}/prediction")
-def prediction(image_id: int, studio: StudioDep, who: Who) -> Response:
+def prediction(image_id: ImageId, studio: StudioDep, who: Who) -> Response:
     who.require("view")
     with studio.session() as session:
         pred = studio.predictions.prediction_in(session, image_in(session, image_id))
@@ -217,7 +283,7 @@ def prediction(image_id: int, studio: StudioDep, who: Who) -> Response:
 
 
 @router.post("/images/{image_id}/sam", responses={202: {"description": "embedding pending"}})
-def sam(image_id: int, prompt: SamPrompt, studio: StudioDep, who: Who) -> Response:
+def sam(image_id: ImageId, prompt: SamPrompt, studio: StudioDep, who: Who) -> Response:
     """The mask for the prompts (a PNG, 0/255). With a worker, an image whose embedding is not
     cached yet answers 202 at once (the embedding queued first in line; ``Retry-After``)
     instead of running the encoder in the request; without one it is computed here, once."""
@@ -265,7 +331,7 @@ def models(studio: StudioDep, who: Who) -> list[dict]:
 
 
 @router.post("/models/{version_id}/activate")
-def activate_route(version_id: int, studio: StudioDep, who: Who) -> dict:
+def activate_route(version_id: VersionId, studio: StudioDep, who: Who) -> dict:
     actions.activate_version(studio, who, version_id)
     return {"active": version_id}
 
@@ -288,6 +354,20 @@ def export(studio: StudioDep, who: Who,
                         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
 
 
+async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 for a request that does not fit the schema, ``{"detail": [errors]}``,
+    except that an ``input`` JSON cannot carry back (NaN, Infinity, a lone surrogate — all of
+    which a JSON body may hold) is left out of its error instead of failing the answer (500)."""
+    errors = jsonable_encoder(err.errors())
+    for error in errors:
+        try:  # what JSONResponse does with it
+            json.dumps(error, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except ValueError:  # UnicodeEncodeError is one
+            error.pop("input", None)
+            error.pop("ctx", None)
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
 def install_error_handlers(app) -> None:
     """Map the studio's exceptions to status codes with the one-line reason as ``detail``."""
 
@@ -300,6 +380,7 @@ def install_error_handlers(app) -> None:
             return JSONResponse(status_code=status, content={"detail": str(err)}, headers=headers)
         return handle
 
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(AccessDenied, handler(lambda e: e.status))
     app.add_exception_handler(NotFound, handler(lambda e: 404))
     app.add_exception_handler(BadImageError, handler(lambda e: 422))

@@ -22,7 +22,7 @@ from core.imageio import encode_label_png
 from db.revisions import history
 from webapp import actions
 from webapp.actions import ANY_REVISION, image_in
-from webapp.api import StudioDep, Who, _etag, parse_if_match
+from webapp.api import DbId, ImageId, StudioDep, Who, _etag, parse_if_match
 from webapp.records import OpenedImage, RevisionInfo, VersionInfo
 from webapp.sam_service import NOT_CONFIGURED
 from webapp.studio import Studio
@@ -34,14 +34,14 @@ router = APIRouter(prefix="/api")
 class NextRequest(BaseModel):
     """``skipped``: image ids this user passed over; ``release``: an image to give up first."""
 
-    skipped: list[int] = Field(default_factory=list)
-    release: int | None = None
+    skipped: list[DbId] = Field(default_factory=list)
+    release: DbId | None = None
 
 
 class RestoreRequest(BaseModel):
     """The main-line revision number to copy as a new draft."""
 
-    revision: int
+    revision: DbId
 
 
 # ---------------------------------------------------------------- rendering
@@ -109,7 +109,7 @@ def editor_config(studio: StudioDep, who: Who) -> dict[str, Any]:
 
 
 @router.get("/images/{image_id}/open")
-def open_route(image_id: int, studio: StudioDep, who: Who) -> dict[str, Any]:
+def open_route(image_id: ImageId, studio: StudioDep, who: Who) -> dict[str, Any]:
     return opened_json(actions.open_image(studio, who, image_id), studio)
 
 
@@ -121,7 +121,7 @@ def next_route(studio: StudioDep, who: Who, body: NextRequest | None = None) -> 
 
 
 @router.get("/images/{image_id}/revisions")
-def revisions_route(image_id: int, studio: StudioDep, who: Who) -> list[dict[str, Any]]:
+def revisions_route(image_id: ImageId, studio: StudioDep, who: Who) -> list[dict[str, Any]]:
     who.require("view")
     with studio.session() as session:
         image_in(session, image_id)
@@ -129,7 +129,7 @@ def revisions_route(image_id: int, studio: StudioDep, who: Who) -> list[dict[str
 
 
 @router.post("/images/{image_id}/restore")
-def restore_route(image_id: int, body: RestoreRequest, studio: StudioDep, who: Who,
+def restore_route(image_id: ImageId, body: RestoreRequest, studio: StudioDep, who: Who,
                   if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
     base = parse_if_match(if_match)
     if base == ANY_REVISION:

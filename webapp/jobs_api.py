@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException
 from core.errors import FacetError
 from db.jobs import JobInfo, job_info, page_jobs
 from webapp.actions import NotFound
-from webapp.api import StudioDep, Who
+from webapp.api import JobId, StudioDep, Text, Who, small_number
 
 router = APIRouter(prefix="/api")
 
@@ -57,16 +57,14 @@ def job_item(info: JobInfo) -> dict:
 
 
 @router.get("/jobs")
-def jobs(studio: StudioDep, who: Who, kind: str | None = None, state: str | None = None,
+def jobs(studio: StudioDep, who: Who, kind: Text | None = None, state: str | None = None,
          limit: int = 100, cursor: str | None = None) -> dict:
     """Newest first: ``{"items", "total", "next"}``; pass ``next`` back as ``cursor``."""
     who.require("view")
     try:
-        before = None
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise FacetError(f"bad cursor {cursor!r}: pass back the 'next' of the previous page")
-            before = int(cursor)
+        before = None if cursor is None else small_number(cursor)
+        if cursor is not None and before is None:
+            raise FacetError(f"bad cursor {cursor!r}: pass back the 'next' of the previous page")
         with studio.session() as session:
             page = page_jobs(session, kind, state, limit, before)
             items = [job_item(info) for info in page.items]
@@ -77,7 +75,7 @@ def jobs(studio: StudioDep, who: Who, kind: str | None = None, state: str | None
 
 
 @router.get("/jobs/{job_id}")
-def job(job_id: int, studio: StudioDep, who: Who) -> dict:
+def job(job_id: JobId, studio: StudioDep, who: Who) -> dict:
     """One job with its progress, logged steps (``points``, ``last_point``) and, when it
     failed, the reason (``error``)."""
     who.require("view")
