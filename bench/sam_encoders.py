@@ -1,4 +1,4 @@
-"""Image-encoder time per image of SAM and SAM 2.1 models on this CPU, in one run.
+"""SAM and SAM 2.1 models on this CPU, in one run: encoder time per image, click latency.
 
     python bench/sam_encoders.py [--models vit_b sam2.1_hiera_tiny] [--size 512] [--reps 3]
                                  [--threads 2] [--clicks 20]
@@ -6,9 +6,10 @@
 Random weights of the official architectures (segment_anything's registry, the ``sam2``
 package's configs; nothing downloaded): the time does not depend on the weight values. The
 models take turns image by image (model A, model B, A, B, …) so a change in the box's load
-hits all of them alike; the ratio column is against the first model. Also the PyTorch click
-latency (one click, cached embedding) and the float16 embedding's size on disk. Prints a
-Markdown table; docs/BENCHMARKS.md quotes it.
+hits all of them alike; the ratio column is against the first model. Then each model's click
+latency on the path the studio uses (ONNX Runtime for SAM, exported here once; PyTorch for
+SAM 2.1), for 1 click, 3 clicks, a box and box + click, on the quiet CPU and with a second
+process keeping one core busy. Prints Markdown tables; docs/BENCHMARKS.md quotes them.
 """
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ from segment_anything.modeling import Sam  # noqa: E402
 
 from model.sam import SamModel, default_builders  # noqa: E402
 from model.sam2_model import Sam2Model  # noqa: E402
+from model.sam_onnx import decoder_path  # noqa: E402
 from model.sam_types import SAM_MODEL_TYPES  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sam import BusyCore, _pct  # noqa: E402  (bench/sam.py)
 
 
 def _load(model_type: str):
@@ -62,6 +67,13 @@ def main(argv: list[str] | None = None) -> None:
             embeddings[name] = model.compute_embedding(image)
             times[name].append(time.perf_counter() - t0)
 
+    s = args.size
+    prompts = {
+        "1 click": ([(s // 2, s // 2, 1)], None),
+        "3 clicks (+/-)": ([(s // 2, s // 2, 1), (s // 4, s // 4, 0), (s // 3, s // 2, 1)], None),
+        "box": ([], (s // 4, s // 4, 3 * s // 4, 3 * s // 4)),
+        "box + click": ([(s // 2, s // 2, 1)], (s // 4, s // 4, 3 * s // 4, 3 * s // 4)),
+    }
     c = args.size // 2
     print(f"random weights, torch {torch.__version__}, {args.threads} threads, image "
           f"{args.size}x{args.size}, {os.cpu_count()} CPUs, {args.reps} images per model "
@@ -86,7 +98,40 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {name} | {params:.1f} | {enc:.1f} | {base / enc:.1f} "
                   f"| {path.stat().st_size / 2**20:.1f} | {statistics.median(clicks):.0f} / "
                   f"{clicks[int(0.9 * (len(clicks) - 1))]:.0f} |")
+        latencies = {}
+        for name, model in models.items():
+            model.enable_onnx(decoder_path(tmp, model.key), threads=args.threads)
+            for load in ("no added load", "+1 busy core"):
+                for kind, (pts, box) in prompts.items():
+                    if load == "no added load":
+                        latencies[name, kind, load] = _clicks(model, embeddings[name], pts, box,
+                                                              args.clicks)
+                    else:
+                        with BusyCore():
+                            latencies[name, kind, load] = _clicks(model, embeddings[name], pts,
+                                                                  box, args.clicks)
+    print(f"\nClick latency on the studio's path, {args.clicks} clicks per row, ms "
+          "median / p90 / p99:\n")
+    print("| model (path) | prompt | " + " | ".join(("no added load", "+1 busy core")) + " |")
+    print("|---|---|---:|---:|")
+    for name, model in models.items():
+        for kind in prompts:
+            cells = []
+            for load in ("no added load", "+1 busy core"):
+                t = latencies[name, kind, load]
+                cells.append(f"{statistics.median(t):.0f} / {_pct(t, 0.9):.0f} / {_pct(t, 0.99):.0f}")
+            print(f"| {name} ({model.backend}) | {kind} | " + " | ".join(cells) + " |")
     print(f"\nload average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def _clicks(model, emb, pts, box, count: int) -> list[float]:
+    model.predict(emb, pts, box)   # warm-up
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        model.predict(emb, pts, box)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
 
 
 if __name__ == "__main__":
