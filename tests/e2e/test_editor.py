@@ -409,3 +409,39 @@ def test_next_image_moves_on_from_the_image_on_screen(editor_studio, editor):
         "(was) => { const d = document.getElementById('facet-editor').dataset;"
         " return d.busy === 'false' && d.image !== String(was); }", arg=first)
     assert int(editor.data["image"]) not in (12, first)
+
+
+def test_a_save_answered_503_is_tried_again_by_itself_and_lands(editor_studio, editor):
+    """The database is busy for the first try (the server answers 503 with Retry-After): the
+    editor says so, waits, sends the same save again, and it lands exactly once."""
+    studio, _ = editor_studio
+    start = editor.open(3)
+    answered = []
+
+    def busy_once(route):
+        if route.request.method == "PUT" and not answered:
+            answered.append(503)
+            route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                          body='{"detail": "the database is busy; nothing was changed.", "retry_after_s": 1}')
+        else:
+            route.continue_()
+
+    editor.page.route("**/api/images/3/annotation*", busy_once)
+    editor.press("h")
+    editor.record()
+    editor.stroke([(40.5, 60.5), (150.5, 70.5)])
+    expected = start.copy()
+    expected[brush_footprint(editor.events(), BRUSH, start.shape)] = class_id(studio, "hair")
+    before = len(revisions(studio, 3))
+    editor.act("save")
+    editor.page.wait_for_function(
+        "() => document.querySelector('.fe-status').innerText.includes('Trying again in 1 s')")
+    editor.page.wait_for_function(
+        "() => document.querySelector('.fe-status').dataset.kind === 'ok'", timeout=15_000)
+    assert answered == [503]
+    assert len(revisions(studio, 3)) == before + 1          # one save, not two
+    assert_map(stored_map(studio, 3, start.shape), expected, start, "the retried save")
+    editor.page.unroute("**/api/images/3/annotation*")
+    # the browser logs the refused first try; that one is expected, nothing else is
+    assert [e for e in editor.errors if "status of 503" not in e] == [], editor.errors
+    editor.errors.clear()

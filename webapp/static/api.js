@@ -3,8 +3,13 @@
 import { base64ToBytes, decodeGreyPng, encodeGreyPng } from "./png.js";
 
 export class ApiError extends Error {
-  constructor(status, detail, body) { super(detail); this.status = status; this.body = body; }
+  constructor(status, detail, body, retryAfterS = null) {
+    super(detail); this.status = status; this.body = body; this.retryAfterS = retryAfterS;
+  }
 }
+
+/** Tries of a save when the server is unreachable or answers 503 (database busy, restarting). */
+export const SAVE_TRIES = 4;
 
 async function call(method, url, { json, body, headers = {} } = {}) {
   const init = { method, headers: { ...headers }, credentials: "same-origin" };
@@ -16,7 +21,9 @@ async function call(method, url, { json, body, headers = {} } = {}) {
   const data = type.includes("json") ? await res.json() : await res.arrayBuffer();
   if (!res.ok) {
     const detail = data && data.detail ? data.detail : `HTTP ${res.status}`;
-    throw new ApiError(res.status, typeof detail === "string" ? detail : JSON.stringify(detail), data);
+    const retry = parseFloat(res.headers.get("Retry-After") || "");
+    throw new ApiError(res.status, typeof detail === "string" ? detail : JSON.stringify(detail), data,
+                       Number.isFinite(retry) ? retry : null);
   }
   return { data, headers: res.headers };
 }
@@ -28,12 +35,23 @@ export const api = {
   revisions: async (id) => (await call("GET", `/api/images/${id}/revisions`)).data,
 
   /** Save `pixels` as a draft or a submission on top of revision `base` (null: none yet).
-   *  → {revision} or throws ApiError 409 with body.current_revision. */
-  async save(id, pixels, width, height, base, state) {
+   *  → {revision} or throws ApiError 409 with body.current_revision. A 503 or an unreachable
+   *  server is tried again after its Retry-After (2 s otherwise, at most 10 s), up to
+   *  SAVE_TRIES times: the server answers a repeated save with the revision it already made.
+   *  ``onRetry(err, waitS, nextTry)`` is told before each wait. */
+  async save(id, pixels, width, height, base, state, onRetry = null) {
     const png = await encodeGreyPng(pixels, width, height);
     const headers = { "Content-Type": "image/png" };
     if (base !== null && base !== undefined) headers["If-Match"] = `"${base}"`;
-    return (await call("PUT", `/api/images/${id}/annotation?state=${state}`, { body: png, headers })).data;
+    for (let attempt = 1; ; attempt++) {
+      try { return (await call("PUT", `/api/images/${id}/annotation?state=${state}`, { body: png, headers })).data; }
+      catch (err) {
+        if (!(err.status === 503 || err.status === 0) || attempt >= SAVE_TRIES) throw err;
+        const waitS = Math.min(10, err.retryAfterS ?? 2);
+        if (onRetry) onRetry(err, waitS, attempt + 1);
+        await new Promise((done) => setTimeout(done, waitS * 1000));
+      }
+    }
   },
 
   async restore(id, revision, base) {

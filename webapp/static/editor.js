@@ -2,7 +2,7 @@
 // waits on the server, which is asked only to load, save and run SAM. Mounted into the
 // Annotate tab's placeholder (#facet-editor-root) and kept there across re-renders.
 // The canvas tools live in tools.js, the keyboard in keys.js (mixed into Editor below).
-import { ApiError, api, startPixels } from "./api.js";
+import { ApiError, SAVE_TRIES, api, startPixels } from "./api.js";
 import { Autosave } from "./autosave.js";
 import { keyMethods } from "./keys.js";
 import { LabelMap, Protect } from "./labelmap.js";
@@ -205,7 +205,9 @@ class Editor {
     return this.run(async () => {
       const id = this.image.id, pixels = this.map.pixels.slice(), base = this.base;
       let answer;
-      try { answer = await api.save(id, pixels, this.map.width, this.map.height, base, state); }
+      const retrying = (err, waitS, next) => this.status(
+        `Not saved yet: ${err.message} Trying again in ${waitS} s (try ${next} of ${SAVE_TRIES}); your edits are kept.`, "warn");
+      try { answer = await api.save(id, pixels, this.map.width, this.map.height, base, state, retrying); }
       catch (err) {
         if (err.status !== 409) throw err;
         this.base = err.body.current_revision;
