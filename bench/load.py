@@ -48,6 +48,7 @@ from db.images import add_image  # noqa: E402
 from db.models import Revision, Role  # noqa: E402
 from db.settings import Settings  # noqa: E402
 from db.users import create_user  # noqa: E402
+from tests.webapp.live import free_port  # noqa: E402
 
 PASSWORD = "load-test-pass"
 
@@ -155,14 +156,6 @@ def _verify(settings: Settings, tally: Tally) -> tuple[int, int, int]:
     return lost, skipped, unkept
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve(settings: Settings, port: int) -> subprocess.Popen:
     env = {"FACET_DATA_DIR": str(settings.data_dir), "FACET_DATABASE_URL": settings.database_url,
            "FACET_QUEUE_URL": settings.queue_url, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
@@ -194,7 +187,7 @@ def run_one(database: str, annotators: int, args, root: Path, servers: dict) -> 
         queue = servers.get("redis")
     settings = Settings.resolve(data_dir=data_dir, database_url=url, queue_url=queue, env={})
     names, ids = _prepare(settings, annotators, args.images, args.size)
-    port = _free_port()
+    port = free_port()
     web = _serve(settings, port)
     tally = Tally()
     try:
@@ -231,7 +224,7 @@ def _start_servers(databases: list[str], root: Path) -> dict:
         import shutil
 
         if shutil.which("redis-server"):
-            port = _free_port()
+            port = free_port()
             servers["redis_proc"] = subprocess.Popen(
                 ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(root)],

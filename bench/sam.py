@@ -3,7 +3,8 @@ PyTorch click path against the ONNX Runtime one, on a quiet CPU and with one cor
 
 Random weights of an official size built with segment_anything's registry (no checkpoint is
 downloaded); timings do not depend on the weight values. Usage:
-``python bench/sam.py [--model vit_b] [--size 512] [--clicks 30] [--threads 2] [--skip-encoder]``.
+``python bench/sam.py [--model vit_b] [--size 512] [--clicks 30] [--threads 2] [--skip-encoder]
+[--profile]`` (``--profile``: also where the ONNX decoder spends a click, by operator).
 Prints Markdown tables. Targets with a cached embedding: click median <= 25 ms and p90 <= 50 ms
 on a quiet CPU, p90 <= 150 ms while another process keeps one core busy.
 """
@@ -25,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from segment_anything import sam_model_registry  # noqa: E402
 
-from model.sam import SAM_MODEL_TYPES, SamEmbedding, SamModel  # noqa: E402
+from model.sam import SamEmbedding, SamModel  # noqa: E402
+from model.sam_types import SAM1_MODEL_TYPES  # noqa: E402
 from model.sam_onnx import decoder_path  # noqa: E402
 
 
@@ -85,11 +87,13 @@ def _interleaved(sam: SamModel, emb: SamEmbedding, pts, box, clicks: int) -> dic
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", choices=SAM_MODEL_TYPES, default="vit_b")
+    ap.add_argument("--model", choices=SAM1_MODEL_TYPES, default="vit_b")
     ap.add_argument("--size", type=int, default=512, help="square test image side, pixels")
     ap.add_argument("--clicks", type=int, default=30, help="timed clicks per row and path")
     ap.add_argument("--threads", type=int, default=2,
                     help="torch threads and ONNX Runtime intra-op threads")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print the ONNX decoder's time per operator type for 1 click")
     ap.add_argument("--skip-encoder", action="store_true",
                     help="use a random cached embedding instead of running the encoder (~40 s "
                          "for vit_b); click latency does not depend on the embedding's values")
@@ -169,7 +173,47 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {name} | {load} | {t[0]:.0f} / {t[1]:.0f} / {t[2]:.0f} "
                   f"| {o[0]:.0f} / {o[1]:.0f} / {o[2]:.0f} "
                   f"| {o[0] / t[0]:.2f} | {o[1] / t[1]:.2f} |")
+    if args.profile:
+        _print_profile(sam, emb, prompts["1 click"], args.threads, args.clicks)
     print(f"\nload average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def _print_profile(sam: SamModel, emb: SamEmbedding, prompt, threads: int, runs: int) -> None:
+    """ONNX Runtime's own profile of ``runs`` one-click answers: share and ms per run of each
+    operator type (a session of its own, with profiling on)."""
+    import collections
+    import json
+
+    import onnxruntime as ort
+
+    from model.sam_onnx import OnnxClickDecoder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = decoder_path(tmp, sam.key)
+        OnnxClickDecoder.load_or_export(sam.sam, sam.key, path, threads)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), sess_options=opts,
+                                       providers=["CPUExecutionProvider"])
+        low = session.get_inputs()[3].shape
+        model = SamModel(sam.sam, sam.model_type, sam.key)
+        model._onnx = OnnxClickDecoder(session, sam.encoder_size, (int(low[2]), int(low[3])))
+        for _ in range(runs):
+            model.predict(emb, *prompt, backend="onnx")
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: collections.Counter = collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node":
+            per_op[event["args"].get("op_name", "?")] += event["dur"]
+    total = sum(per_op.values())
+    print(f"\nONNX decoder profile, 1 click, {runs} runs, {threads} threads:\n")
+    print("| operator | share | ms per click |")
+    print("|---|---:|---:|")
+    for op, micros in per_op.most_common(8):
+        print(f"| {op} | {100 * micros / total:.0f} % | {micros / runs / 1000:.2f} |")
 
 
 if __name__ == "__main__":

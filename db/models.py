@@ -27,6 +27,18 @@ MAX_ID = 2**31 - 1
 PostgreSQL (a larger number in a query is a driver error there, and past 64 bits on SQLite)."""
 
 
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot go into (or be compared in) the database as it is, or ``None``:
+    PostgreSQL refuses NUL characters in text, and neither database takes lone surrogates."""
+    if "\x00" in text:
+        return "must not contain NUL characters (\\x00)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
 def utcnow() -> datetime:
     """Naive UTC now (what SQLite stores and returns)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import FacetError
-from db.models import Role, User
+from db.models import Role, User, unstorable
 from db.passwords import dummy_verify, hash_password, verify_password
 
 MAX_NAME = 64
@@ -63,21 +63,9 @@ def set_password(session: Session, name: str, password: str) -> User:
     return user
 
 
-def _comparable(name: str) -> bool:
-    """Whether the database can compare ``name``: PostgreSQL refuses NUL characters, and
-    neither database takes lone surrogates (not UTF-8)."""
-    if "\x00" in name:
-        return False
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def authenticate(session: Session, name: str, password: str) -> User | None:
     """The user when ``name`` and ``password`` match, else ``None`` (same cost either way)."""
-    user = get_user_by_name(session, name) if name and _comparable(name) else None
+    user = get_user_by_name(session, name) if name and unstorable(name) is None else None
     if user is None:
         dummy_verify(password)
         return None

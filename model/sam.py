@@ -15,7 +15,6 @@ downloaded. Coordinates are ``(x, y)`` pixels of the original image throughout.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import threading
@@ -32,9 +31,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from core.errors import FacetError
 from core.imageio import write_atomic
-from model.sam_types import SAM1_MODEL_TYPES, SAM_MODEL_TYPES
-
-"""The official model sizes ``--sam-model`` accepts."""
+from model.sam_types import SAM1_MODEL_TYPES, file_digest
 
 if TYPE_CHECKING:
     from model.sam_onnx import OnnxClickDecoder
@@ -122,15 +119,6 @@ class SamEmbedding:
         return cls(features, original, inp, key, finer)  # type: ignore[arg-type]
 
 
-def file_digest(path: Path, chunk: int = 1 << 22) -> str:
-    """sha256 hex digest of a file, read in ``chunk``-byte pieces."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def default_builders() -> dict[str, SamBuilder]:
     """Architecture builders of every model type ``--sam-model`` accepts: segment_anything's
     registry for SAM, the ``sam2`` package's configs for SAM 2.1 (when it is installed)."""
@@ -140,7 +128,67 @@ def default_builders() -> dict[str, SamBuilder]:
     return builders
 
 
-class SamModel:
+def check_candidate(candidate: int | None) -> None:
+    """:class:`SamError` unless ``candidate`` is ``None`` or ``0 … CANDIDATES - 1``."""
+    if candidate is not None and not 0 <= candidate < CANDIDATES:
+        raise SamError(f"candidate must be 0 to {CANDIDATES - 1}, got {candidate}")
+
+
+def check_mask_input(mask_input: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The previous answer's logits as a float32 array of ``shape``; :class:`SamError` when
+    they have another number of values."""
+    if mask_input is None:
+        return None
+    mask_input = np.asarray(mask_input, dtype=np.float32)
+    if mask_input.size != int(np.prod(shape)):
+        raise SamError(f"mask_input must be {' x '.join(map(str, shape))} low-res logits, got "
+                       f"{mask_input.shape}")
+    return mask_input.reshape(shape)
+
+
+def pick_answer(masks: np.ndarray, scores: np.ndarray, low: np.ndarray, multimask: bool,
+                candidate: int | None) -> SamAnswer:
+    """One of a PyTorch predictor's outputs (``K x H x W`` masks, ``K`` scores, ``K x L x L``
+    logits): candidate ``candidate`` of a multimask answer, else the best-scored."""
+    best = candidate if multimask and candidate is not None else int(np.argmax(scores))
+    return SamAnswer(masks[best].astype(bool), float(scores[best]),
+                     low[best][None, None].astype(np.float32), best if multimask else None)
+
+
+class PromptModel:
+    """What SAM and SAM 2 models share: :meth:`predict` and :meth:`predict_logits` are views of
+    the subclass's :meth:`answer`."""
+
+    def answer(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
+               box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
+               candidate: int | None = None, backend: Backend | None = None) -> SamAnswer:
+        raise NotImplementedError
+
+    def predict(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
+                box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
+                backend: Backend | None = None) -> tuple[np.ndarray, float]:
+        """Mask for clicks and/or a box on the image behind ``emb``.
+
+        ``points``: ``[(x, y, 1 | 0), …]`` in original-image pixels; 1 = on the object,
+        0 = not on it. ``box``: ``(x0, y0, x1, y1)`` pixels or ``None``.
+        Returns an ``H x W`` bool mask (H, W = ``emb.original_size``) and SAM's predicted IoU.
+        A single click asks SAM for three candidates and keeps the best-scored one.
+        ``mask_input``: the previous answer's low-res logits (:meth:`predict_logits`), or
+        ``None``. ``backend``: force a path (tests, benchmarks); ``None`` uses ONNX Runtime
+        when enabled and PyTorch otherwise or when ONNX fails.
+        """
+        found = self.answer(emb, points, box, mask_input, backend=backend)
+        return found.mask, found.score
+
+    def predict_logits(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
+                       box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
+                       backend: Backend | None = None) -> tuple[np.ndarray, float, np.ndarray]:
+        """:meth:`predict` plus the chosen mask's ``1 x 1 x L x L`` float32 low-res logits."""
+        found = self.answer(emb, points, box, mask_input, backend=backend)
+        return found.mask, found.score, found.low_res
+
+
+class SamModel(PromptModel):
     """A loaded SAM network. Thread-safe for :meth:`predict` (each PyTorch call has its own
     predictor; the ONNX Runtime session is shared, and its runs are thread-safe)."""
 
@@ -260,29 +308,6 @@ class SamModel:
         predictor.is_image_set = True
         return predictor
 
-    def predict(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
-                box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
-                backend: Backend | None = None) -> tuple[np.ndarray, float]:
-        """Mask for clicks and/or a box on the image behind ``emb``.
-
-        ``points``: ``[(x, y, 1 | 0), …]`` in original-image pixels; 1 = on the object,
-        0 = not on it. ``box``: ``(x0, y0, x1, y1)`` pixels or ``None``.
-        Returns an ``H x W`` bool mask (H, W = ``emb.original_size``) and SAM's predicted IoU.
-        A single click asks SAM for three candidates and keeps the best-scored one.
-        ``mask_input``: the previous answer's low-res logits (:meth:`predict_logits`), or
-        ``None``. ``backend``: force a path (tests, benchmarks); ``None`` uses ONNX Runtime
-        when enabled and PyTorch otherwise or when ONNX fails.
-        """
-        mask, score, _ = self.predict_logits(emb, points, box, mask_input, backend)
-        return mask, score
-
-    def predict_logits(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
-                       box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
-                       backend: Backend | None = None) -> tuple[np.ndarray, float, np.ndarray]:
-        """:meth:`predict` plus the chosen mask's ``1 x 1 x 256 x 256`` float32 low-res logits."""
-        found = self.answer(emb, points, box, mask_input, backend=backend)
-        return found.mask, found.score, found.low_res
-
     def answer(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
                box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
                candidate: int | None = None, backend: Backend | None = None) -> SamAnswer:
@@ -292,17 +317,10 @@ class SamModel:
         (``None``: the best-scored; ignored for other prompts). :class:`SamError` when it is not
         ``0 … CANDIDATES - 1``.
         """
-        if candidate is not None and not 0 <= candidate < CANDIDATES:
-            raise SamError(f"candidate must be 0 to {CANDIDATES - 1}, got {candidate}")
+        check_candidate(candidate)
         pts, labels = check_prompts(points, box, emb.original_size)
         self._check_embedding(emb)
-        low_shape = (1, 1, *self.sam.prompt_encoder.mask_input_size)
-        if mask_input is not None:
-            mask_input = np.asarray(mask_input, dtype=np.float32)
-            if mask_input.size != int(np.prod(low_shape)):
-                raise SamError(f"mask_input must be {' x '.join(map(str, low_shape))} low-res "
-                               f"logits, got {mask_input.shape}")
-            mask_input = mask_input.reshape(low_shape)
+        mask_input = check_mask_input(mask_input, (1, 1, *self.sam.prompt_encoder.mask_input_size))
         decoder = self._onnx
         if backend == "onnx" and decoder is None:
             raise SamError("the ONNX click path is not enabled")
@@ -341,9 +359,7 @@ class SamModel:
             box=np.asarray(box, dtype=np.float64) if box is not None else None,
             mask_input=mask_input[0] if mask_input is not None else None,
             multimask_output=multimask)
-        best = candidate if multimask and candidate is not None else int(np.argmax(scores))
-        return SamAnswer(masks[best].astype(bool), float(scores[best]),
-                         low[best][None, None].astype(np.float32), best if multimask else None)
+        return pick_answer(masks, scores, low, multimask, candidate)
 
 
 def check_prompts(points: Sequence[Sequence[float]], box: Sequence[float] | None,

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.sam import CANDIDATES, Backend, SamAnswer, SamEmbedding, SamError, check_prompts
+from model.sam import (Backend, PromptModel, SamAnswer, SamEmbedding, SamError, check_candidate,
+                       check_mask_input, check_prompts, pick_answer)
 from model.sam_types import SAM2_CONFIGS
 
 log = logging.getLogger("facet.sam")
@@ -47,7 +48,7 @@ def sam2_builders() -> dict[str, Callable[..., torch.nn.Module]]:
     return {name: partial(build_sam2_architecture, config) for name, config in SAM2_CONFIGS.items()}
 
 
-class Sam2Model:
+class Sam2Model(PromptModel):
     """A loaded SAM 2 network with :class:`model.sam.SamModel`'s methods (thread-safe: each
     call has its own predictor)."""
 
@@ -110,19 +111,6 @@ class Sam2Model:
         predictor._is_batch = False
         return predictor
 
-    def predict(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
-                box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
-                backend: Backend | None = None) -> tuple[np.ndarray, float]:
-        """See :meth:`model.sam.SamModel.predict`."""
-        found = self.answer(emb, points, box, mask_input, backend=backend)
-        return found.mask, found.score
-
-    def predict_logits(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
-                       box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
-                       backend: Backend | None = None) -> tuple[np.ndarray, float, np.ndarray]:
-        found = self.answer(emb, points, box, mask_input, backend=backend)
-        return found.mask, found.score, found.low_res
-
     @torch.no_grad()
     def answer(self, emb: SamEmbedding, points: Sequence[Sequence[float]] = (),
                box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
@@ -130,22 +118,14 @@ class Sam2Model:
         """See :meth:`model.sam.SamModel.answer`; ``backend="onnx"`` is refused."""
         if backend == "onnx":
             raise SamError("SAM 2 has no ONNX click path")
-        if candidate is not None and not 0 <= candidate < CANDIDATES:
-            raise SamError(f"candidate must be 0 to {CANDIDATES - 1}, got {candidate}")
+        check_candidate(candidate)
         pts, labels = check_prompts(points, box, emb.original_size)
         predictor = self._restored_predictor(emb)
         low_side = 4 * self._feature_sizes[2][0]
-        if mask_input is not None:
-            mask_input = np.asarray(mask_input, dtype=np.float32)
-            if mask_input.size != low_side * low_side:
-                raise SamError(f"mask_input must be 1 x 1 x {low_side} x {low_side} low-res "
-                               f"logits, got {mask_input.shape}")
-            mask_input = mask_input.reshape(1, low_side, low_side)
+        mask_input = check_mask_input(mask_input, (1, low_side, low_side))
         multimask = box is None and len(pts) == 1
         masks, scores, low = predictor.predict(
             point_coords=pts if len(pts) else None, point_labels=labels if len(pts) else None,
             box=np.asarray(box, dtype=np.float64) if box is not None else None,
             mask_input=mask_input, multimask_output=multimask)
-        best = candidate if multimask and candidate is not None else int(np.argmax(scores))
-        return SamAnswer(masks[best].astype(bool), float(scores[best]),
-                         low[best][None, None].astype(np.float32), best if multimask else None)
+        return pick_answer(masks, scores, low, multimask, candidate)

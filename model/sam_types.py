@@ -1,4 +1,7 @@
-"""SAM architectures Facet loads, as torch-free constants (argument parsing must stay light)."""
+"""SAM architectures Facet loads and the checkpoint digest, torch-free (argument parsing and
+the worker's sweep for lost work must stay light)."""
+import hashlib
+from pathlib import Path
 
 SAM1_MODEL_TYPES: tuple[str, ...] = ("vit_b", "vit_l", "vit_h")
 """Segment Anything (``segment_anything``'s registry names)."""
@@ -14,3 +17,13 @@ SAM2_CONFIGS: dict[str, str] = {
 
 SAM_MODEL_TYPES: tuple[str, ...] = SAM1_MODEL_TYPES + tuple(SAM2_CONFIGS)
 """Every model type ``--sam-model`` accepts."""
+
+
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    """sha256 hex digest of a file, read in ``chunk``-byte pieces (a checkpoint's identity in
+    the cache key ``"<type>:<sha256[:12]>"``)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -16,12 +16,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.webapp.live import free_port
 
 SUPERUSER = "facet"
 START_TIMEOUT_S = 60
@@ -47,12 +48,6 @@ def find_bin_dir(env: dict[str, str] | None = None) -> Path:
             return Path(directory)
     raise PostgresUnavailable("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install "
                               "postgresql, or set FACET_PG_BIN to their directory")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -138,7 +133,7 @@ def start_postgres(env: dict[str, str] | None = None) -> LocalPostgres:
     root = Path(tempfile.mkdtemp(prefix="facet-pg-"))
     if as_user is not None:
         shutil.chown(root, user=as_user)
-    port = _free_port()
+    port = free_port()
     server = LocalPostgres(root=root, port=port, bin_dir=bin_dir, as_user=as_user, options=(
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"))

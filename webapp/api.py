@@ -27,7 +27,7 @@ from core.errors import FacetError
 from core.imageio import BadImageError, encode_label_png
 from db.exporter import export_dataset
 from db.images import ImageFilter, ImageStatus, image_file, page_images, parse_time
-from db.models import MAX_ID, RevisionState
+from db.models import MAX_ID, RevisionState, unstorable
 from db.revisions import latest_revision
 from db.versions import list_versions
 from model.sam import CANDIDATES, SamError
@@ -59,18 +59,6 @@ DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 MAX_FILENAME = 255
 """Longest name of an uploaded file, in characters (what file systems allow)."""
-
-
-def unstorable(text: str) -> str | None:
-    """Why ``text`` cannot go into the database as it is, or ``None``: PostgreSQL refuses NUL
-    characters in text, and neither database takes lone surrogates (not UTF-8)."""
-    if "\x00" in text:
-        return "must not contain NUL characters (\\x00)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no lone surrogates)"
-    return None
 
 
 def _storable(text: str) -> str:

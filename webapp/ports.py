@@ -16,7 +16,8 @@ class TaskQueue(Protocol):
 
     def enqueue_embedding(self, image_id: int, urgent: bool = False, ahead: bool = False) -> None:
         """Compute and cache the image's SAM embedding; ``urgent``: ahead of all other
-        background work (an annotator is waiting to click)."""
+        background work (an annotator is waiting to click); ``ahead``: before the other
+        embeddings (one of the next images an annotator gets)."""
 
     def enqueue_training(self, job_id: int) -> None:
         """Run the queued ``train`` job row ``job_id`` (created by the caller)."""

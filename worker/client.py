@@ -17,9 +17,9 @@ from worker.tasks import TASKS
 
 
 URGENT_PRIORITY = 100
+"""An embedding an annotator waits for: above every task's own priority (worker/tasks.py)."""
 AHEAD_PRIORITY = 60
 """Embeddings of the images an annotator gets next: after a waiting click's, before the rest."""
-"""An embedding an annotator waits for: above every task's own priority (worker/tasks.py)."""
 
 class HueyTaskQueue:
     """Enqueue Facet's background tasks. All methods return immediately.

@@ -6,10 +6,11 @@ id>.npz`` (float16 features), recorded under the model's key ``"<type>:<sha12>"`
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from model.sam_types import file_digest
 
 if TYPE_CHECKING:
     from model.sam import SamModel
@@ -47,9 +48,5 @@ class SamCache:
         stat = path.stat()
         ident = (str(path), stat.st_size, stat.st_mtime_ns)
         if ident not in self._digests:
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                while block := fh.read(1 << 22):
-                    digest.update(block)
-            self._digests[ident] = digest.hexdigest()
+            self._digests[ident] = file_digest(path)
         return f"{model_type}:{self._digests[ident][:12]}"

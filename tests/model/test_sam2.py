@@ -30,8 +30,12 @@ def _image(h: int, w: int) -> np.ndarray:
     return img
 
 
-def test_every_official_sam2_type_has_a_builder():
+def test_every_official_sam2_type_has_a_builder_and_its_config_ships_with_sam2():
+    from importlib.resources import files
+
     assert set(sam2_builders()) == set(SAM2_CONFIGS)
+    missing = [c for c in SAM2_CONFIGS.values() if not files("sam2").joinpath(c).is_file()]
+    assert missing == [], f"configs the sam2 package does not have: {missing}"
 
 
 def test_the_embedding_is_stored_in_float16_and_clicks_never_run_the_encoder(sam2, tmp_path):

@@ -20,6 +20,7 @@ from db.images import add_image
 from db.models import RevisionState
 from db.revisions import latest_revision, save_revision
 from db.settings import Settings
+from tests.webapp.live import free_port
 from worker.context import WorkerContext
 from worker.options import WorkerOptions
 from worker.queue import Tasks, bind_tasks, make_hueys
@@ -187,9 +188,7 @@ def redis_url(tmp_path):
 
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server binary (apt-get install redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -7,7 +7,7 @@ import { Autosave } from "./autosave.js";
 import { keyMethods } from "./keys.js";
 import { LabelMap, Protect } from "./labelmap.js";
 import { buildLayout, esc } from "./layout.js";
-import { toolMethods } from "./tools.js";
+import { emptySam, toolMethods } from "./tools.js";
 import { View } from "./view.js";
 
 const SUBMIT_GRACE_MS = 700;   // a Submit click this soon after an image appears is the tail of a double click
@@ -28,7 +28,7 @@ class Editor {
     this.tool = "brush"; this.cls = 1; this.size = 12; this.eraseTo = 0;
     this.protect = new Protect();
     this.drag = null; this.space = false;
-    this.sam = { points: [], box: null, mask: null, token: null, candidate: null, seq: 0 };
+    this.sam = emptySam();
     this.wire();
     this.selectTool("brush"); this.selectClass(1);
     this.samNote();

@@ -22,7 +22,7 @@ export const keyMethods = {
     if (key === "?") { done(); this.act("help"); return; }
     if (key === "Escape") { done(); this.q(".fe-help").hidden = true; this.cancelShape(); return; }
     if (key === "Enter") { done(); if (this.view.polygon) this.closePolygon(); else this.acceptSam(); return; }
-    if (key === "Tab" && !ev.shiftKey && this.sam.candidate !== null && this.sam.candidate !== undefined) { done(); this.cycleSam(); return; }
+    if (key === "Tab" && !ev.shiftKey && this.sam.candidate !== null) { done(); this.cycleSam(); return; }
     if (key === " ") { done(); this.space = true; return; }
     if (key === "Home") { done(); this.view.fit(); return; }
     if (key === "+" || key === "=") { done(); this.zoomCentre(1.25); return; }

@@ -3,6 +3,13 @@
 import { api } from "./api.js";
 import { polygonMask } from "./labelmap.js";
 
+/** SAM prompts and the answer on screen: none yet. ``seq`` numbers prompt generations (a late
+ *  answer to an older one is dropped); ``token``/``candidate``/``candidates`` come from the
+ *  last answer (refinement, cycling). */
+export function emptySam(seq = 0) {
+  return { points: [], box: null, mask: null, token: null, candidate: null, candidates: 1, seq };
+}
+
 export const toolMethods = {
   labelPoint(ev) {
     const r = this.view.canvas.getBoundingClientRect();
@@ -105,8 +112,7 @@ export const toolMethods = {
         return;
       }
       this.sam.mask = this.maskToLabels(mask);
-      this.sam.token = mask.token;
-      this.sam.candidate = mask.candidate;
+      Object.assign(this.sam, { token: mask.token, candidate: mask.candidate, candidates: mask.candidates });
       this.view.setPreview(this.sam.mask, this.cls);
       this.el.dataset.samPreview = "1";
       this.el.dataset.samCandidate = mask.candidate === null ? "" : String(mask.candidate);
@@ -131,8 +137,8 @@ export const toolMethods = {
 
   /** Show the next of a lone click's three candidate masks; false when there are none. */
   cycleSam() {
-    if (!this.sam.mask || this.sam.candidate === null || this.sam.candidate === undefined) return false;
-    this.askSam({ candidate: (this.sam.candidate + 1) % 3 });
+    if (!this.sam.mask || this.sam.candidate === null) return false;
+    this.askSam({ candidate: (this.sam.candidate + 1) % this.sam.candidates });
     return true;
   },
 
@@ -148,7 +154,7 @@ export const toolMethods = {
 
   /** Drop a polygon in progress and SAM prompts. */
   cancelShape() {
-    this.sam = { points: [], box: null, mask: null, token: null, candidate: null, seq: this.sam ? this.sam.seq + 1 : 0 };
+    this.sam = emptySam(this.sam ? this.sam.seq + 1 : 0);
     delete this.el.dataset.samPreview;
     delete this.el.dataset.samCandidate;
     const cycle = this.q('[data-act="sam-cycle"]');
