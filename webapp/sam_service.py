@@ -42,7 +42,8 @@ KEEP_LOGITS = 64
 """Low-res logits of this many recent answers are kept for refinement (256 KB each)."""
 
 NOT_CONFIGURED = ("SAM is off: start the studio with --sam-checkpoint PATH/TO/sam_vit_b_01ec64.pth "
-                  "(and --sam-model vit_b|vit_l|vit_h to match the file) to enable click-to-segment.")
+                  "(and --sam-model vit_b|vit_l|vit_h to match the file, or sam2.1_hiera_tiny|small|"
+                  "base_plus|large for a SAM 2.1 checkpoint) to enable click-to-segment.")
 
 
 @dataclass(frozen=True)
