@@ -2,13 +2,21 @@
 a balanced binary edge loss, and optional Lovász-softmax. Every term is reported separately."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
+from core.errors import FacetError
 from core.labels import THIN_CLASSES, LabelSet
 from model.edges import label_edges
+
+
+THIN_WEIGHT = 20.0
+"""Cross-entropy weight of earrings and necklaces. Going on from the face prior for 300 steps,
+ear_r / neck_l F1 were 0.00 / 0.02 at weight 2, 0.02 / 0.16 at 8, 0.11 / 0.14 at 20 and
+0.05 / 0.05 at 50 (with the rare-part boost), the mean F1 no lower up to 20
+(``bench/thin_parts.py``, docs/BENCHMARKS.md "Thin parts")."""
 
 
 @dataclass(frozen=True)
@@ -19,16 +27,23 @@ class LossConfig:
         edge_weight: weight of the balanced edge BCE (needs a model with an edge head).
         edge_ce_weight: extra cross-entropy weight on edge pixels; an edge pixel counts
             ``1 + edge_ce_weight`` times.
-        class_weights: cross-entropy weight per class name (others 1); by default 2 for the
-            thin rare classes (:data:`core.labels.THIN_CLASSES`).
+        class_weights: cross-entropy weight per class name (others 1); by default
+            :data:`THIN_WEIGHT` for the thin rare classes (:data:`core.labels.THIN_CLASSES`).
         lovasz_weight: weight of the Lovász-softmax term (0 = off).
     """
 
     edge_weight: float = 1.0
     edge_ce_weight: float = 1.0
     class_weights: dict[str, float] = field(
-        default_factory=lambda: {name: 2.0 for name in THIN_CLASSES})
+        default_factory=lambda: {name: THIN_WEIGHT for name in THIN_CLASSES})
     lovasz_weight: float = 0.0
+
+    def with_thin_weight(self, weight: float) -> "LossConfig":
+        """These weights with every thin class (:data:`core.labels.THIN_CLASSES`) at ``weight``."""
+        if not 0 < weight < float("inf"):
+            raise FacetError(f"a class weight must be a positive number, got {weight}")
+        return replace(self, class_weights={**self.class_weights,
+                                            **{name: float(weight) for name in THIN_CLASSES}})
 
     @classmethod
     def plain(cls) -> "LossConfig":

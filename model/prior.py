@@ -8,25 +8,29 @@ class on held-out synthetic faces of both styles, drawn from seeds the stream ne
 from __future__ import annotations
 
 from collections.abc import Iterator
+from os import PathLike
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from core.labels import CELEBAMASK, LabelSet
+from core.errors import FacetError
+from core.labels import CELEBAMASK, THIN_CLASSES, LabelSet
 from model.augment import AugmentConfig, augment_pair
 from model.evaluate import evaluate
 from model.inference import Predictor
 from model.net import ParserConfig
 from model.recipe import TrainRecipe
 from model.synth import STYLES, face_seed, render_face
-from model.train import OnStep, TrainResult, prepare, run_metadata, run_steps
+from model.train import OnStep, Source, TrainResult, prepare, run_metadata, run_steps
 
 HELD_OUT_SEED = 900_001
 """Base seed of the held-out faces (:func:`model.synth.face_seed`); the stream draws from
 ``[STREAM_SEED_BASE, 2**62)``, so it never renders one of them."""
 STREAM_SEED_BASE = 1 << 40
+MAX_REDRAWS = 4
+"""Most redraws of one face under :attr:`SynthFaceStream.rare_boost`."""
 
 
 class SynthFaceStream(IterableDataset):
@@ -34,12 +38,22 @@ class SynthFaceStream(IterableDataset):
 
     Each item: ``"images"``: ``B x 3 x S x S`` uint8, ``"targets"``: ``B x S x S`` uint8. Each
     face is rendered at ``S`` (the network input) from a fresh random seed in a random style.
+
+    ``rare_boost`` in [0, 1]: a face that shows none of the thin classes
+    (:data:`core.labels.THIN_CLASSES`: earrings, necklaces) is redrawn with this probability
+    (at most :data:`MAX_REDRAWS` times), so the rare parts are seen more often; 0 keeps the
+    generator's own frequencies.
     """
 
     def __init__(self, size: int, batch_size: int, labels: LabelSet, augment: AugmentConfig,
-                 seed: int, styles: tuple[str, ...] = STYLES) -> None:
+                 seed: int, styles: tuple[str, ...] = STYLES, rare_boost: float = 0.0) -> None:
+        if not 0.0 <= rare_boost <= 1.0:
+            raise FacetError(f"rare_boost must be in [0, 1], got {rare_boost}")
         self.size, self.batch_size, self.labels = size, batch_size, labels
         self.augment, self.seed, self.styles = augment, seed, styles
+        self.rare_boost = rare_boost
+        self.rare_ids = np.array([labels.id(n) for n in THIN_CLASSES if n in labels.names],
+                                 dtype=np.uint8)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -50,29 +64,45 @@ class SynthFaceStream(IterableDataset):
     def draw(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         pairs = []
         for _ in range(self.batch_size):
-            seed = int(rng.integers(STREAM_SEED_BASE, 1 << 62))
-            style = self.styles[int(rng.integers(len(self.styles)))]
-            image, label = render_face(seed, self.size, style, self.labels)
+            image, label = self.render(rng)
             pairs.append(augment_pair(image, label, self.size, self.labels, rng, self.augment))
         return {"images": torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2),
                 "targets": torch.from_numpy(np.stack([p[1] for p in pairs]))}
 
+    def render(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One new face ``(image S x S x 3, label S x S)``, redrawn as ``rare_boost`` says."""
+        for _ in range(MAX_REDRAWS):
+            image, label = self._new_face(rng)
+            if (self.rare_boost == 0.0 or np.isin(label, self.rare_ids).any()
+                    or rng.random() >= self.rare_boost):
+                return image, label
+        return self._new_face(rng)
 
-def pretrain(config: ParserConfig, recipe: TrainRecipe, *, device: str | torch.device = "cpu",
-             on_step: OnStep | None = None, labels: LabelSet = CELEBAMASK) -> TrainResult:
-    """Train a fresh ``config`` model on :class:`SynthFaceStream` as ``recipe`` says (its
-    ``input_size`` is the config's). The metadata is :func:`model.train.run_metadata`'s plus
-    ``"prior"``: the faces seen and the styles."""
-    setup = prepare((), config, recipe, init=None, teacher=None, unlabeled=False,
+    def _new_face(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        seed = int(rng.integers(STREAM_SEED_BASE, 1 << 62))
+        style = self.styles[int(rng.integers(len(self.styles)))]
+        return render_face(seed, self.size, style, self.labels)
+
+
+def pretrain(config: ParserConfig | None, recipe: TrainRecipe, *,
+             device: str | torch.device = "cpu", on_step: OnStep | None = None,
+             labels: LabelSet = CELEBAMASK, init: Source | None = None,
+             rare_boost: float = 0.0) -> TrainResult:
+    """Train a fresh ``config`` model (or go on training ``init``, a checkpoint, whose config
+    is then used) on :class:`SynthFaceStream` as ``recipe`` says, the input size being the
+    config's. The metadata is :func:`model.train.run_metadata`'s plus ``"prior"``: the faces
+    seen, the styles, ``rare_boost`` and what it started from."""
+    setup = prepare((), config, recipe, init=init, teacher=None, unlabeled=False,
                     device=device, labels=labels)
     r = setup.recipe
     stream = SynthFaceStream(setup.config.input_size, r.batch_size, setup.labels, r.augment,
-                             r.seed)
+                             r.seed, rare_boost=rare_boost)
     progress = run_steps(setup, stream, on_step)
     model = setup.model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     meta = run_metadata(setup, progress, n_labelled=0, n_unlabeled=0)
     meta["prior"] = {"source": "synthetic faces, fresh every step", "styles": list(STYLES),
-                     "faces_seen": progress.images}
+                     "faces_seen": progress.images, "rare_boost": rare_boost,
+                     "continued_from": str(init) if isinstance(init, (str, PathLike)) else None}
     return TrainResult(model, setup.config, meta, setup.labels)
 
 

@@ -9,18 +9,31 @@ from pathlib import Path
 from core.errors import FacetError
 
 DEFAULT_STEPS = 3000
+DEFAULT_RARE_BOOST = 0.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="train the face prior on an endless stream of "
                                         "synthetic faces")
     p.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
-    p.add_argument("--config", default="mobile", choices=("mobile", "small", "paper"))
+    p.add_argument("--config", default="small", choices=("small", "mobile", "paper"),
+                   help="preset of a fresh prior (default small, as the shipped one)")
+    p.add_argument("--init", type=Path,
+                   help="go on training this checkpoint (its config and input size are kept)")
+    p.add_argument("--rare-boost", type=float, default=DEFAULT_RARE_BOOST,
+                   help="probability of redrawing a face that shows no earring or necklace "
+                        f"(default {DEFAULT_RARE_BOOST}; 0: the generator's own frequencies)")
+    p.add_argument("--fine-head", action="store_true",
+                   help="refine the logits at stride 2 from the image (added to --init's model)")
+    p.add_argument("--thin-weight", type=float, default=None,
+                   help="cross-entropy weight of the thin classes (ear_r, neck_l; default: the "
+                        "recipe's)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                    help=f"optimiser steps (default {DEFAULT_STEPS}; with --seconds: at most)")
     p.add_argument("--seconds", type=float, help="stop after this many seconds of training")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--input-size", type=int, default=256)
+    p.add_argument("--input-size", type=int, default=192,
+                   help="input side of a fresh prior in pixels (default 192, as the shipped one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-faces", type=int, default=24,
                    help="held-out faces per style to score the prior on (default 24)")
@@ -45,9 +58,10 @@ def format_scores(scores: dict) -> str:
 def run_pretrain(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from model.checkpoint import save_checkpoint
+    from model.checkpoint import load_checkpoint, save_checkpoint
     from model.devices import resolve_device, set_torch_threads
     from model.inference import Predictor
+    from model.losses import LossConfig
     from model.net import ParserConfig
     from model.prior import pretrain, score_prior
     from model.recipe import TrainRecipe
@@ -59,9 +73,17 @@ def run_pretrain(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if device.type == "cpu":
         set_torch_threads(args.threads)
-    config = ParserConfig.preset(args.config, input_size=args.input_size)
+    if args.init is not None and not args.init.is_file():
+        raise FacetError(f"--init {args.init} is not a checkpoint file")
+    config = (load_checkpoint(args.init).config if args.init
+              else ParserConfig.preset(args.config, input_size=args.input_size))
+    if args.fine_head:
+        config = config.replace(fine_head=True)
+    loss = LossConfig()
+    if args.thin_weight is not None:
+        loss = loss.with_thin_weight(args.thin_weight)
     recipe = TrainRecipe(steps=args.steps, time_budget_s=args.seconds,
-                         batch_size=args.batch_size, seed=args.seed)
+                         batch_size=args.batch_size, seed=args.seed, loss=loss)
     bar = tqdm(total=args.steps, desc="pretrain", unit="step", file=sys.stderr,
                dynamic_ncols=True, disable=None)
 
@@ -71,11 +93,12 @@ def run_pretrain(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        result = pretrain(config, recipe, device=device, on_step=on_step)
+        result = pretrain(config, recipe, device=device, on_step=on_step, init=args.init,
+                          rare_boost=args.rare_boost)
     finally:
         bar.close()
     scores = score_prior(Predictor(result.model, result.config, result.labels, device=device),
-                         count=args.eval_faces, size=args.input_size)
+                         count=args.eval_faces, size=result.config.input_size)
     meta = dict(result.meta, metrics=scores, command=" ".join(sys.argv))
     save_checkpoint(args.out, result.model, result.config, result.labels, meta, half=args.half)
     print(format_scores(scores))

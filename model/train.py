@@ -33,7 +33,7 @@ from model.devices import amp_dtype, autocast, resolve_device
 from model.distill import Teacher, distillation_loss, trusted_pixels
 from model.foreign import is_foreign
 from model.losses import ParsingLoss
-from model.net import FaceParser, ParserConfig, build_face_parser
+from model.net import FaceParser, ParserConfig, build_face_parser, grow_face_parser
 from model.recipe import TrainRecipe
 from model.schedule import heading_for, lr_factor, schedule_position
 
@@ -173,7 +173,7 @@ def run_steps(setup: Setup, stream: BatchStream, on_step: OnStep | None) -> Prog
     r = setup.recipe
     progress = Progress()
     start = time.perf_counter()
-    with _batches(stream, r.num_workers, pin=setup.device.type == "cuda") as batches:
+    with iterate_batches(stream, r.num_workers, pin=setup.device.type == "cuda") as batches:
         position = 0
         while position < r.steps:
             for group in setup.optimizer.param_groups:
@@ -285,8 +285,9 @@ def _to_input(batch: torch.Tensor, device: torch.device, channels_last: bool) ->
 
 def _student(config: ParserConfig | None, init: Checkpoint | None, labels: LabelSet,
              recipe: TrainRecipe) -> tuple[nn.Module, ParserConfig]:
-    """The model to train: a copy of ``init``'s model, or a fresh one built from ``config``
-    (default: the recipe's :meth:`~model.recipe.TrainRecipe.fresh_config`)."""
+    """The model to train: a copy of ``init``'s model (grown by a fine head when ``config`` is
+    ``init``'s plus ``fine_head``), or a fresh one built from ``config`` (default: the
+    recipe's :meth:`~model.recipe.TrainRecipe.fresh_config`)."""
     if init is not None:
         if is_foreign(init.model):
             raise FacetError("a brought (TorchScript / ONNX) parser cannot be the starting point "
@@ -294,6 +295,8 @@ def _student(config: ParserConfig | None, init: Checkpoint | None, labels: Label
                              "student and let it teach (--distill-from)")
         if config is not None and config.replace(backbone_weights=None) != \
                 init.config.replace(backbone_weights=None):
+            if config.replace(fine_head=init.config.fine_head) == init.config and config.fine_head:
+                return grow_face_parser(init.model, config), config   # adds the fine head
             raise FacetError("the --init checkpoint was built with a different config")
         return copy.deepcopy(init.model), init.config
     config = config or recipe.fresh_config("small", labels)
@@ -335,7 +338,7 @@ def _optimizer(recipe: TrainRecipe, params: list[nn.Parameter],
 
 
 @contextlib.contextmanager
-def _batches(stream: BatchStream, workers: int, pin: bool) -> Iterator[Iterator[dict]]:
+def iterate_batches(stream: BatchStream, workers: int, pin: bool) -> Iterator[Iterator[dict]]:
     """Endless batches from ``stream``; DataLoader worker processes end with the block, also
     when training stops with an exception."""
     loader = DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin,

@@ -1,7 +1,8 @@
 """The parser's hyperparameters: one dataclass, saved in every checkpoint and rebuilt from it.
 
 ``ParserConfig.small()`` is the CPU model (resnet18, 256 x 256 input, output stride 32);
-``ParserConfig.mobile()`` the same on MobileNetV3-Large (the shipped face prior);
+``ParserConfig.mobile()`` the same on MobileNetV3-Large (the shipped prior is ``small`` at
+192 px with the fine head: docs/PRIOR.md);
 ``ParserConfig.paper()`` follows Han & Yoon (2024): resnet101 dilated to output stride 8 at
 512 x 512. :func:`model.net.network.build_face_parser` is the only place these numbers turn
 into layers.
@@ -30,6 +31,8 @@ class ParserConfig:
         num_classes: output classes (from the label set).
         attention: position + channel self-attention in the context stage (off: plain convs).
         edge_head: train a binary edge head beside the parsing head (never run in eval mode).
+        fine_head: refine the logits at stride 2 with detail from the image
+            (:class:`model.net.heads.FineHead`) instead of upsampling them from stride 4.
         context_channels: width of the context stage.
         decoder_channels: width of the decoder that fuses context with stride-4 features.
         skip_channels: width the stride-4 (and stride-8) backbone features are projected to.
@@ -46,6 +49,7 @@ class ParserConfig:
     num_classes: int = CELEBAMASK.num_classes
     attention: bool = True
     edge_head: bool = True
+    fine_head: bool = False
     context_channels: int = 128
     decoder_channels: int = 96
     skip_channels: int = 48
@@ -71,7 +75,7 @@ class ParserConfig:
 
     @classmethod
     def mobile(cls, labels: LabelSet = CELEBAMASK, **overrides: Any) -> "ParserConfig":
-        """MobileNetV3-Large at 256 x 256, output stride 32: the shipped face prior's model."""
+        """MobileNetV3-Large at 256 x 256, output stride 32."""
         return cls(num_classes=labels.num_classes, **{"backbone": "mobilenet_v3_large", **overrides})
 
     @classmethod

@@ -37,3 +37,37 @@ class EdgeHead(nn.Module):
         levels = [F.interpolate(p(f), size=size, mode="bilinear", align_corners=False)
                   for p, f in zip(self.project, feats)]
         return self.classify(self.fuse(torch.cat(levels, dim=1)))
+
+
+class FineHead(nn.Module):
+    """Refines coarse class logits at stride 2 with detail taken from the image itself, for
+    parts only a pixel or two wide (earrings, necklaces, brows, the lip line).
+
+    ``forward(image: B x 3 x H x W normalised, features: B x Cd x H/4 x W/4,
+    coarse: B x K x H/4 x W/4)`` → ``B x K x H/2 x W/2`` logits: the coarse logits upsampled
+    plus a correction. The correction's last layer starts at zero, so a model grown from a
+    checkpoint without this head (:func:`model.net.network.grow_face_parser`) predicts what it
+    did (upsampled in two steps instead of one) until training moves it.
+    """
+
+    def __init__(self, feature_channels: int, num_classes: int, channels: int = 24) -> None:
+        super().__init__()
+        self.image = nn.Sequential(
+            nn.Conv2d(3, channels, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True), conv_bn_relu(channels, channels, 3))
+        self.reduce = conv_bn_relu(feature_channels, channels, 1)
+        self.fuse = nn.Sequential(
+            nn.Conv2d(2 * channels, 2 * channels, 3, padding=1, groups=2 * channels, bias=False),
+            nn.BatchNorm2d(2 * channels), nn.ReLU(inplace=True),
+            conv_bn_relu(2 * channels, channels, 1))
+        self.classify = nn.Conv2d(channels, num_classes, 1)
+        nn.init.zeros_(self.classify.weight)
+        nn.init.zeros_(self.classify.bias)
+
+    def forward(self, image: torch.Tensor, features: torch.Tensor,
+                coarse: torch.Tensor) -> torch.Tensor:
+        detail = self.image(image)
+        size = detail.shape[-2:]
+        up = lambda t: F.interpolate(t, size=size, mode="bilinear", align_corners=False)  # noqa: E731
+        fused = self.fuse(torch.cat([detail, up(self.reduce(features))], dim=1))
+        return up(coarse) + self.classify(fused)

@@ -6,7 +6,8 @@
       → backbone  (ResNet or MobileNetV3: c1..c4 at strides 4, 8, 16, output_stride)
       → context   (position + channel self-attention on c4)
       → decoder   (context fused with c1 and c2 at stride 4)
-      → heads     ("seg": class logits; "edge": binary edges, training mode only)
+      → heads     ("seg": class logits; "fine": their stride-2 refinement from the image,
+                   when configured; "edge": binary edges, training mode only)
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.errors import FacetError
+
 from model.net.attention import ContextModule
 from model.net.backbone import MobileNetBackbone, ResNetBackbone, build_backbone
 from model.net.config import ParserConfig
 from model.net.decoder import Decoder
-from model.net.heads import EdgeHead, SegmentationHead
+from model.net.heads import EdgeHead, FineHead, SegmentationHead
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,10 +52,13 @@ class FaceParser(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         size = x.shape[-2:]
-        c1, c2, c3, c4 = self.backbone((x - self.mean) / self.std)
+        normalised = (x - self.mean) / self.std
+        c1, c2, c3, c4 = self.backbone(normalised)
         features = self.decoder(self.context(c4), c1, c2)
-        logits = F.interpolate(self.heads["seg"](features), size=size, mode="bilinear",
-                               align_corners=False)
+        logits = self.heads["seg"](features)
+        if "fine" in self.heads:
+            logits = self.heads["fine"](normalised, features, logits)
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         out = {"logits": logits}
         if self.training and "edge" in self.heads:
             edges = self.heads["edge"]([c1, c2, c3])
@@ -80,6 +86,26 @@ def build_face_parser(config: ParserConfig, *,
                       config.decoder_channels)
     heads = nn.ModuleDict({"seg": SegmentationHead(config.decoder_channels, config.num_classes,
                                                    config.dropout)})
+    if config.fine_head:
+        heads["fine"] = FineHead(config.decoder_channels, config.num_classes)
     if config.edge_head:
         heads["edge"] = EdgeHead((c1, c2, c3), config.edge_channels)
     return FaceParser(config, backbone, context, decoder, heads)
+
+
+def grow_face_parser(model: FaceParser, config: ParserConfig) -> FaceParser:
+    """A :class:`FaceParser` of ``config`` holding ``model``'s weights, where ``config`` only
+    adds heads to ``model.config`` (e.g. ``fine_head``): the added heads start as built (the
+    fine head adds nothing until trained); anything else that differs is a :class:`FacetError`."""
+    old = model.config
+    if config.replace(fine_head=old.fine_head, edge_head=old.edge_head,
+                      backbone_weights=old.backbone_weights) != old \
+            or (old.fine_head and not config.fine_head) or (old.edge_head and not config.edge_head):
+        raise FacetError("a model can only be grown by adding heads (fine_head, edge_head) "
+                         "to its config")
+    grown = build_face_parser(config, load_backbone_weights=False)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    added = ("heads.fine.", "heads.edge.")
+    if unexpected or any(not key.startswith(added) for key in missing):
+        raise FacetError("the grown model does not hold the original's weights")
+    return grown

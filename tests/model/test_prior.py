@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.labels import CELEBAMASK
+from core.errors import FacetError
+from core.labels import CELEBAMASK, THIN_CLASSES
 from model.augment import AugmentConfig
 from model.checkpoint import load_checkpoint
 from model.inference import Predictor
@@ -23,6 +24,19 @@ def test_the_stream_renders_new_faces_of_both_styles_with_exact_labels():
     assert len({tuple(t.unique().tolist()) for t in a["targets"]}) > 1   # different faces
 
 
+def test_rare_boost_shows_earrings_and_necklaces_more_often():
+    def share_with_thin_parts(boost: float) -> float:
+        stream = SynthFaceStream(64, 1, CELEBAMASK, AugmentConfig.none(), seed=0, rare_boost=boost)
+        rng = np.random.default_rng(3)
+        thin = [CELEBAMASK.id(n) for n in THIN_CLASSES]
+        return float(np.mean([np.isin(stream.render(rng)[1], thin).any() for _ in range(24)]))
+
+    plain, boosted = share_with_thin_parts(0.0), share_with_thin_parts(1.0)
+    assert boosted >= 0.8 and boosted > plain + 0.25, (plain, boosted)
+    with pytest.raises(FacetError, match="rare_boost"):
+        SynthFaceStream(64, 1, CELEBAMASK, AugmentConfig.none(), seed=0, rare_boost=1.5)
+
+
 def test_pretrain_writes_a_checkpoint_with_its_recipe_and_per_class_scores(tmp_path, capsys):
     from app import main
 
@@ -31,11 +45,31 @@ def test_pretrain_writes_a_checkpoint_with_its_recipe_and_per_class_scores(tmp_p
                  "--input-size", "64", "--eval-faces", "1", "--half", "--threads", "1"]) == 0
     ckpt = load_checkpoint(out)
     meta = ckpt.meta
-    assert ckpt.config.backbone == "mobilenet_v3_large" and ckpt.config.input_size == 64
+    assert ckpt.config.backbone == "resnet18" and ckpt.config.input_size == 64
     assert meta["steps"] == 2 and meta["recipe"]["seed"] == 0 and meta["prior"]["faces_seen"] == 4
     assert set(meta["metrics"]["by_style"]) == {"studio", "wild"}
     assert "skin" in meta["metrics"]["per_class_f1"]
     assert "| **mean F1** |" in capsys.readouterr().out
+
+
+def test_pretrain_goes_on_from_a_checkpoint_keeping_its_config_and_can_add_the_fine_head(tmp_path, capsys):
+    from app import main
+
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    common = ["--steps", "1", "--batch-size", "2", "--eval-faces", "1", "--threads", "1"]
+    assert main(["pretrain", "--out", str(first), "--config", "small", "--input-size", "64",
+                 *common]) == 0
+    assert main(["pretrain", "--out", str(second), "--init", str(first), "--input-size", "128",
+                 "--rare-boost", "0.5", "--thin-weight", "6", "--fine-head", *common]) == 0
+    ckpt = load_checkpoint(second)
+    # small at 64 px (not 128), grown by the fine head
+    assert ckpt.config == load_checkpoint(first).config.replace(fine_head=True)
+    assert ckpt.meta["prior"]["continued_from"] == str(first)
+    assert ckpt.meta["prior"]["rare_boost"] == 0.5
+    assert ckpt.meta["recipe"]["loss"]["class_weights"]["ear_r"] == 6.0
+    assert main(["pretrain", "--out", str(second), "--init", str(tmp_path / "none.pt"),
+                 *common]) != 0
+    assert "is not a checkpoint file" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not SHIPPED_PRIOR.is_file(), reason="no shipped prior in this checkout")

@@ -9,7 +9,7 @@ import torchvision
 from core.errors import FacetError
 from core.labels import CELEBAMASK
 from model.losses import LossConfig, ParsingLoss
-from model.net import ParserConfig, build_face_parser
+from model.net import ParserConfig, build_face_parser, grow_face_parser
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +104,25 @@ def test_the_mobile_trunk_loads_a_local_torchvision_mobilenet_file(tmp_path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
     with pytest.raises(FacetError, match="do not fit"):
         build_face_parser(ParserConfig.mobile(), backbone_weights=tmp_path / "r18.pth")
+
+
+def test_a_model_grown_by_the_fine_head_predicts_what_it_did_and_then_learns_detail():
+    plain = build_face_parser(ParserConfig.small(input_size=64)).eval()
+    grown = grow_face_parser(plain, plain.config.replace(fine_head=True)).eval()
+    assert "fine" in grown.heads and "fine" not in plain.heads
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():   # the same logits, upsampled in two steps instead of one
+        before, after = plain(x)["logits"], grown(x)["logits"]
+    assert (after - before).abs().max() < 0.1 * before.abs().max()
+    assert (after.argmax(1) == before.argmax(1)).float().mean() > 0.95
+    grown.train()
+    optimizer = torch.optim.SGD(grown.heads["fine"].parameters(), lr=0.1)
+    target = torch.randint(0, CELEBAMASK.num_classes, (2, 64, 64))
+    for _ in range(2):   # the zero-initialised last layer moves first, then the rest follows
+        optimizer.zero_grad()
+        ParsingLoss(LossConfig(), CELEBAMASK)(grown(x), target)[0].backward()
+        optimizer.step()
+    assert grown.heads["fine"].classify.weight.abs().sum() > 0
+    assert grown.heads["fine"].image[0].weight.grad.abs().sum() > 0
+    with pytest.raises(FacetError, match="only be grown by adding heads"):
+        grow_face_parser(plain, plain.config.replace(fine_head=True, context_channels=64))
