@@ -97,6 +97,11 @@ def style_of(i: int, wild: float) -> str:
     return "wild" if (i % max(1, round(1 / wild))) == 0 else "studio"
 
 
+def pool_seed(seed: int, i: int) -> int:
+    """Face seed of pool image ``i`` in run ``seed`` (seed 0: faces 0, 1, 2, …)."""
+    return seed * 10_000_000 + i
+
+
 def png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     PILImage.fromarray(image).save(buf, format="PNG")
@@ -130,13 +135,15 @@ def run_order(order: str, args: argparse.Namespace, heldout: list[tuple[np.ndarr
     with session_scope(sessions) as s:
         user = create_user(s, "annotator", "not-used-here", "annotator").id
         for i in range(args.pool):
-            image, label = render_face(i, size=args.size, style=style_of(i, args.wild))
+            image, label = render_face(pool_seed(args.seed, i), size=args.size,
+                                       style=style_of(i, args.wild))
             truth[add_image(s, settings, png(image), f"face{i}.png").image.id] = label
     env = {"FACET_TRAIN_CONFIG": args.config, "FACET_TORCH_THREADS": str(args.threads),
            "FACET_DEVICE": args.device, "FACET_RETRAIN_EVERY": "0", "FACET_WORKERS": "1",
            "FACET_DISTILL_MAX_UNLABELED": str(args.pool), "OMP_NUM_THREADS": str(args.threads)}
     for name, value in (("FACET_TRAIN_STEPS", args.steps), ("FACET_TRAIN_SECONDS", args.seconds),
-                        ("FACET_TRAIN_SIZE", args.train_size), ("FACET_TRAIN_BATCH", args.batch)):
+                        ("FACET_TRAIN_SIZE", args.train_size), ("FACET_TRAIN_BATCH", args.batch),
+                        ("FACET_DISTILL_WEIGHT", args.distill_weight)):
         if value is not None:
             env[name] = str(value)
     queue = HueyTaskQueue(settings, WorkerOptions.from_env(env=env))
@@ -273,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wild", type=float, default=0.25, help="share of 'wild' style faces")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="draws the pool's faces and the random order (the held-out faces stay)")
+    p.add_argument("--distill-weight", type=float, default=None,
+                   help="FACET_DISTILL_WEIGHT of the worker (0: no self-distillation)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per wait")
     p.add_argument("--keep", type=Path, default=None, help="keep the data dirs here")
     p.add_argument("--prior", type=Path, default=None,
@@ -313,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
           f"held-out {args.heldout}; config {args.config} at {train_size} px, "
           f"{'no time limit' if seconds is None else f'{seconds:.0f} s'} and at most {steps} "
           f"steps x batch {batch} per run, device {args.device}, "
-          f"{args.threads} threads; wall time {total / 60:.1f} min; load average "
+          f"{args.threads} threads, seed {args.seed}, distillation weight "
+          f"{'default' if args.distill_weight is None else args.distill_weight}; wall time {total / 60:.1f} min; load average "
           f"{load0[0]:.1f} before, {load1[0]:.1f} after ({os.cpu_count()} CPUs).\n")
     print("| order | K labels | pre-annotation F1 on the next images | pixels to fix (next) "
           "| held-out mean F1 | pixels to fix (held-out) | validation F1 (worker) | activated "
