@@ -63,7 +63,7 @@ def main() -> int:
                 print(f"seed {seed} {name}: studio {100 * sc['studio']['mean_f1']:.2f} "
                       f"wild {100 * sc['wild']['mean_f1']:.2f} ({r.meta['seconds']:.0f} s)", flush=True)
     except (Exception, KeyboardInterrupt) as err:  # a stop prints a partial table below
-        stop.report(err)
+        stopped = stop.report(err)
 
     rows = []
     for name, _, _ in VARIANTS:

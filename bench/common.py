@@ -51,13 +51,14 @@ class Stop:
     def is_stop(self, err: BaseException) -> bool:
         return isinstance(err, (BudgetExceeded, KeyboardInterrupt)) or self.received
 
-    def report(self, err: BaseException) -> None:
-        """Print "stopped early: …" for a stop (the caller then prints its partial table);
-        re-raise anything else."""
+    def report(self, err: BaseException) -> str:
+        """Print "stopped early: …" for a stop and return the reason (the caller then prints
+        its partial table, titled with it); re-raise anything else."""
         if not self.is_stop(err):
             raise err
         stopped = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"stopped early: {stopped}", flush=True)
+        return stopped
 
 
 class Budget:

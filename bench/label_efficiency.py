@@ -138,7 +138,7 @@ def main() -> int:
                           f"studio {100 * sc['studio']['mean_f1']:.2f} ({r.meta['seconds']:.0f} s)",
                           flush=True)
     except (Exception, KeyboardInterrupt) as err:  # a stop prints a partial table below
-        stop.report(err)
+        stopped = stop.report(err)
 
     rows = [] if base is None else [["0 (teacher)", "-", f"{100 * base['wild']['mean_f1']:.2f}",
                                      f"{100 * base['studio']['mean_f1']:.2f}", "", 1]]

@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'no time limit' if seconds is None else f'{seconds:.0f} s'} and at most {steps} "
           f"steps x batch {batch} per run, device {args.device}, "
           f"{args.threads} threads, seed {args.seed}, distillation weight "
-          f"{'default' if args.distill_weight is None else args.distill_weight}; wall time {total / 60:.1f} min; load average "
+          f"{'default' if args.distill_weight is None else args.distill_weight}; "
+          f"wall time {total / 60:.1f} min; load average "
           f"{load0[0]:.1f} before, {load1[0]:.1f} after ({os.cpu_count()} CPUs).\n")
     print("| order | K labels | pre-annotation F1 on the next images | pixels to fix (next) "
           "| held-out mean F1 | pixels to fix (held-out) | validation F1 (worker) | activated "

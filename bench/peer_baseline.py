@@ -206,8 +206,7 @@ def main() -> int:
                       f"{100 * r['wild']:.2f} {thin} ({t.steps} steps, {t.seconds:.1f} s)",
                       flush=True)
     except (Exception, KeyboardInterrupt) as err:  # a stop prints a partial table below
-        stop.report(err)
-        stopped = str(err).splitlines()[0] if str(err) else type(err).__name__
+        stopped = stop.report(err)
 
     budget = (f"equal time: the parser {run.steps} steps, each peer as long as the parser "
               f"took at its seed (at most {EQUAL_TIME_STEP_CAP * run.steps} steps)"

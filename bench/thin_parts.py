@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, table  # noqa: E402
 
-from model.checkpoint import load_checkpoint
+from model.checkpoint import load_checkpoint  # noqa: E402
 from model.devices import set_torch_threads  # noqa: E402
 from model.inference import Predictor  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
@@ -87,13 +87,14 @@ def main() -> int:
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     set_torch_threads(args.threads)
+    init_config = load_checkpoint(args.init).config if args.init else None
     rows, data = [], []
     for variant in args.variants.split(","):
         loss, boost, arch = parse_variant(variant)
         for seed in (int(s) for s in args.seeds.split(",")):
             recipe = TrainRecipe(steps=args.steps, time_budget_s=args.seconds,
                                  batch_size=args.batch_size, seed=seed, loss=loss)
-            config = (load_checkpoint(args.init).config.replace(**arch) if args.init
+            config = (init_config.replace(**arch) if init_config is not None
                       else ParserConfig.preset(args.config, input_size=args.size, **arch))
             t0 = time.perf_counter()
             result = pretrain(config, recipe, init=args.init, rare_boost=boost)

@@ -33,7 +33,7 @@ from model.devices import amp_dtype, autocast, resolve_device
 from model.distill import Teacher, distillation_loss, trusted_pixels
 from model.foreign import is_foreign
 from model.losses import ParsingLoss
-from model.net import FaceParser, ParserConfig, build_face_parser, grow_face_parser
+from model.net import FaceParser, ParserConfig, build_face_parser, can_grow, grow_face_parser
 from model.recipe import TrainRecipe
 from model.schedule import heading_for, lr_factor, schedule_position
 
@@ -285,8 +285,8 @@ def _to_input(batch: torch.Tensor, device: torch.device, channels_last: bool) ->
 
 def _student(config: ParserConfig | None, init: Checkpoint | None, labels: LabelSet,
              recipe: TrainRecipe) -> tuple[nn.Module, ParserConfig]:
-    """The model to train: a copy of ``init``'s model (grown by a fine head when ``config`` is
-    ``init``'s plus ``fine_head``), or a fresh one built from ``config`` (default: the
+    """The model to train: a copy of ``init``'s model (grown when ``config`` adds heads to
+    ``init``'s, :func:`model.net.can_grow`), or a fresh one built from ``config`` (default: the
     recipe's :meth:`~model.recipe.TrainRecipe.fresh_config`)."""
     if init is not None:
         if is_foreign(init.model):
@@ -295,8 +295,8 @@ def _student(config: ParserConfig | None, init: Checkpoint | None, labels: Label
                              "student and let it teach (--distill-from)")
         if config is not None and config.replace(backbone_weights=None) != \
                 init.config.replace(backbone_weights=None):
-            if config.replace(fine_head=init.config.fine_head) == init.config and config.fine_head:
-                return grow_face_parser(init.model, config), config   # adds the fine head
+            if can_grow(init.config, config):
+                return grow_face_parser(init.model, config), config
             raise FacetError("the --init checkpoint was built with a different config")
         return copy.deepcopy(init.model), init.config
     config = config or recipe.fresh_config("small", labels)

@@ -21,6 +21,7 @@ URGENT_PRIORITY = 100
 AHEAD_PRIORITY = 60
 """Embeddings of the images an annotator gets next: after a waiting click's, before the rest."""
 
+
 class HueyTaskQueue:
     """Enqueue Facet's background tasks. All methods return immediately.
 

@@ -8,6 +8,6 @@ the only place a config becomes layers. Training targets and losses live in ``mo
 from __future__ import annotations
 
 from model.net.config import ParserConfig
-from model.net.network import FaceParser, build_face_parser, grow_face_parser
+from model.net.network import FaceParser, build_face_parser, can_grow, grow_face_parser
 
-__all__ = ["ParserConfig", "FaceParser", "build_face_parser", "grow_face_parser"]
+__all__ = ["ParserConfig", "FaceParser", "build_face_parser", "can_grow", "grow_face_parser"]

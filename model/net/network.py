@@ -93,19 +93,23 @@ def build_face_parser(config: ParserConfig, *,
     return FaceParser(config, backbone, context, decoder, heads)
 
 
+def can_grow(old: ParserConfig, new: ParserConfig) -> bool:
+    """Whether ``new`` is ``old`` with heads added (``fine_head``, ``edge_head``) and nothing
+    else changed (the backbone weights file, used only when a model is first built, aside)."""
+    same_rest = new.replace(fine_head=old.fine_head, edge_head=old.edge_head,
+                            backbone_weights=old.backbone_weights) == old
+    return same_rest and new.fine_head >= old.fine_head and new.edge_head >= old.edge_head
+
+
 def grow_face_parser(model: FaceParser, config: ParserConfig) -> FaceParser:
     """A :class:`FaceParser` of ``config`` holding ``model``'s weights, where ``config`` only
-    adds heads to ``model.config`` (e.g. ``fine_head``): the added heads start as built (the
-    fine head adds nothing until trained); anything else that differs is a :class:`FacetError`."""
-    old = model.config
-    if config.replace(fine_head=old.fine_head, edge_head=old.edge_head,
-                      backbone_weights=old.backbone_weights) != old \
-            or (old.fine_head and not config.fine_head) or (old.edge_head and not config.edge_head):
+    adds heads to ``model.config`` (:func:`can_grow`): the added heads start as built (the fine
+    head adds nothing until trained); anything else is a :class:`FacetError`."""
+    if not can_grow(model.config, config):
         raise FacetError("a model can only be grown by adding heads (fine_head, edge_head) "
                          "to its config")
     grown = build_face_parser(config, load_backbone_weights=False)
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    added = ("heads.fine.", "heads.edge.")
-    if unexpected or any(not key.startswith(added) for key in missing):
+    if unexpected or any(not key.startswith(("heads.fine.", "heads.edge.")) for key in missing):
         raise FacetError("the grown model does not hold the original's weights")
     return grown
