@@ -36,6 +36,7 @@ def main() -> int:
     p = base_args(__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int)
     p.add_argument("--seeds", type=int)
+    p.add_argument("--size", type=int, help="input side in px (default: by --quick/--tiny)")
     args = p.parse_args()
     device, stop = setup(args)
     run = studio_comparison(args, device, runs_per_seed=len(VARIANTS))

@@ -233,6 +233,7 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
         (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick
         else (256, 1000, 100, 1500, 16, 2))
     steps, seeds = args.steps or steps, args.seeds or seeds
+    size = getattr(args, "size", None) or size
     budget = Budget(args.budget_s)
     started = time.time()
     train_set = faces("studio", n_train, size, seed=1, workers=args.workers)

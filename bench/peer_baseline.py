@@ -20,10 +20,13 @@ Equal steps (default): every model makes ``--steps`` steps of the same batch siz
 "steps" and "train s" columns show what each took. ``--equal-time``: at each seed the parser
 trains first, then every peer trains for the wall time the parser's run took (its schedule
 follows the clock, at most 10 x the parser's steps); the "steps" column then shows how many
-steps each fitted in that time.
+steps each fitted in that time. ``--seconds S``: every model, the parser too, trains S seconds
+(150: the worker's CPU budget). ``--models parser,bisenet`` keeps some rows; ``--size`` sets
+the input side.
 
     .venv/bin/python bench/peer_baseline.py --quick
     .venv/bin/python bench/peer_baseline.py --quick --equal-time
+    .venv/bin/python bench/peer_baseline.py --quick --seconds 150 --size 160 --models parser,bisenet
     .venv/bin/python bench/peer_baseline.py --device cuda [--equal-time]
     .venv/bin/python bench/peer_baseline.py --tiny --threads 1 [--equal-time]   # smoke test
 """
@@ -134,6 +137,11 @@ def bisenet_trainer(run: StudioComparison, workers: int | None, device: torch.de
     return trainer
 
 
+ROWS = {"parser": PARSER, "fcn": "FCN head (torchvision)",
+        "deeplabv3": "DeepLabv3 head (torchvision)", "bisenet": "BiSeNet-style (its own recipe)"}
+"""Short names for ``--models``."""
+
+
 def trainers(run: StudioComparison, lr: float, workers: int | None,
              device: torch.device) -> dict[str, Trainer]:
     """The table's rows in training order (the parser first: equal-time mode needs its time)."""
@@ -142,11 +150,24 @@ def trainers(run: StudioComparison, lr: float, workers: int | None,
     return {
         PARSER: on_repo(lambda: build_face_parser(ParserConfig.small(input_size=run.size)),
                         LossConfig()),
-        "FCN head (torchvision)": on_repo(lambda: HeadOnBackbone(config, "fcn"), LossConfig.plain()),
-        "DeepLabv3 head (torchvision)": on_repo(lambda: HeadOnBackbone(config, "deeplabv3"),
-                                                LossConfig.plain()),
-        "BiSeNet-style (its own recipe)": bisenet_trainer(run, workers, device),
+        ROWS["fcn"]: on_repo(lambda: HeadOnBackbone(config, "fcn"), LossConfig.plain()),
+        ROWS["deeplabv3"]: on_repo(lambda: HeadOnBackbone(config, "deeplabv3"),
+                                   LossConfig.plain()),
+        ROWS["bisenet"]: bisenet_trainer(run, workers, device),
     }
+
+
+def select(models: dict[str, Trainer], wanted: str | None) -> dict[str, Trainer]:
+    """The rows of ``models`` named (by :data:`ROWS` short names) in ``wanted``, in table order;
+    all of them for None."""
+    if not wanted:
+        return models
+    names = [n.strip() for n in wanted.split(",")]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        raise SystemExit(f"unknown --models {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    keep = {ROWS[n] for n in names}
+    return {name: t for name, t in models.items() if name in keep}
 
 
 def result_row(t: Trained, run: StudioComparison, device: torch.device) -> dict:
@@ -181,10 +202,15 @@ def main() -> int:
     p.add_argument("--equal-time", action="store_true",
                    help="train every peer for as long as the parser took at the same seed "
                         "(instead of the same number of steps)")
+    p.add_argument("--seconds", type=float,
+                   help="train every model, the parser too, for this many seconds (the "
+                        "worker's CPU budget is 150) instead of --steps steps")
+    p.add_argument("--size", type=int, help="input side in px (default: by --quick/--tiny)")
+    p.add_argument("--models", help="comma-separated subset of the rows: " + ", ".join(ROWS))
     args = p.parse_args()
     device, stop = setup(args)
     run = studio_comparison(args, device, runs_per_seed=4)
-    models = trainers(run, args.lr, args.loader_workers, device)
+    models = select(trainers(run, args.lr, args.loader_workers, device), args.models)
     runs: dict[str, list[dict]] = {}
     info: dict[str, tuple[float, float]] = {}
     stopped = None
@@ -193,7 +219,9 @@ def main() -> int:
             parser_seconds = None
             for name, trainer in models.items():
                 run.budget.check()
-                t = trainer(seed, parser_seconds if args.equal_time and name != PARSER else None)
+                seconds = args.seconds or (parser_seconds if args.equal_time and name != PARSER
+                                           else None)
+                t = trainer(seed, seconds)
                 if name == PARSER:
                     parser_seconds = t.seconds
                 r = result_row(t, run, device)
@@ -208,7 +236,9 @@ def main() -> int:
     except (Exception, KeyboardInterrupt) as err:  # a stop prints a partial table below
         stopped = stop.report(err)
 
-    budget = (f"equal time: the parser {run.steps} steps, each peer as long as the parser "
+    budget = (f"equal time: {args.seconds:.0f} s each (at most "
+              f"{EQUAL_TIME_STEP_CAP * run.steps} steps)" if args.seconds else
+              f"equal time: the parser {run.steps} steps, each peer as long as the parser "
               f"took at its seed (at most {EQUAL_TIME_STEP_CAP * run.steps} steps)"
               if args.equal_time else f"equal steps: {run.steps} steps each")
     title = (f"Peer baseline ({mode(args)}, {budget}): resnet18 trunk (random init, stride 32) "
@@ -216,7 +246,7 @@ def main() -> int:
              f"{len(run.train_set)} studio training faces, {len(run.tests['studio'])} test faces "
              f"per style; {describe_host(device)}; {time.time() - run.started:.0f} s"
              + (f"; STOPPED EARLY ({stopped})" if stopped else ""))
-    emit("peer_baseline_equal_time" if args.equal_time else "peer_baseline", title,
+    emit("peer_baseline_equal_time" if args.equal_time or args.seconds else "peer_baseline", title,
          table(["model", "studio mean F1", "wild mean F1",
                 *(f"studio {n} F1" for n in THIN_CLASSES), "steps", "train s",
                 "params (M)", "forward ms (best of 7)", "seeds"], table_rows(runs, info)),
