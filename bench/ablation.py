@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (base_args, describe_host, emit, infer_ms, mean_std, mode, score, setup,
-                    studio_comparison, table)  # noqa: E402
+from common import (base_args, comparison_args, describe_host, emit, infer_ms, mean_std,
+                    mode, score, setup, studio_comparison, table)  # noqa: E402
 
 from core.labels import THIN_CLASSES  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
@@ -33,10 +33,7 @@ VARIANTS = [  # name, attention, edge
 
 
 def main() -> int:
-    p = base_args(__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int)
-    p.add_argument("--seeds", type=int)
-    p.add_argument("--size", type=int, help="input side in px (default: by --quick/--tiny)")
+    p = comparison_args(base_args(__doc__.split("\n\n")[0]))
     args = p.parse_args()
     device, stop = setup(args)
     run = studio_comparison(args, device, runs_per_seed=len(VARIANTS))

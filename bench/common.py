@@ -221,6 +221,15 @@ class StudioComparison:
     started: float
 
 
+def comparison_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add what :func:`studio_comparison` reads beyond :func:`base_args`: ``--steps``,
+    ``--seeds`` and ``--size`` (each defaulting by ``--tiny``/``--quick``/full)."""
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seeds", type=int)
+    p.add_argument("--size", type=int, help="input side in px (default: by --quick/--tiny)")
+    return p
+
+
 def studio_comparison(args: argparse.Namespace, device: torch.device,
                       runs_per_seed: int) -> StudioComparison:
     """Sizes for ``--tiny``/``--quick``/full, the studio training set and the studio + wild
@@ -233,7 +242,7 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
         (64, 8, 3, 2, 2, 1) if args.tiny else (128, 150, 24, 200, 8, 1) if args.quick
         else (256, 1000, 100, 1500, 16, 2))
     steps, seeds = args.steps or steps, args.seeds or seeds
-    size = getattr(args, "size", None) or size
+    size = args.size or size
     budget = Budget(args.budget_s)
     started = time.time()
     train_set = faces("studio", n_train, size, seed=1, workers=args.workers)

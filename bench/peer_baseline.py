@@ -42,8 +42,8 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from common import (StudioComparison, base_args, describe_host, emit, infer_ms, mean_std, mode,
-                    score, setup, studio_comparison, table)  # noqa: E402
+from common import (StudioComparison, base_args, comparison_args, describe_host, emit,
+                    infer_ms, mean_std, mode, score, setup, studio_comparison, table)  # noqa: E402
 from bisenet import train_bisenet  # noqa: E402  (after common, which puts the repo on sys.path)
 from torch import nn  # noqa: E402
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead  # noqa: E402
@@ -157,17 +157,16 @@ def trainers(run: StudioComparison, lr: float, workers: int | None,
     }
 
 
-def select(models: dict[str, Trainer], wanted: str | None) -> dict[str, Trainer]:
-    """The rows of ``models`` named (by :data:`ROWS` short names) in ``wanted``, in table order;
-    all of them for None."""
+def chosen_rows(wanted: str | None) -> list[str]:
+    """The table rows named (by :data:`ROWS` short names) in ``wanted``: all for None; a
+    ``SystemExit`` naming the choices for an unknown one."""
     if not wanted:
-        return models
+        return list(ROWS.values())
     names = [n.strip() for n in wanted.split(",")]
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         raise SystemExit(f"unknown --models {', '.join(unknown)}; choose from {', '.join(ROWS)}")
-    keep = {ROWS[n] for n in names}
-    return {name: t for name, t in models.items() if name in keep}
+    return [ROWS[n] for n in names]
 
 
 def result_row(t: Trained, run: StudioComparison, device: torch.device) -> dict:
@@ -193,24 +192,26 @@ def table_rows(runs: dict[str, list[dict]], info: dict[str, tuple[float, float]]
 
 
 def main() -> int:
-    p = base_args(__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int)
-    p.add_argument("--seeds", type=int)
+    p = comparison_args(base_args(__doc__.split("\n\n")[0]))
     p.add_argument("--lr", type=float, default=default_lr(),
                    help="peak learning rate of the parser and the torchvision heads (default: "
                         "the recipe's from scratch; BiSeNet keeps its own 1e-2)")
-    p.add_argument("--equal-time", action="store_true",
-                   help="train every peer for as long as the parser took at the same seed "
-                        "(instead of the same number of steps)")
-    p.add_argument("--seconds", type=float,
-                   help="train every model, the parser too, for this many seconds (the "
-                        "worker's CPU budget is 150) instead of --steps steps")
-    p.add_argument("--size", type=int, help="input side in px (default: by --quick/--tiny)")
+    timing = p.add_mutually_exclusive_group()
+    timing.add_argument("--equal-time", action="store_true",
+                        help="train every peer for as long as the parser took at the same "
+                             "seed (instead of the same number of steps)")
+    timing.add_argument("--seconds", type=float,
+                        help="train every model, the parser too, for this many seconds (the "
+                             "worker's CPU budget is 150) instead of --steps steps")
     p.add_argument("--models", help="comma-separated subset of the rows: " + ", ".join(ROWS))
     args = p.parse_args()
+    rows = chosen_rows(args.models)
+    if args.equal_time and PARSER not in rows:
+        p.error("--equal-time times the peers by the parser's run: keep parser in --models")
     device, stop = setup(args)
-    run = studio_comparison(args, device, runs_per_seed=4)
-    models = select(trainers(run, args.lr, args.loader_workers, device), args.models)
+    run = studio_comparison(args, device, runs_per_seed=len(rows))
+    models = {name: t for name, t in trainers(run, args.lr, args.loader_workers, device).items()
+              if name in rows}
     runs: dict[str, list[dict]] = {}
     info: dict[str, tuple[float, float]] = {}
     stopped = None
