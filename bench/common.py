@@ -155,12 +155,13 @@ def describe_host(device: torch.device) -> str:
 
 
 def score(model: torch.nn.Module, config: Any, labels: Any, device: torch.device,
-          tests: dict[str, list[Sample]]) -> dict[str, dict]:
-    """Evaluate a trained model on each named test set (``model.evaluate`` protocol)."""
+          tests: dict[str, list[Sample]], meta: dict[str, Any] | None = None) -> dict[str, dict]:
+    """Evaluate a trained model on each named test set (``model.evaluate`` protocol); ``meta``
+    (the run's metadata) lets the prediction undo its class weights as the app does."""
     from model.evaluate import evaluate
     from model.inference import Predictor
 
-    pred = Predictor(model, config, labels, device=device)
+    pred = Predictor(model, config, labels, meta, device=device)
     return {name: evaluate(pred, data) for name, data in tests.items()}
 
 

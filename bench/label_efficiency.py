@@ -111,7 +111,8 @@ def main() -> int:
                                   num_workers=args.loader_workers)
         teacher = train(studio, config, base_recipe, device=device)
         teacher_ckpt = Checkpoint(teacher.model, teacher.config, teacher.labels, teacher.meta)
-        base = score(teacher_ckpt.model, teacher_ckpt.config, teacher_ckpt.labels, device, tests)
+        base = score(teacher_ckpt.model, teacher_ckpt.config, teacher_ckpt.labels, device, tests,
+                     teacher_ckpt.meta)
         print(f"teacher: {s.teacher_steps} steps in {teacher.meta['seconds']:.0f} s; wild "
               f"{100 * base['wild']['mean_f1']:.2f}, studio {100 * base['studio']['mean_f1']:.2f}",
               flush=True)
@@ -130,7 +131,7 @@ def main() -> int:
                     budget.check()
                     r = train(labelled, None, recipe.replace(seed=seed), init=teacher_ckpt,
                               device=device, **run)
-                    sc = score(r.model, r.config, r.labels, device, tests)
+                    sc = score(r.model, r.config, r.labels, device, tests, r.meta)
                     results.setdefault((k, name), []).append(
                         {"wild": sc["wild"]["mean_f1"], "studio": sc["studio"]["mean_f1"],
                          "seconds": r.meta["seconds"]})

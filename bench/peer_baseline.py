@@ -35,9 +35,9 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
@@ -91,14 +91,15 @@ reaches the cap stops before its time is up; the table's "steps" column shows it
 
 @dataclass(frozen=True)
 class Trained:
-    """A trained model (eval mode, CPU) with what ``score`` needs, and the ``steps`` it made
-    in ``seconds`` of training."""
+    """A trained model (eval mode, CPU) with what ``score`` needs, the ``steps`` it made in
+    ``seconds`` of training, and its run's metadata (``meta``: the class weights to undo)."""
 
     model: nn.Module
     config: ParserConfig
     labels: LabelSet
     steps: int
     seconds: float
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 Trainer = Callable[[int, float | None], Trained]
@@ -121,7 +122,7 @@ def repo_trainer(make: Callable[[], nn.Module], loss: LossConfig, run: StudioCom
             recipe = recipe.replace(steps=EQUAL_TIME_STEP_CAP * run.steps, time_budget_s=seconds,
                                     warmup=EQUAL_TIME_STEP_CAP * warmup)
         r = train(run.train_set, None, recipe, init=model, device=device)
-        return Trained(r.model, r.config, r.labels, r.meta["steps"], r.meta["seconds"])
+        return Trained(r.model, r.config, r.labels, r.meta["steps"], r.meta["seconds"], r.meta)
     return trainer
 
 
@@ -172,7 +173,7 @@ def chosen_rows(wanted: str | None) -> list[str]:
 def result_row(t: Trained, run: StudioComparison, device: torch.device) -> dict:
     """Scores of ``t`` on the studio and wild test sets (mean F1, thin-class F1) with its steps
     and training seconds."""
-    sc = score(t.model, t.config, t.labels, device, run.tests)
+    sc = score(t.model, t.config, t.labels, device, run.tests, t.meta)
     st = sc["studio"]["per_class_f1"]
     return {"studio": sc["studio"]["mean_f1"], "wild": sc["wild"]["mean_f1"],
             **{n: st[n] for n in THIN_CLASSES}, "steps": t.steps, "seconds": t.seconds}

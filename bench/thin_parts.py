@@ -16,7 +16,12 @@ thin classes weighted :data:`model.losses.THIN_WEIGHT`, edge BCE 1, edge-pixel C
 * ``edgeX``: edge BCE weight X and edge-pixel CE weight X (``edge0`` turns the edge loss off);
 * ``noatt``: no self-attention (fresh models only);
 * ``fine``: the stride-2 fine head (:class:`model.net.heads.FineHead`), added to ``--init``'s
-  model when there is one.
+  model when there is one; ``fine1``: the same at full resolution (stride 1).
+
+Each model is scored at every ``--adjust`` strength (how much of the class weights the
+prediction undoes, :mod:`model.calibration`; ``tuned``: the strength chosen on other held-out
+faces, as ``pretrain`` records it); ``--score A.pt,B.pt`` scores saved models (``--save-dir``)
+instead of training.
 
     .venv/bin/python bench/thin_parts.py --init assets/face-prior.pt --steps 150 \\
         --variants base,w8,boost0.8,w8+boost0.8 --threads 1
@@ -32,12 +37,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, table  # noqa: E402
 
-from model.checkpoint import load_checkpoint  # noqa: E402
+from model.calibration import LOGIT_ADJUSTMENT  # noqa: E402
+from model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from model.devices import set_torch_threads  # noqa: E402
 from model.inference import Predictor  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
 from model.net import ParserConfig  # noqa: E402
-from model.prior import pretrain, score_prior  # noqa: E402
+from model.prior import TUNING_FIRST, pretrain, score_prior, tune_logit_adjustment  # noqa: E402
 from model.recipe import TrainRecipe  # noqa: E402
 
 CALLED_OUT = ("ear_r", "neck_l", "eye_g", "l_brow", "r_brow", "u_lip")
@@ -48,7 +54,7 @@ def cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool]]:
+def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
     """``name`` → (loss config, rare boost, config changes)."""
     loss, boost, arch = LossConfig(), 0.0, {}
     for token in name.split("+"):
@@ -56,8 +62,8 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool]]:
             continue
         if token == "noatt":
             arch["attention"] = False
-        elif token == "fine":
-            arch["fine_head"] = True
+        elif token in ("fine", "fine1"):
+            arch.update(fine_head=True, fine_stride=2 if token == "fine" else 1)
         elif token.startswith("boost"):
             boost = float(token[5:])
         elif token.startswith("lovasz"):
@@ -72,6 +78,30 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool]]:
     return loss, boost, arch
 
 
+def score_rows(model, config, labels, meta: dict, label: str, seed: int, steps: int,
+               seconds: float, strengths: list[str], eval_faces: int, first: int,
+               data: list[dict]) -> list[list]:
+    """One table row per logit-adjustment strength (a number, or ``"tuned"``: the one
+    :func:`model.prior.tune_logit_adjustment` picks on other held-out faces) for one model."""
+    rows = []
+    for text in strengths:
+        strength = (tune_logit_adjustment(model, config, labels, meta, count=eval_faces)
+                    if text == "tuned" else float(text))
+        predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
+        scores = score_prior(predictor, count=eval_faces, size=config.input_size, first=first)
+        f1, by = scores["per_class_f1"], scores["by_style"]
+        shown = f"tuned: {strength:g}" if text == "tuned" else f"{strength:g}"
+        rows.append([label, seed, steps, f"{seconds:.0f}", shown,
+                     *(cell(f1[c]) for c in CALLED_OUT),
+                     "/".join(cell(by[s]["per_class_f1"]["ear_r"]) for s in by),
+                     "/".join(cell(by[s]["per_class_f1"]["neck_l"]) for s in by),
+                     f"{scores['mean_f1']:.3f}"])
+        data.append({"variant": label, "seed": seed, "steps": steps, "seconds": seconds,
+                     "adjust": strength, "tuned": text == "tuned", "scores": scores})
+        print(" | ".join(str(c) for c in rows[-1]), flush=True)
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default="base,w8,boost0.8,w8+boost0.8")
@@ -83,13 +113,34 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--eval-faces", type=int, default=16, help="held-out faces per style")
+    p.add_argument("--first", type=int, default=100,
+                   help="first held-out face scored (the tables use 100)")
+    p.add_argument("--adjust", default=str(LOGIT_ADJUSTMENT),
+                   help="comma-separated logit-adjustment strengths to score each model at "
+                        "(model.calibration; 0 = raw logits; 'tuned': the one that does best "
+                        f"on held-out faces from {TUNING_FIRST} on, as pretrain records)")
+    p.add_argument("--score", help="comma-separated checkpoints to score instead of training")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path)
+    p.add_argument("--save-dir", type=Path,
+                   help="also write each trained model there as VARIANT-sSEED.pt (to score later)")
     args = p.parse_args()
     set_torch_threads(args.threads)
+    strengths = args.adjust.split(",")
+    bad = [x for x in strengths if x != "tuned" and not x.replace(".", "", 1).isdigit()]
+    if bad:
+        raise SystemExit(f"--adjust takes numbers or 'tuned', not {', '.join(bad)}")
+    rows: list[list] = []
+    data: list[dict] = []
+    if args.score:
+        for path in args.score.split(","):
+            ckpt = load_checkpoint(path)
+            rows += score_rows(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, Path(path).stem,
+                               ckpt.meta.get("seed", 0), ckpt.meta.get("steps", 0),
+                               ckpt.meta.get("seconds", 0.0), strengths, args.eval_faces,
+                               args.first, data)
     init_config = load_checkpoint(args.init).config if args.init else None
-    rows, data = [], []
-    for variant in args.variants.split(","):
+    for variant in ([] if args.score else args.variants.split(",")):
         loss, boost, arch = parse_variant(variant)
         for seed in (int(s) for s in args.seeds.split(",")):
             recipe = TrainRecipe(steps=args.steps, time_budget_s=args.seconds,
@@ -99,24 +150,19 @@ def main() -> int:
             t0 = time.perf_counter()
             result = pretrain(config, recipe, init=args.init, rare_boost=boost)
             seconds = time.perf_counter() - t0
-            predictor = Predictor(result.model, result.config, result.labels)
-            scores = score_prior(predictor, count=args.eval_faces, size=result.config.input_size,
-                                 first=100)
-            f1 = scores["per_class_f1"]
-            by = scores["by_style"]
-            rows.append([variant, seed, result.meta["steps"], f"{seconds:.0f}",
-                         *(cell(f1[c]) for c in CALLED_OUT),
-                         "/".join(cell(by[s]["per_class_f1"]["ear_r"]) for s in by),
-                         "/".join(cell(by[s]["per_class_f1"]["neck_l"]) for s in by),
-                         f"{scores['mean_f1']:.3f}"])
-            data.append({"variant": variant, "seed": seed, "steps": result.meta["steps"],
-                         "seconds": seconds, "scores": scores})
-            print(" | ".join(str(c) for c in rows[-1]), flush=True)
-    headers = ["variant", "seed", "steps", "s", *CALLED_OUT, "ear_r studio/wild",
+            if args.save_dir is not None:
+                args.save_dir.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(args.save_dir / f"{variant}-s{seed}.pt", result.model,
+                                result.config, result.labels, result.meta)
+            rows += score_rows(result.model, result.config, result.labels, result.meta, variant,
+                               seed, result.meta["steps"], seconds, strengths, args.eval_faces,
+                               args.first, data)
+    headers = ["variant", "seed", "steps", "s", "adjust", *CALLED_OUT, "ear_r studio/wild",
                "neck_l studio/wild", "mean F1"]
-    start = f"from {args.init}" if args.init else f"{args.config} at {args.size} px, random init"
-    emit("thin_parts", f"Thin parts, {start}, {args.steps} steps", table(headers, rows),
-         args.out, data)
+    title = (f"saved models {args.score}" if args.score else
+             f"from {args.init}, {args.steps} steps" if args.init else
+             f"{args.config} at {args.size} px, random init, {args.steps} steps")
+    emit("thin_parts", f"Thin parts, {title}", table(headers, rows), args.out, data)
     return 0
 
 

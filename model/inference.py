@@ -2,7 +2,9 @@
 
 ``Predictor.predict(image H x W x 3 uint8) → (label H x W uint8, confidence H x W float32)``
 at any input size: the image is resized to the network input, the softmax probabilities are
-resized back bilinearly, and each pixel takes the most probable class.
+resized back bilinearly, and each pixel takes the most probable class. The logits of classes
+the training run weighted (earrings, necklaces) are first moved back by
+:func:`model.calibration.class_logit_bias`, read from the checkpoint metadata.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from core.errors import FacetError
 from core.labels import THIN_CLASSES, LabelSet
 from model.augment import resize_pair
+from model.calibration import class_logit_bias, recorded_strength
 from model.checkpoint import load_checkpoint
 from model.devices import autocast, resolve_device
 from model.net import FaceParser, ParserConfig
@@ -39,12 +42,16 @@ class Predictor:
     float32 training evaluation exactly and do not depend on the CPU's bfloat16 support).
     Torch's thread count is the process's (:func:`model.devices.set_torch_threads`, called at
     its edge); building a predictor changes nothing outside it.
+
+    ``meta`` is the checkpoint metadata; the class weights its run recorded are undone by
+    ``logit_adjustment`` (:mod:`model.calibration`; ``None``: the strength the checkpoint
+    recorded, else the default; 0 predicts from the raw logits).
     """
 
     def __init__(self, model: FaceParser, config: ParserConfig, labels: LabelSet,
                  meta: dict[str, Any] | None = None, device: str | torch.device | None = None,
                  amp: bool | None = None, channels_last: bool = True,
-                 thin_weight: float = 4.0) -> None:
+                 thin_weight: float = 4.0, logit_adjustment: float | None = None) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         if channels_last:
@@ -56,6 +63,9 @@ class Predictor:
         self.amp = (self.device.type == "cuda") if amp is None else amp
         self.thin_ids = [labels.id(n) for n in THIN_CLASSES if n in labels.names]
         self.thin_weight = thin_weight
+        strength = recorded_strength(meta) if logit_adjustment is None else logit_adjustment
+        bias = class_logit_bias(self.meta, labels, strength)
+        self.logit_bias = None if bias is None else bias.view(1, -1, 1, 1).to(self.device)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None,
@@ -76,8 +86,10 @@ class Predictor:
         for im in images:
             _check_image(im)
         with autocast(self.device, self.amp):
-            logits = self.model(self._input(images))["logits"]
-        return torch.softmax(logits.float(), dim=1)
+            logits = self.model(self._input(images))["logits"].float()
+        if self.logit_bias is not None:
+            logits = logits + self.logit_bias
+        return torch.softmax(logits, dim=1)
 
     @torch.inference_mode()
     def _finish(self, probs: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

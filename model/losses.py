@@ -16,7 +16,8 @@ THIN_WEIGHT = 20.0
 """Cross-entropy weight of earrings and necklaces. Going on from the face prior for 300 steps,
 ear_r / neck_l F1 were 0.00 / 0.02 at weight 2, 0.02 / 0.16 at 8, 0.11 / 0.14 at 20 and
 0.05 / 0.05 at 50 (with the rare-part boost), the mean F1 no lower up to 20
-(``bench/thin_parts.py``, docs/BENCHMARKS.md "Thin parts")."""
+(``bench/thin_parts.py``, docs/BENCHMARKS.md "Thin parts"). Predictions take part of the
+weight back off those classes' logits (:mod:`model.calibration`), or they paint bands."""
 
 
 @dataclass(frozen=True)

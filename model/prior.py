@@ -18,6 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from core.errors import FacetError
 from core.labels import CELEBAMASK, THIN_CLASSES, LabelSet
 from model.augment import AugmentConfig, augment_pair
+from model.calibration import best_strength
 from model.evaluate import evaluate
 from model.inference import Predictor
 from model.net import ParserConfig
@@ -29,6 +30,9 @@ HELD_OUT_SEED = 900_001
 """Base seed of the held-out faces (:func:`model.synth.face_seed`); the stream draws from
 ``[STREAM_SEED_BASE, 2**62)``, so it never renders one of them."""
 STREAM_SEED_BASE = 1 << 40
+TUNING_FIRST = 300
+"""First held-out face used to tune a prior's logit adjustment; the scores reported
+(:func:`score_prior` from face 0, ``bench/thin_parts.py`` from face 100) stay below it."""
 MAX_REDRAWS = 4
 """Most redraws of one face under :attr:`SynthFaceStream.rare_boost`."""
 
@@ -130,4 +134,23 @@ def score_prior(predictor: Predictor, count: int = 24, size: int = 256,
                          for s, m in by_style.items()}}
 
 
-__all__ = ["HELD_OUT_SEED", "SynthFaceStream", "held_out_faces", "pretrain", "score_prior"]
+def tune_logit_adjustment(model: torch.nn.Module, config: ParserConfig, labels: LabelSet,
+                          meta: dict[str, Any], count: int = 24) -> float:
+    """The logit-adjustment strength (:mod:`model.calibration`) under which ``model`` finds
+    earrings and necklaces best (mean F1 of :data:`core.labels.THIN_CLASSES`) on ``count``
+    held-out faces per style from :data:`TUNING_FIRST` on — faces :func:`score_prior`'s
+    reported scores do not use."""
+    faces = [face for style in STYLES
+             for face in held_out_faces(count, config.input_size, style, labels, TUNING_FIRST)]
+    thin = [n for n in THIN_CLASSES if n in labels.names]
+
+    def thin_f1(strength: float) -> float:
+        predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
+        f1 = evaluate(predictor, faces)["per_class_f1"]
+        return float(np.mean([f1[n] or 0.0 for n in thin])) if thin else 0.0
+
+    return best_strength(thin_f1)
+
+
+__all__ = ["HELD_OUT_SEED", "TUNING_FIRST", "SynthFaceStream", "held_out_faces", "pretrain",
+           "score_prior", "tune_logit_adjustment"]

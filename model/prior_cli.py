@@ -24,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="probability of redrawing a face that shows no earring or necklace "
                         f"(default {DEFAULT_RARE_BOOST}; 0: the generator's own frequencies)")
     p.add_argument("--fine-head", action="store_true",
-                   help="refine the logits at stride 2 from the image (added to --init's model)")
+                   help="refine the logits from the image at --fine-stride (added to --init's "
+                        "model, or replacing its fine head of another stride)")
+    p.add_argument("--fine-stride", type=int, choices=(1, 2), default=1,
+                   help="resolution of the fine head: 1 = full (default: it lifted earring "
+                        "and necklace F1 most, docs/BENCHMARKS.md), 2 = half")
     p.add_argument("--thin-weight", type=float, default=None,
                    help="cross-entropy weight of the thin classes (ear_r, neck_l; default: the "
                         "recipe's)")
@@ -63,7 +67,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from model.inference import Predictor
     from model.losses import LossConfig
     from model.net import ParserConfig
-    from model.prior import pretrain, score_prior
+    from model.prior import pretrain, score_prior, tune_logit_adjustment
     from model.recipe import TrainRecipe
 
     if args.steps < 1 or args.batch_size < 1 or args.eval_faces < 1:
@@ -78,7 +82,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     config = (load_checkpoint(args.init).config if args.init
               else ParserConfig.preset(args.config, input_size=args.input_size))
     if args.fine_head:
-        config = config.replace(fine_head=True)
+        config = config.replace(fine_head=True, fine_stride=args.fine_stride)
     loss = LossConfig()
     if args.thin_weight is not None:
         loss = loss.with_thin_weight(args.thin_weight)
@@ -97,11 +101,15 @@ def run_pretrain(args: argparse.Namespace) -> int:
                           rare_boost=args.rare_boost)
     finally:
         bar.close()
-    scores = score_prior(Predictor(result.model, result.config, result.labels, device=device),
+    strength = tune_logit_adjustment(result.model, result.config, result.labels, result.meta,
+                                     count=args.eval_faces)
+    meta = dict(result.meta, logit_adjustment=strength)
+    scores = score_prior(Predictor(result.model, result.config, result.labels, meta,
+                                   device=device),
                          count=args.eval_faces, size=result.config.input_size)
-    meta = dict(result.meta, metrics=scores, command=" ".join(sys.argv))
+    meta.update(metrics=scores, command=" ".join(sys.argv))
     save_checkpoint(args.out, result.model, result.config, result.labels, meta, half=args.half)
     print(format_scores(scores))
     print(f"wrote {args.out} ({result.meta['steps']} steps, {result.meta['seconds']:.0f} s, "
-          f"held-out mean F1 {scores['mean_f1']:.3f})")
+          f"held-out mean F1 {scores['mean_f1']:.3f}, logit adjustment {strength:g})")
     return 0

@@ -244,7 +244,8 @@ def run_metadata(setup: Setup, progress: Progress, n_labelled: int,
     """The checkpoint metadata of a finished run: the resolved recipe whole (``"recipe"``, its
     ``input_size`` the model's), the same settings flat as before the recipe existed, and what
     happened. ``steps`` are the steps made (``max_steps``: the recipe's), ``lr`` the peak
-    learning rate used, ``distill`` ``None`` when nothing was distilled."""
+    learning rate used, ``distill`` ``None`` when nothing was distilled, ``logit_adjustment``
+    the strength ``init`` recorded (:mod:`model.calibration`; ``None``: the default)."""
     r, distil = setup.recipe, setup.recipe.distill
     ema = setup.teacher_kind == "ema"
     return {
@@ -261,6 +262,8 @@ def run_metadata(setup: Setup, progress: Progress, n_labelled: int,
             "temperature": distil.temperature, "confidence": distil.confidence,
             "ema_decay": distil.ema_decay if ema else None},
         "init": None if setup.init is None else {"meta_steps": setup.init.meta.get("steps")},
+        # a run from a checkpoint predicts as sure as it did (model.calibration)
+        "logit_adjustment": None if setup.init is None else setup.init.meta.get("logit_adjustment"),
         "final_losses": progress.losses, "seconds": round(progress.seconds, 3),
         "images_per_second": round(progress.images / max(progress.seconds, 1e-9), 3),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -353,8 +353,8 @@ def score_active(ctx: RunContext, data: RunData) -> dict[str, Any] | None:
         return None
     ctx.progress(0.0, "scoring the active model on the validation split")
     model = data.active
-    scores = evaluate(Predictor(model.model, model.config, model.labels, device=ctx.device),
-                      data.val)
+    scores = evaluate(Predictor(model.model, model.config, model.labels, model.meta,
+                                device=ctx.device), data.val)
     model.model.to("cpu")  # train() places its own copies
     return scores
 

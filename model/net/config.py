@@ -31,8 +31,9 @@ class ParserConfig:
         num_classes: output classes (from the label set).
         attention: position + channel self-attention in the context stage (off: plain convs).
         edge_head: train a binary edge head beside the parsing head (never run in eval mode).
-        fine_head: refine the logits at stride 2 with detail from the image
+        fine_head: refine the logits at ``fine_stride`` with detail from the image
             (:class:`model.net.heads.FineHead`) instead of upsampling them from stride 4.
+        fine_stride: 2, or 1 for a fine head at full resolution.
         context_channels: width of the context stage.
         decoder_channels: width of the decoder that fuses context with stride-4 features.
         skip_channels: width the stride-4 (and stride-8) backbone features are projected to.
@@ -50,6 +51,7 @@ class ParserConfig:
     attention: bool = True
     edge_head: bool = True
     fine_head: bool = False
+    fine_stride: int = 2
     context_channels: int = 128
     decoder_channels: int = 96
     skip_channels: int = 48
@@ -63,6 +65,8 @@ class ParserConfig:
             raise FacetError(f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
         if self.output_stride not in (8, 16, 32):
             raise FacetError(f"output_stride must be 8, 16 or 32, got {self.output_stride}")
+        if self.fine_stride not in (1, 2):
+            raise FacetError(f"fine_stride must be 1 or 2, got {self.fine_stride}")
         if self.input_size < 32 or self.input_size % 32:
             raise FacetError(f"input_size must be a multiple of 32 (>= 32), got {self.input_size}")
         if self.num_classes < 2:

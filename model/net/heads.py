@@ -40,20 +40,23 @@ class EdgeHead(nn.Module):
 
 
 class FineHead(nn.Module):
-    """Refines coarse class logits at stride 2 with detail taken from the image itself, for
-    parts only a pixel or two wide (earrings, necklaces, brows, the lip line).
+    """Refines coarse class logits at ``stride`` 2 (or 1: full resolution) with detail taken
+    from the image itself, for parts only a pixel or two wide (earrings, necklaces, brows, the
+    lip line).
 
     ``forward(image: B x 3 x H x W normalised, features: B x Cd x H/4 x W/4,
-    coarse: B x K x H/4 x W/4)`` → ``B x K x H/2 x W/2`` logits: the coarse logits upsampled
+    coarse: B x K x H/4 x W/4)`` → ``B x K x H/s x W/s`` logits: the coarse logits upsampled
     plus a correction. The correction's last layer starts at zero, so a model grown from a
     checkpoint without this head (:func:`model.net.network.grow_face_parser`) predicts what it
     did (upsampled in two steps instead of one) until training moves it.
     """
 
-    def __init__(self, feature_channels: int, num_classes: int, channels: int = 24) -> None:
+    def __init__(self, feature_channels: int, num_classes: int, channels: int = 24,
+                 stride: int = 2) -> None:
         super().__init__()
         self.image = nn.Sequential(
-            nn.Conv2d(3, channels, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(channels),
+            nn.Conv2d(3, channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True), conv_bn_relu(channels, channels, 3))
         self.reduce = conv_bn_relu(feature_channels, channels, 1)
         self.fuse = nn.Sequential(

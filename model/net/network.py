@@ -6,7 +6,7 @@
       → backbone  (ResNet or MobileNetV3: c1..c4 at strides 4, 8, 16, output_stride)
       → context   (position + channel self-attention on c4)
       → decoder   (context fused with c1 and c2 at stride 4)
-      → heads     ("seg": class logits; "fine": their stride-2 refinement from the image,
+      → heads     ("seg": class logits; "fine": their stride-2 or -1 refinement from the image,
                    when configured; "edge": binary edges, training mode only)
 """
 from __future__ import annotations
@@ -87,29 +87,36 @@ def build_face_parser(config: ParserConfig, *,
     heads = nn.ModuleDict({"seg": SegmentationHead(config.decoder_channels, config.num_classes,
                                                    config.dropout)})
     if config.fine_head:
-        heads["fine"] = FineHead(config.decoder_channels, config.num_classes)
+        heads["fine"] = FineHead(config.decoder_channels, config.num_classes,
+                                 stride=config.fine_stride)
     if config.edge_head:
         heads["edge"] = EdgeHead((c1, c2, c3), config.edge_channels)
     return FaceParser(config, backbone, context, decoder, heads)
 
 
 def can_grow(old: ParserConfig, new: ParserConfig) -> bool:
-    """Whether ``new`` is ``old`` with heads added (``fine_head``, ``edge_head``) and nothing
-    else changed (the backbone weights file, used only when a model is first built, aside)."""
-    same_rest = new.replace(fine_head=old.fine_head, edge_head=old.edge_head,
+    """Whether ``new`` is ``old`` with heads added (``fine_head``, ``edge_head``) or its fine
+    head's ``fine_stride`` changed, and nothing else (the backbone weights file, used only when
+    a model is first built, aside)."""
+    same_rest = new.replace(fine_head=old.fine_head, fine_stride=old.fine_stride,
+                            edge_head=old.edge_head,
                             backbone_weights=old.backbone_weights) == old
     return same_rest and new.fine_head >= old.fine_head and new.edge_head >= old.edge_head
 
 
 def grow_face_parser(model: FaceParser, config: ParserConfig) -> FaceParser:
     """A :class:`FaceParser` of ``config`` holding ``model``'s weights, where ``config`` only
-    adds heads to ``model.config`` (:func:`can_grow`): the added heads start as built (the fine
-    head adds nothing until trained); anything else is a :class:`FacetError`."""
+    adds heads to ``model.config`` or changes its fine head's stride (:func:`can_grow`): an
+    added or replaced head starts as built (a fine head adds nothing until trained); anything
+    else is a :class:`FacetError`."""
     if not can_grow(model.config, config):
         raise FacetError("a model can only be grown by adding heads (fine_head, edge_head) "
-                         "to its config")
+                         "to its config or changing its fine_stride")
     grown = build_face_parser(config, load_backbone_weights=False)
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    state = model.state_dict()
+    if model.config.fine_head and model.config.fine_stride != config.fine_stride:
+        state = {k: v for k, v in state.items() if not k.startswith("heads.fine.")}
+    missing, unexpected = grown.load_state_dict(state, strict=False)
     if unexpected or any(not key.startswith(("heads.fine.", "heads.edge.")) for key in missing):
         raise FacetError("the grown model does not hold the original's weights")
     return grown

@@ -73,4 +73,5 @@ def test_train_bisenet_predicts(faces: list) -> None:
 
 def test_train_bisenet_stops_on_time(faces: list) -> None:
     _, meta = train_bisenet(faces, 64, steps=10_000, batch=2, seed=0, seconds=0.5)
-    assert 1 <= meta["steps"] < 10_000 and meta["seconds"] < 5
+    # 10,000 steps would take minutes; the margin is for a first step on a loaded machine
+    assert 1 <= meta["steps"] < 10_000 and meta["seconds"] < 30

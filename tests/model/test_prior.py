@@ -8,6 +8,7 @@ import pytest
 from core.errors import FacetError
 from core.labels import CELEBAMASK, THIN_CLASSES
 from model.augment import AugmentConfig
+from model.calibration import STRENGTHS
 from model.checkpoint import load_checkpoint
 from model.inference import Predictor
 from model.prior import SynthFaceStream, score_prior
@@ -62,11 +63,13 @@ def test_pretrain_goes_on_from_a_checkpoint_keeping_its_config_and_can_add_the_f
     assert main(["pretrain", "--out", str(second), "--init", str(first), "--input-size", "128",
                  "--rare-boost", "0.5", "--thin-weight", "6", "--fine-head", *common]) == 0
     ckpt = load_checkpoint(second)
-    # small at 64 px (not 128), grown by the fine head
-    assert ckpt.config == load_checkpoint(first).config.replace(fine_head=True)
+    # small at 64 px (not 128), grown by the full-resolution fine head (the default stride)
+    assert ckpt.config == load_checkpoint(first).config.replace(fine_head=True, fine_stride=1)
     assert ckpt.meta["prior"]["continued_from"] == str(first)
     assert ckpt.meta["prior"]["rare_boost"] == 0.5
     assert ckpt.meta["recipe"]["loss"]["class_weights"]["ear_r"] == 6.0
+    # the strength that undid those weights best on faces set aside for it, recorded for the app
+    assert ckpt.meta["logit_adjustment"] in STRENGTHS
     assert main(["pretrain", "--out", str(second), "--init", str(tmp_path / "none.pt"),
                  *common]) != 0
     assert "is not a checkpoint file" in capsys.readouterr().err

@@ -2,11 +2,16 @@
 and distillation adds its own term."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from core.errors import FacetError
+from model.checkpoint import Checkpoint
 from model.distill import DistillConfig
+from model.inference import Predictor
+from model.losses import THIN_WEIGHT
 from model.net import ParserConfig
 from model.recipe import TrainRecipe
 from model.schedule import lr_factor, schedule_position
@@ -129,3 +134,16 @@ def test_train_steps_is_train_with_the_recipe_given_as_keywords(samples):
         result = run(lambda s, n, l, r: losses.append(l["total"]))
         runs.append((losses, result.meta["recipe"]))
     assert runs[0] == runs[1]
+
+
+def test_a_run_from_a_checkpoint_keeps_the_logit_adjustment_it_recorded(samples):
+    first = train(samples, CONFIG, TrainRecipe(steps=1, batch_size=2))
+    assert first.meta["logit_adjustment"] is None
+    tuned = Checkpoint(first.model, first.config, first.labels,
+                       {**first.meta, "logit_adjustment": 0.75})
+    second = train(samples, None, TrainRecipe(steps=1, batch_size=2), init=tuned)
+    assert second.meta["logit_adjustment"] == 0.75
+    predictor = Predictor(second.model, second.config, second.labels, second.meta)
+    necklace = second.labels.id("neck_l")
+    assert predictor.logit_bias[0, necklace, 0, 0].item() == \
+        pytest.approx(-0.75 * math.log(THIN_WEIGHT))

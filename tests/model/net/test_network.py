@@ -75,6 +75,8 @@ def test_config_round_trips_and_rejects_bad_values():
         ParserConfig.preset("huge")
     with pytest.raises(FacetError, match="output_stride"):
         build_face_parser(ParserConfig.small(output_stride=8))
+    with pytest.raises(FacetError, match="fine_stride must be 1 or 2"):
+        ParserConfig.small(fine_head=True, fine_stride=4)
 
 
 def test_backbone_initialises_from_a_local_torchvision_file(tmp_path):
@@ -106,13 +108,18 @@ def test_the_mobile_trunk_loads_a_local_torchvision_mobilenet_file(tmp_path):
         build_face_parser(ParserConfig.mobile(), backbone_weights=tmp_path / "r18.pth")
 
 
-def test_a_model_grown_by_the_fine_head_predicts_what_it_did_and_then_learns_detail():
+@pytest.mark.parametrize("fine_stride", [2, 1])
+def test_a_model_grown_by_the_fine_head_predicts_what_it_did_and_then_learns_detail(fine_stride):
     plain = build_face_parser(ParserConfig.small(input_size=64)).eval()
-    grown = grow_face_parser(plain, plain.config.replace(fine_head=True)).eval()
+    grown = grow_face_parser(plain, plain.config.replace(fine_head=True,
+                                                         fine_stride=fine_stride)).eval()
+    probe = {}
+    grown.heads["fine"].classify.register_forward_hook(lambda m, i, out: probe.update(out=out))
     assert "fine" in grown.heads and "fine" not in plain.heads
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():   # the same logits, upsampled in two steps instead of one
         before, after = plain(x)["logits"], grown(x)["logits"]
+    assert probe["out"].shape[-2:] == (64 // fine_stride, 64 // fine_stride)
     assert (after - before).abs().max() < 0.1 * before.abs().max()
     assert (after.argmax(1) == before.argmax(1)).float().mean() > 0.95
     grown.train()
@@ -126,3 +133,9 @@ def test_a_model_grown_by_the_fine_head_predicts_what_it_did_and_then_learns_det
     assert grown.heads["fine"].image[0].weight.grad.abs().sum() > 0
     with pytest.raises(FacetError, match="only be grown by adding heads"):
         grow_face_parser(plain, plain.config.replace(fine_head=True, context_channels=64))
+    # the fine head swapped for one of the other stride: a new head, the rest kept
+    swapped = grow_face_parser(grown, grown.config.replace(fine_stride=3 - fine_stride)).eval()
+    assert swapped.heads["fine"].classify.weight.abs().sum() == 0
+    assert torch.equal(swapped.decoder.fuse[0][0].weight, grown.decoder.fuse[0][0].weight)
+    with torch.no_grad():
+        assert (swapped(x)["logits"].argmax(1) == before.argmax(1)).float().mean() > 0.95
