@@ -71,7 +71,8 @@ def main() -> int:
         result = train(labelled, None, run_recipe, **run)
         seconds = time.perf_counter() - started
         previous = Checkpoint(result.model, result.config, result.labels, result.meta)
-        scores = evaluate(Predictor(result.model, result.config, result.labels, result.meta), heldout)
+        scores = evaluate(Predictor(result.model, result.config, result.labels, result.meta),
+                          heldout)
         print(json.dumps({"k": k, "train_images": len(labelled), "steps": result.meta["steps"],
                           "seconds": round(seconds, 1), "heldout_f1": round(scores["mean_f1"], 4),
                           "size": args.size, "budget_s": args.seconds, "batch": args.batch,

@@ -246,7 +246,8 @@ def prior_row(order: str, args: argparse.Namespace, sessions, settings: Settings
     start = time.monotonic()
     queue.enqueue_scoring(version_id)
     wait(lambda: scored(version_id), args.timeout, "pre-annotation with the prior", worker.log_path)
-    result = evaluate(Predictor(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, device="cpu"), heldout)
+    result = evaluate(Predictor(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, device="cpu"),
+                      heldout)
     return Row(order, 0, heldout_f1=result["mean_f1"], heldout_fix=1.0 - result["pixel_accuracy"],
                to_scored_s=time.monotonic() - start)
 

@@ -19,9 +19,9 @@ thin classes weighted :data:`model.losses.THIN_WEIGHT`, edge BCE 1, edge-pixel C
   model when there is one; ``fine1``: the same at full resolution (stride 1).
 
 Each model is scored at every ``--adjust`` strength (how much of the class weights the
-prediction undoes, :mod:`model.calibration`; ``tuned``: the strength chosen on other held-out
-faces, as ``pretrain`` records it); ``--score A.pt,B.pt`` scores saved models (``--save-dir``)
-instead of training.
+prediction undoes, :mod:`model.calibration`; ``recorded``, the default: what the app uses;
+``tuned``: the strength chosen on other held-out faces, as ``pretrain`` records it);
+``--score A.pt,B.pt`` scores saved models (``--save-dir``) instead of training.
 
     .venv/bin/python bench/thin_parts.py --init assets/face-prior.pt --steps 150 \\
         --variants base,w8,boost0.8,w8+boost0.8 --threads 1
@@ -33,11 +33,15 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, table  # noqa: E402
 
-from model.calibration import LOGIT_ADJUSTMENT  # noqa: E402
+from model.calibration import recorded_strength  # noqa: E402
+from core.labels import LabelSet  # noqa: E402
 from model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from model.devices import set_torch_threads  # noqa: E402
 from model.inference import Predictor  # noqa: E402
@@ -78,26 +82,29 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
     return loss, boost, arch
 
 
-def score_rows(model, config, labels, meta: dict, label: str, seed: int, steps: int,
-               seconds: float, strengths: list[str], eval_faces: int, first: int,
-               data: list[dict]) -> list[list]:
-    """One table row per logit-adjustment strength (a number, or ``"tuned"``: the one
-    :func:`model.prior.tune_logit_adjustment` picks on other held-out faces) for one model."""
+def score_rows(model: nn.Module, config: ParserConfig, labels: LabelSet, meta: dict[str, Any],
+               label: str, seed: int, steps: int, seconds: float, strengths: list[str],
+               eval_faces: int, first: int, data: list[dict]) -> list[list]:
+    """One table row per logit-adjustment strength for one model: a number, ``"recorded"``
+    (what the app uses: the checkpoint's, inherited by runs from it, else the default) or
+    ``"tuned"`` (what :func:`model.prior.tune_logit_adjustment` picks on other held-out faces)."""
     rows = []
     for text in strengths:
         strength = (tune_logit_adjustment(model, config, labels, meta, count=eval_faces)
-                    if text == "tuned" else float(text))
+                    if text == "tuned" else recorded_strength(meta) if text == "recorded"
+                    else float(text))
         predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
         scores = score_prior(predictor, count=eval_faces, size=config.input_size, first=first)
         f1, by = scores["per_class_f1"], scores["by_style"]
-        shown = f"tuned: {strength:g}" if text == "tuned" else f"{strength:g}"
+        shown = f"{text}: {strength:g}" if text in ("tuned", "recorded") else f"{strength:g}"
         rows.append([label, seed, steps, f"{seconds:.0f}", shown,
                      *(cell(f1[c]) for c in CALLED_OUT),
                      "/".join(cell(by[s]["per_class_f1"]["ear_r"]) for s in by),
                      "/".join(cell(by[s]["per_class_f1"]["neck_l"]) for s in by),
                      f"{scores['mean_f1']:.3f}"])
         data.append({"variant": label, "seed": seed, "steps": steps, "seconds": seconds,
-                     "adjust": strength, "tuned": text == "tuned", "scores": scores})
+                     "adjust": strength, "tuned": text == "tuned", "recorded": text == "recorded",
+                     "scores": scores})
         print(" | ".join(str(c) for c in rows[-1]), flush=True)
     return rows
 
@@ -115,10 +122,11 @@ def main() -> int:
     p.add_argument("--eval-faces", type=int, default=16, help="held-out faces per style")
     p.add_argument("--first", type=int, default=100,
                    help="first held-out face scored (the tables use 100)")
-    p.add_argument("--adjust", default=str(LOGIT_ADJUSTMENT),
+    p.add_argument("--adjust", default="recorded",
                    help="comma-separated logit-adjustment strengths to score each model at "
-                        "(model.calibration; 0 = raw logits; 'tuned': the one that does best "
-                        f"on held-out faces from {TUNING_FIRST} on, as pretrain records)")
+                        "(model.calibration; 0 = raw logits; 'recorded' (default): the one the "
+                        "app uses; 'tuned': the one that does best on held-out faces from "
+                        f"{TUNING_FIRST} on, as pretrain records)")
     p.add_argument("--score", help="comma-separated checkpoints to score instead of training")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path)
@@ -127,9 +135,10 @@ def main() -> int:
     args = p.parse_args()
     set_torch_threads(args.threads)
     strengths = args.adjust.split(",")
-    bad = [x for x in strengths if x != "tuned" and not x.replace(".", "", 1).isdigit()]
+    bad = [x for x in strengths
+           if x not in ("tuned", "recorded") and not x.replace(".", "", 1).isdigit()]
     if bad:
-        raise SystemExit(f"--adjust takes numbers or 'tuned', not {', '.join(bad)}")
+        raise SystemExit(f"--adjust takes numbers, 'recorded' or 'tuned', not {', '.join(bad)}")
     rows: list[list] = []
     data: list[dict] = []
     if args.score:

@@ -41,8 +41,11 @@ def recorded_strength(meta: dict[str, Any] | None) -> float:
 def best_strength(thin_f1: Callable[[float], float],
                   strengths: tuple[float, ...] = STRENGTHS) -> float:
     """The strength with the highest ``thin_f1(strength)`` (the thin classes' mean F1 on faces
-    set aside for this); on a tie the smaller one."""
+    set aside for this); on a tie the smaller one, and :data:`LOGIT_ADJUSTMENT` when every
+    strength scores the same (a model that finds no thin part at all says nothing)."""
     scores = {s: thin_f1(s) for s in strengths}
+    if len(set(scores.values())) == 1:
+        return LOGIT_ADJUSTMENT
     return max(strengths, key=lambda s: (scores[s], -s))
 
 

@@ -32,7 +32,8 @@ HELD_OUT_SEED = 900_001
 STREAM_SEED_BASE = 1 << 40
 TUNING_FIRST = 300
 """First held-out face used to tune a prior's logit adjustment; the scores reported
-(:func:`score_prior` from face 0, ``bench/thin_parts.py`` from face 100) stay below it."""
+(:func:`score_prior` from face 0, ``bench/thin_parts.py`` from face 100, 24 faces each by
+default) stay below it as long as they score fewer than 200 faces per style."""
 MAX_REDRAWS = 4
 """Most redraws of one face under :attr:`SynthFaceStream.rare_boost`."""
 
@@ -135,7 +136,8 @@ def score_prior(predictor: Predictor, count: int = 24, size: int = 256,
 
 
 def tune_logit_adjustment(model: torch.nn.Module, config: ParserConfig, labels: LabelSet,
-                          meta: dict[str, Any], count: int = 24) -> float:
+                          meta: dict[str, Any], count: int = 24,
+                          device: str | torch.device | None = None) -> float:
     """The logit-adjustment strength (:mod:`model.calibration`) under which ``model`` finds
     earrings and necklaces best (mean F1 of :data:`core.labels.THIN_CLASSES`) on ``count``
     held-out faces per style from :data:`TUNING_FIRST` on — faces :func:`score_prior`'s
@@ -145,7 +147,8 @@ def tune_logit_adjustment(model: torch.nn.Module, config: ParserConfig, labels: 
     thin = [n for n in THIN_CLASSES if n in labels.names]
 
     def thin_f1(strength: float) -> float:
-        predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
+        predictor = Predictor(model, config, labels, meta, device=device,
+                              logit_adjustment=strength)
         f1 = evaluate(predictor, faces)["per_class_f1"]
         return float(np.mean([f1[n] or 0.0 for n in thin])) if thin else 0.0
 

@@ -26,9 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fine-head", action="store_true",
                    help="refine the logits from the image at --fine-stride (added to --init's "
                         "model, or replacing its fine head of another stride)")
-    p.add_argument("--fine-stride", type=int, choices=(1, 2), default=1,
-                   help="resolution of the fine head: 1 = full (default: it lifted earring "
-                        "and necklace F1 most, docs/BENCHMARKS.md), 2 = half")
+    p.add_argument("--fine-stride", type=int, choices=(1, 2), default=None,
+                   help="resolution of the fine head: 1 = full (it lifted earring and necklace "
+                        "F1 most, docs/BENCHMARKS.md), 2 = half; default: --init's fine head's, "
+                        "else 1")
     p.add_argument("--thin-weight", type=float, default=None,
                    help="cross-entropy weight of the thin classes (ear_r, neck_l; default: the "
                         "recipe's)")
@@ -81,8 +82,11 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise FacetError(f"--init {args.init} is not a checkpoint file")
     config = (load_checkpoint(args.init).config if args.init
               else ParserConfig.preset(args.config, input_size=args.input_size))
+    if args.fine_stride is not None and not args.fine_head:
+        raise FacetError("--fine-stride sets the stride of the fine head: add --fine-head")
     if args.fine_head:
-        config = config.replace(fine_head=True, fine_stride=args.fine_stride)
+        stride = args.fine_stride or (config.fine_stride if config.fine_head else 1)
+        config = config.replace(fine_head=True, fine_stride=stride)
     loss = LossConfig()
     if args.thin_weight is not None:
         loss = loss.with_thin_weight(args.thin_weight)
@@ -102,7 +106,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     strength = tune_logit_adjustment(result.model, result.config, result.labels, result.meta,
-                                     count=args.eval_faces)
+                                     count=args.eval_faces, device=device)
     meta = dict(result.meta, logit_adjustment=strength)
     scores = score_prior(Predictor(result.model, result.config, result.labels, meta,
                                    device=device),

@@ -66,7 +66,7 @@ def _train_first_model(studio: Studio) -> None:
     points: list[tuple[int, dict]] = []
     result = train(samples, config, 12, batch_size=2, num_workers=0, seed=0,
                    on_step=lambda step, _n, terms, _rate: points.append((step, terms)))
-    metrics = evaluate(Predictor(result.model, result.config, result.labels),
+    metrics = evaluate(Predictor(result.model, result.config, result.labels, result.meta),
                        [(pixels[k], _truth(k)) for k in range(2, len(pixels))])
     path = studio.settings.models_dir / "v1.pt"
     save_checkpoint(path, result.model, result.config, result.labels, result.meta)

@@ -22,7 +22,7 @@ class LeansToNecklace(nn.Module):
     a model trained with the necklace weighted 20 outputs where it is not sure."""
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = torch.zeros(x.shape[0], CELEBAMASK.num_classes, *x.shape[-2:])
+        logits = torch.zeros(x.shape[0], CELEBAMASK.num_classes, *x.shape[-2:], device=x.device)
         logits[:, 0], logits[:, NECKLACE] = 0.5, 1.0
         return {"logits": logits}
 
@@ -72,6 +72,7 @@ def test_a_checkpoint_predicts_at_the_strength_it_recorded_unless_told_otherwise
 def test_the_best_strength_is_the_one_that_scores_highest_and_the_smaller_on_a_tie():
     assert best_strength(lambda s: -abs(s - 0.75)) == 0.75
     assert best_strength(lambda s: 1.0 if s >= 0.5 else 0.0) == 0.5
+    assert best_strength(lambda s: 0.0) == LOGIT_ADJUSTMENT     # finds nothing: the default
     tried = []
     best_strength(lambda s: tried.append(s) or 0.0, (0.0, 0.5))
     assert tried == [0.0, 0.5]

@@ -70,6 +70,16 @@ def test_pretrain_goes_on_from_a_checkpoint_keeping_its_config_and_can_add_the_f
     assert ckpt.meta["recipe"]["loss"]["class_weights"]["ear_r"] == 6.0
     # the strength that undid those weights best on faces set aside for it, recorded for the app
     assert ckpt.meta["logit_adjustment"] in STRENGTHS
+    # going on with --fine-head keeps that head's stride; --fine-stride alone is refused
+    third, fourth = tmp_path / "third.pt", tmp_path / "fourth.pt"
+    assert main(["pretrain", "--out", str(third), "--init", str(first), "--fine-head",
+                 "--fine-stride", "2", *common]) == 0
+    assert main(["pretrain", "--out", str(fourth), "--init", str(third), "--fine-head",
+                 *common]) == 0
+    assert load_checkpoint(fourth).config.fine_stride == 2
+    assert main(["pretrain", "--out", str(third), "--init", str(first), "--fine-stride", "2",
+                 *common]) != 0
+    assert "add --fine-head" in capsys.readouterr().err
     assert main(["pretrain", "--out", str(second), "--init", str(tmp_path / "none.pt"),
                  *common]) != 0
     assert "is not a checkpoint file" in capsys.readouterr().err
@@ -80,6 +90,6 @@ def test_the_shipped_prior_scores_its_recorded_f1_on_other_synthetic_faces():
     ckpt = load_checkpoint(SHIPPED_PRIOR)
     recorded = ckpt.meta["metrics"]
     assert min(recorded["per_class_f1"][n] for n in ("skin", "hair", "nose", "l_eye", "r_eye")) > 0.5
-    fresh = score_prior(Predictor(ckpt.model, ckpt.config, ckpt.labels), count=6,
+    fresh = score_prior(Predictor(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta), count=6,
                         size=ckpt.config.input_size, first=1000)
     assert abs(fresh["mean_f1"] - recorded["mean_f1"]) < 0.08, (fresh["mean_f1"], recorded["mean_f1"])
