@@ -14,6 +14,7 @@ from model.synth.materials import label_lut
 from model.synth.render import render_photo
 from model.synth.shapes import draw_materials
 from model.synth.spec import STYLES, sample_spec
+from model.synth.visibility import label_visible_thin_parts
 
 MIN_SIZE = 32
 MAX_SIZE = 4096
@@ -36,14 +37,15 @@ def render_face(seed: int, size: int = 512, style: str = "studio",
     Deterministic for ``(seed, size, style)``; the same seed at another size is the same face.
     Occluding hands and face masks get the ``hand``/``mask`` classes when ``labels`` has them
     (``LabelSet.celebamask(extras=True)``) and are background (0) otherwise, as CelebAMask-HQ
-    leaves them unlabelled. The photo does not depend on ``labels``.
+    leaves them unlabelled. Earrings and necklaces the photo does not show are labelled as
+    what they hang over (:mod:`model.synth.visibility`). The photo does not depend on ``labels``.
     """
     check_arguments(seed, style, size)
     spec_seq, texture_seq = np.random.SeedSequence([seed, STYLES.index(style)]).spawn(2)
     spec = sample_spec(np.random.default_rng(spec_seq), style)
     materials = draw_materials(spec, size)
     image = render_photo(materials, spec, np.random.default_rng(texture_seq))
-    return image, label_lut(labels)[materials]
+    return image, label_lut(labels)[label_visible_thin_parts(materials, image)]
 
 
 def face_seed(seed: int, k: int) -> int:
