@@ -402,6 +402,9 @@ class Editor:
         kind, text = self.status()
         assert kind == "ok" and text.startswith("Saved draft revision"), (kind, text)
         assert self.data["dirty"] == "false"
+        title = self.page.inner_text(".fe-title")
+        assert f"starting from revision {self.data['base']} (draft)" in title, title
+        assert "not saved yet" not in title, title
         return int(self.data["base"])
 
     def check_clean(self) -> None:

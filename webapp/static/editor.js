@@ -225,6 +225,11 @@ class Editor {
         return;
       }
       this.status(`Saved draft revision ${answer.revision} of image #${id}.`, "ok");
+      if (this.image && this.image.id === id) {  // the line under the toolbar: no longer "not saved yet"
+        this.image.start = { source: "revision", revision: { revision: answer.revision, state: "draft",
+          author: this.config.user || "you", created_at: new Date().toISOString() } };
+        this.renderInfo();
+      }
       this.renderHistory(await api.revisions(id));
     });
   }
