@@ -43,7 +43,7 @@ def main() -> int:
     extra: dict[str, float] = {}
     stopped = None
     try:
-        for seed in range(seeds):
+        for seed in seeds:
             for name, attention, edge in VARIANTS:
                 budget.check()
                 config = ParserConfig.small(input_size=size, attention=attention, edge_head=edge)

@@ -215,7 +215,9 @@ class StudioComparison:
     size: int
     steps: int
     batch: int
-    seeds: int
+    seeds: range
+    """The training seeds: ``--seeds`` of them from ``--first-seed`` (so a run can add seeds to
+    an earlier one)."""
     train_set: list[Sample]
     tests: dict[str, list[Sample]]
     budget: Budget
@@ -224,9 +226,11 @@ class StudioComparison:
 
 def comparison_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add what :func:`studio_comparison` reads beyond :func:`base_args`: ``--steps``,
-    ``--seeds`` and ``--size`` (each defaulting by ``--tiny``/``--quick``/full)."""
+    ``--seeds``, ``--first-seed`` and ``--size`` (each defaulting by ``--tiny``/``--quick``/full)."""
     p.add_argument("--steps", type=int)
-    p.add_argument("--seeds", type=int)
+    p.add_argument("--seeds", type=int, help="how many training seeds")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="the first training seed (default 0; the data are the same whatever it is)")
     p.add_argument("--size", type=int, help="input side in px (default: by --quick/--tiny)")
     return p
 
@@ -255,4 +259,5 @@ def studio_comparison(args: argparse.Namespace, device: torch.device,
         per_step = step_seconds(train_set[:16], ParserConfig.small(input_size=size), device, probe)
         steps = fit_steps(steps, 0.85 * budget.left() / (runs_per_seed * seeds), per_step)
         print(f"step time {per_step:.3f} s -> {steps} steps per run", flush=True)
-    return StudioComparison(size, steps, batch, seeds, train_set, tests, budget, started)
+    return StudioComparison(size, steps, batch, range(args.first_seed, args.first_seed + seeds),
+                            train_set, tests, budget, started)

@@ -217,7 +217,7 @@ def main() -> int:
     info: dict[str, tuple[float, float]] = {}
     stopped = None
     try:
-        for seed in range(run.seeds):
+        for seed in run.seeds:
             parser_seconds = None
             for name, trainer in models.items():
                 run.budget.check()
