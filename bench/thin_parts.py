@@ -15,6 +15,7 @@ thin classes weighted :data:`model.losses.THIN_WEIGHT`, edge BCE 1, edge-pixel C
 * ``lovaszX``: add the Lovász-softmax term with weight X (``lovasz0.5``);
 * ``edgeX``: edge BCE weight X and edge-pixel CE weight X (``edge0`` turns the edge loss off);
 * ``noatt``: no self-attention (fresh models only);
+* ``noedge``: no edge head and no edge terms in the loss (fresh models only);
 * ``fine``: the stride-2 fine head (:class:`model.net.heads.FineHead`), added to ``--init``'s
   model when there is one; ``fine1``: the same at full resolution (stride 1).
 
@@ -66,6 +67,9 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
             continue
         if token == "noatt":
             arch["attention"] = False
+        elif token == "noedge":
+            arch["edge_head"] = False
+            loss = replace(loss, edge_weight=0.0, edge_ce_weight=0.0)
         elif token in ("fine", "fine1"):
             arch.update(fine_head=True, fine_stride=2 if token == "fine" else 1)
         elif token.startswith("boost"):
