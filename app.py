@@ -38,9 +38,11 @@ def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueu
 
     Without ``--no-worker`` a consumer child process is started beside the web server (and
     stopped with it); with ``--no-worker`` the tasks wait in the queue for workers started
-    elsewhere with ``python app.py worker`` (same database, queue and data dir).
+    elsewhere with ``python app.py worker`` (same database, queue and data dir). A child that
+    dies is started again (:class:`worker.supervisor.WorkerSupervisor`).
     """
     from worker.child_process import start_worker_process
+    from worker.supervisor import WorkerSupervisor
     from worker.client import HueyTaskQueue
     from worker.options import WorkerOptions
 
@@ -49,8 +51,9 @@ def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueu
         sam = {} if not options.sam_checkpoint else {
             "FACET_SAM_CHECKPOINT": str(options.sam_checkpoint),
             "FACET_SAM_MODEL": options.sam_model}
-        proc = start_worker_process(settings, env=sam)
-        print(f"worker: started (pid {proc.pid}, log {proc.log_path})", file=sys.stderr)
+        supervisor = WorkerSupervisor(lambda: start_worker_process(settings, env=sam))
+        print(f"worker: started (pid {supervisor.current.pid}, log {supervisor.current.log_path}; "
+              "started again if it dies)", file=sys.stderr)
     worker_options = WorkerOptions.from_env()  # the train timeout and SAM defaults it sends
     sam_checkpoint = str(options.sam_checkpoint) if options.sam_checkpoint else None
     return HueyTaskQueue(settings, worker_options, sam_checkpoint=sam_checkpoint,

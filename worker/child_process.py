@@ -4,7 +4,8 @@ A separate process (not threads in the web process) because training holds the G
 lot of memory, and because Huey task timeouts need the process worker type. The child gets
 the same data dir, database URL and queue URL as the parent; it stops when the parent stops
 (:meth:`WorkerProcess.stop`, registered with :mod:`atexit`) and, on Linux, also when the parent
-dies without cleaning up (the kernel sends it SIGTERM). It runs in its own session and process
+dies without cleaning up (the kernel sends it SIGTERM). ``serve`` starts it again when it dies
+(:mod:`worker.supervisor`). It runs in its own session and process
 group, so a Ctrl-C in the terminal reaches only the parent, which then stops the worker in
 order; the consumer's own worker processes (and, taking both queues, its two consumer
 children) share that group (:meth:`WorkerProcess.kill_group`).
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from db.settings import Settings
@@ -23,12 +25,16 @@ from db.settings import Settings
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this process when its parent exits (``PR_SET_PDEATHSIG``)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+def _parent_death_signal() -> Callable[[], None] | None:
+    """For ``preexec_fn``: ask Linux to SIGTERM the child when the thread that started it ends
+    (``PR_SET_PDEATHSIG``); ``None`` elsewhere. libc is looked up here, in the parent, so that
+    between fork and exec the child only calls it (no import: another thread of a busy parent,
+    e.g. :class:`worker.supervisor.WorkerSupervisor`'s, may hold the import lock)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 class WorkerProcess:
@@ -119,7 +125,7 @@ def start_worker_process(settings: Settings, workers: int | None = None,
     with log.open("ab") as out:
         popen = subprocess.Popen(worker_command(settings, workers, queues), env=child_env,
                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 start_new_session=True, preexec_fn=_die_with_parent,
+                                 start_new_session=True, preexec_fn=_parent_death_signal(),
                                  cwd=str(APP.parent))
     proc = WorkerProcess(popen, log)
     atexit.register(proc.stop)
