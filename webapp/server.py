@@ -5,27 +5,24 @@ demo database, registers a parser checkpoint, and runs uvicorn until interrupted
 
 A database that is busy beyond the busy timeout or cannot be reached is answered 503 with
 ``Retry-After`` and a JSON ``detail`` saying so (:class:`DatabaseFaultGuard`; the UI's login:
-:func:`ui_login`), never a 500.
+:func:`ui_login`; the words: :mod:`webapp.db_faults`), never a 500.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, HTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import FacetError
-from db.engine import database_fault
 from db.settings import Settings
 from webapp.admin_api import router as admin_router
 from webapp.api import install_error_handlers, router
 from webapp.body_limits import BodyLimitGuard, BodyLimits
+from webapp.db_faults import database_fault_answer
 from webapp.demo import fill_demo, register_parser, register_prior, train_first_model
 from webapp.editor_api import router as editor_router
 from webapp.guards import SameOriginGuard
@@ -36,13 +33,6 @@ from webapp.static_files import RevalidatedStaticFiles
 from webapp.studio import Studio
 from webapp.ui.annotate import STATIC_DIR, STATIC_URL
 from webapp.ui.blocks import build_blocks, css, head
-
-log = logging.getLogger(__name__)
-
-DB_BUSY_RETRY_S = 2
-"""``Retry-After`` of a 503 for a busy (locked) database."""
-DB_UNAVAILABLE_RETRY_S = 5
-"""``Retry-After`` of a 503 for a database that cannot be reached (e.g. restarting)."""
 
 OPEN_MODE_BANNER = """
 ************************************************************************
@@ -61,40 +51,6 @@ def check_host(studio: Studio, host: str) -> bool:
                          "could edit everything. Add a user first (python app.py users add NAME "
                          "--role admin) or use --host 127.0.0.1")
     return open_mode
-
-
-@dataclass(frozen=True)
-class DatabaseFaultAnswer:
-    """What a client is told about a busy or unreachable database: 503, ``Retry-After``."""
-
-    retry_after_s: int
-    detail: str
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"detail": self.detail, "retry_after_s": self.retry_after_s},
-                            status_code=503, headers={"Retry-After": str(self.retry_after_s)})
-
-
-def database_fault_answer(err: BaseException, busy_timeout_ms: int,
-                          where: str) -> DatabaseFaultAnswer | None:
-    """The answer to a database error that means "busy" or "unavailable"
-    (:func:`db.engine.database_fault`), logged at WARNING with the driver's words and
-    ``where`` (the request); ``None`` for any other error (a bug stays a 500)."""
-    fault = database_fault(err)
-    if fault is None:
-        return None
-    log.warning("%s: database %s, answered 503: %s", where, fault.kind, fault.why)
-    if fault.kind == "busy":
-        retry = DB_BUSY_RETRY_S
-        return DatabaseFaultAnswer(retry, (
-            f"the database is busy: another connection held a lock for more than "
-            f"{busy_timeout_ms / 1000:g} s, or it is overloaded; nothing was changed. "
-            f"Try again in {retry} s."))
-    retry = DB_UNAVAILABLE_RETRY_S
-    return DatabaseFaultAnswer(retry, (
-        f"the database is unavailable (unreachable, restarting, or the connection was lost). "
-        f"Try again in {retry} s; repeating a save is safe (the same save gives the same "
-        f"revision)."))
 
 
 class DatabaseFaultGuard:

@@ -49,7 +49,8 @@ from tests.app_cli import REPO, cli_env
 from tests.conftest import TEMPLATE
 from tests.webapp.helpers import auth, make_studio
 from tests.webapp.live import LiveServer, free_port
-from webapp.server import DB_BUSY_RETRY_S, DB_UNAVAILABLE_RETRY_S, build_app
+from webapp.db_faults import DB_BUSY_RETRY_S, DB_UNAVAILABLE_RETRY_S
+from webapp.server import build_app
 
 pytestmark = pytest.mark.slow
 LEAD = ("lead", "lead-pass-1")

@@ -2,18 +2,23 @@
 The Annotate tab is the browser-side editor (tests/e2e/test_editor.py) over the REST API."""
 from __future__ import annotations
 
+import inspect
+import sqlite3
 from types import SimpleNamespace
 
 import gradio as gr
 import pytest
+from sqlalchemy.engine import make_url
 
 from core.imageio import decode_label_png
 from db.models import Origin, Revision, RevisionState
+from db.settings import Settings
 from tests.webapp.helpers import SyncTasks, make_studio, publish_version
 from webapp import actions
 from webapp.actions import queue_training
 from webapp.auth import Actor
 from webapp.demo import fill_demo
+from webapp.ui.common import shows_database_faults
 from webapp.ui.model_versions import ModelsView
 from webapp.ui.review import ReviewView
 
@@ -140,3 +145,35 @@ def test_the_models_view_says_how_each_version_was_trained(ui, tiny_parser):
                       v3: f"v{v2}, distilled from v{v2}", v4: "–"}
     labels = dict((row[0], row[3]) for row in shown)   # 3 labels each (publish_version)
     assert (labels[v3], labels[v1]) == ("3 (2 approved)", "3")
+
+
+def test_a_busy_database_is_a_message_in_the_views_not_the_driver_error(settings):
+    """A write held up past the busy timeout (another connection holds SQLite's write lock):
+    the view shows the API's words (busy, nothing changed, try again), and a timer event
+    gets them as a return value instead of a pop-up."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the write lock is SQLite's (tests/webapp/test_faults.py covers PostgreSQL)")
+    quick = Settings.resolve(data_dir=settings.data_dir, database_url=settings.database_url,
+                             queue_url=settings.queue_url, env={"FACET_DB_BUSY_TIMEOUT_MS": "200"})
+    studio = make_studio(quick, tasks=SyncTasks())
+    with gr.Blocks():
+        models = ModelsView(studio)
+        models.build()
+    train = shows_database_faults(studio, models.on_train)
+    quiet = shows_database_faults(studio, models.on_train, quietly=lambda words: {"line": words})
+    assert "request" in inspect.signature(train).parameters  # Gradio still fills gr.Request
+    lock = sqlite3.connect(make_url(quick.database_url).database, timeout=0)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(gr.Error) as raised:
+            train(_req("adm"))
+        assert "database is busy" in raised.value.message
+        assert "nothing was changed" in raised.value.message
+        assert "sqlite" not in raised.value.message.lower()
+        assert quiet(_req("adm"))["line"].startswith("⚠ the database is busy")
+    finally:
+        lock.rollback()
+        lock.close()
+    assert "queued" in train(_req("adm"))[models.status]  # the lock gone, the same click works
+    with pytest.raises(AttributeError):  # anything else is not dressed up as a database fault
+        shows_database_faults(studio, lambda: None.missing)()

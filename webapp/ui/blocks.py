@@ -3,7 +3,7 @@ import gradio as gr
 
 from webapp.studio import Studio
 from webapp.ui.annotate import AnnotateView, head_tags
-from webapp.ui.common import actor_of
+from webapp.ui.common import actor_of, shows_database_faults
 from webapp.ui.dataset import DatasetView
 from webapp.ui.model_versions import ModelsView
 from webapp.ui.review import ReviewView
@@ -64,6 +64,6 @@ def build_blocks(studio: Studio) -> gr.Blocks:
                 models.activate_btn: gr.update(interactive=actor.can("activate")),
             }
 
-        blocks.load(on_load, None, [whoami, notice, review_tab, models.train_btn,
-                                    models.activate_btn])
+        blocks.load(shows_database_faults(studio, on_load), None,
+                    [whoami, notice, review_tab, models.train_btn, models.activate_btn])
     return blocks

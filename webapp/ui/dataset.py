@@ -1,5 +1,6 @@
 """The Dataset view: progress counts, the per-class pixel share chart, every image's status,
 and (admins) deleting an image with all its data."""
+from functools import partial
 import gradio as gr
 
 from core.errors import FacetError
@@ -11,7 +12,7 @@ from webapp import actions
 from webapp.auth import Actor
 from webapp.studio import Studio
 from webapp.ui import charts
-from webapp.ui.common import actor_of, fail, ok, warn
+from webapp.ui.common import actor_of, fail, ok, shows_database_faults, warn
 
 IMAGE_COLUMNS = ["id", "file", "status", "revision", "split"]
 DELETE_HELP = ("Deletes the image **for good** with all its revisions, pre-annotations, SAM "
@@ -108,7 +109,8 @@ class DatasetView:
         return out
 
     def wire(self, tab: gr.Tab) -> None:
-        tab.select(self.on_refresh, None, self.outputs, show_progress="hidden")
-        self.refresh_btn.click(self.on_refresh, None, self.outputs)
-        self.delete_btn.click(self.on_delete, [self.delete_id, self.delete_reason,
+        guard = partial(shows_database_faults, self.studio)
+        tab.select(guard(self.on_refresh), None, self.outputs, show_progress="hidden")
+        self.refresh_btn.click(guard(self.on_refresh), None, self.outputs)
+        self.delete_btn.click(guard(self.on_delete), [self.delete_id, self.delete_reason,
                                                self.delete_confirm], self.delete_outputs)

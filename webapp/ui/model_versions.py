@@ -1,6 +1,7 @@
 """The Models view: versions with validation F1 (per class as a chart), the running training
 job's loss curve, "train now" (reviewers), activate / roll back (admins) — the last two
 through :mod:`webapp.actions`."""
+from functools import partial
 import gradio as gr
 
 from core.errors import FacetError
@@ -10,7 +11,7 @@ from db.versions import get_version, list_versions
 from webapp.actions import NoWorkerError, TrainingPendingError, activate_version, queue_training
 from webapp.studio import Studio
 from webapp.ui import charts
-from webapp.ui.common import actor_of, fail, info, ok, warn
+from webapp.ui.common import actor_of, fail, info, ok, shows_database_faults, warn
 
 VERSION_COLUMNS = ["version", "active", "mean F1 (val)", "labels", "trained from", "created (UTC)",
                    "note"]
@@ -161,9 +162,11 @@ class ModelsView:
             return {self.status: fail(str(err))}
 
     def wire(self, tab: gr.Tab) -> None:
-        tab.select(self.on_refresh, None, self.outputs, show_progress="hidden")
-        self.choice.input(self.on_choice, [self.choice], [self.f1_plot])
-        self.train_btn.click(self.on_train, None, self.outputs)
-        self.activate_btn.click(self.on_activate, [self.choice], self.outputs)
-        self.timer.tick(self.on_tick, None, [self.job_line, self.loss_plot, self.timer],
+        guard = partial(shows_database_faults, self.studio)
+        tab.select(guard(self.on_refresh), None, self.outputs, show_progress="hidden")
+        self.choice.input(guard(self.on_choice), [self.choice], [self.f1_plot])
+        self.train_btn.click(guard(self.on_train), None, self.outputs)
+        self.activate_btn.click(guard(self.on_activate), [self.choice], self.outputs)
+        quiet_tick = guard(self.on_tick, quietly=lambda words: {self.job_line: words})
+        self.timer.tick(quiet_tick, None, [self.job_line, self.loss_plot, self.timer],
                         show_progress="hidden")

@@ -3,6 +3,7 @@
 Rejected ones go back to the annotation queue (db.annotation_queue treats them as needing work).
 """
 from datetime import datetime
+from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -15,7 +16,7 @@ from db.revisions import latest_revision, require_image
 from webapp.actions import decide
 from webapp.studio import Studio
 from webapp.ui import render
-from webapp.ui.common import actor_of, fail, info, ok
+from webapp.ui.common import actor_of, fail, info, ok, shows_database_faults
 
 
 def _ago(t: datetime) -> str:
@@ -116,8 +117,9 @@ class ReviewView:
         return self.decide(choice, comment, False, request)
 
     def wire(self, tab: gr.Tab) -> None:
-        tab.select(self.on_refresh, None, self.outputs, show_progress="hidden")
-        self.refresh_btn.click(self.on_refresh, None, self.outputs)
-        self.choice.input(self.on_choice, [self.choice], self.outputs)
-        self.approve_btn.click(self.on_approve, [self.choice, self.comment], self.outputs)
-        self.reject_btn.click(self.on_reject, [self.choice, self.comment], self.outputs)
+        guard = partial(shows_database_faults, self.studio)
+        tab.select(guard(self.on_refresh), None, self.outputs, show_progress="hidden")
+        self.refresh_btn.click(guard(self.on_refresh), None, self.outputs)
+        self.choice.input(guard(self.on_choice), [self.choice], self.outputs)
+        self.approve_btn.click(guard(self.on_approve), [self.choice, self.comment], self.outputs)
+        self.reject_btn.click(guard(self.on_reject), [self.choice, self.comment], self.outputs)
