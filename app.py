@@ -42,16 +42,17 @@ def worker_task_queue(settings: Settings, options: ServeOptions) -> HueyTaskQueu
     dies is started again (:class:`worker.supervisor.WorkerSupervisor`).
     """
     from worker.child_process import start_worker_process
-    from worker.supervisor import WorkerSupervisor
     from worker.client import HueyTaskQueue
     from worker.options import WorkerOptions
+    from worker.supervisor import WorkerSupervisor
 
     if not options.no_worker:
         # the worker then knows the SAM model too, and redoes embeddings a crash lost
         sam = {} if not options.sam_checkpoint else {
             "FACET_SAM_CHECKPOINT": str(options.sam_checkpoint),
             "FACET_SAM_MODEL": options.sam_model}
-        supervisor = WorkerSupervisor(lambda: start_worker_process(settings, env=sam))
+        supervisor = WorkerSupervisor(
+            lambda: start_worker_process(settings, env=sam, stop_at_exit=False))
         print(f"worker: started (pid {supervisor.current.pid}, log {supervisor.current.log_path}; "
               "started again if it dies)", file=sys.stderr)
     worker_options = WorkerOptions.from_env()  # the train timeout and SAM defaults it sends

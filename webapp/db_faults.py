@@ -1,8 +1,9 @@
 """What a user is told when the database is busy or cannot be reached.
 
 The REST API answers 503 with ``Retry-After`` (:class:`webapp.server.DatabaseFaultGuard`), the
-UI's login too, and the Gradio tabs show the same words in a message
-(:func:`webapp.ui.common.shows_database_faults`): never the driver's error.
+UI's login too (:func:`database_fault_answer`); the Gradio tabs show a message
+(:func:`database_fault_notice`, :func:`webapp.ui.common.shows_database_faults`). Never the
+driver's error.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
 
-from db.engine import database_fault
+from db.engine import DatabaseFault, database_fault
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,23 @@ class DatabaseFaultAnswer:
                             status_code=503, headers={"Retry-After": str(self.retry_after_s)})
 
 
+def _logged_fault(err: BaseException, where: str, outcome: str) -> DatabaseFault | None:
+    """:func:`db.engine.database_fault` of ``err``, logged at WARNING with the driver's words,
+    ``where`` (the request or UI event) and ``outcome`` (what the user got)."""
+    fault = database_fault(err)
+    if fault is not None:
+        log.warning("%s: database %s, %s: %s", where, fault.kind, outcome, fault.why)
+    return fault
+
+
 def database_fault_answer(err: BaseException, busy_timeout_ms: int,
                           where: str) -> DatabaseFaultAnswer | None:
-    """The answer to a database error that means "busy" or "unavailable"
-    (:func:`db.engine.database_fault`), logged at WARNING with the driver's words and
-    ``where`` (the request); ``None`` for any other error (a bug stays a 500)."""
-    fault = database_fault(err)
+    """The REST answer to a database error that means "busy" or "unavailable"; ``None`` for
+    any other error (a bug stays a 500). A REST write either happened or not: the words say
+    which."""
+    fault = _logged_fault(err, where, "answered 503")
     if fault is None:
         return None
-    log.warning("%s: database %s, answered 503: %s", where, fault.kind, fault.why)
     if fault.kind == "busy":
         retry = DB_BUSY_RETRY_S
         return DatabaseFaultAnswer(retry, (
@@ -53,3 +62,18 @@ def database_fault_answer(err: BaseException, busy_timeout_ms: int,
         f"the database is unavailable (unreachable, restarting, or the connection was lost). "
         f"Try again in {retry} s; repeating a save is safe (the same save gives the same "
         f"revision)."))
+
+
+def database_fault_notice(err: BaseException, busy_timeout_ms: int, where: str) -> str | None:
+    """What a studio tab shows for a database error that means "busy" or "unavailable";
+    ``None`` for any other error. A tab's button may have done its work before the view's
+    refresh failed, so the words promise nothing either way."""
+    fault = _logged_fault(err, where, "shown in the studio")
+    if fault is None:
+        return None
+    why = (f"busy (another connection held a lock for more than {busy_timeout_ms / 1000:g} s, "
+           "or it is overloaded)" if fault.kind == "busy" else
+           "unavailable (unreachable, restarting, or the connection was lost)")
+    retry = DB_BUSY_RETRY_S if fault.kind == "busy" else DB_UNAVAILABLE_RETRY_S
+    return (f"The database is {why}. What you clicked may or may not have been done: in "
+            f"{retry} s or so, open this tab again (or press Refresh) to see, then try again.")

@@ -27,9 +27,9 @@ APP = Path(__file__).resolve().parent.parent / "app.py"
 
 def _parent_death_signal() -> Callable[[], None] | None:
     """For ``preexec_fn``: ask Linux to SIGTERM the child when the thread that started it ends
-    (``PR_SET_PDEATHSIG``); ``None`` elsewhere. libc is looked up here, in the parent, so that
-    between fork and exec the child only calls it (no import: another thread of a busy parent,
-    e.g. :class:`worker.supervisor.WorkerSupervisor`'s, may hold the import lock)."""
+    (``PR_SET_PDEATHSIG``); ``None`` elsewhere. libc is opened here, in the parent, so that
+    between fork and exec the child only calls one libc function (no ``dlopen`` there, which
+    is not safe after a fork of a process with other threads)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -104,15 +104,18 @@ def worker_command(settings: Settings, workers: int | None = None,
 def start_worker_process(settings: Settings, workers: int | None = None,
                          log_path: str | os.PathLike | None = None,
                          env: dict[str, str] | None = None,
-                         queues: str | None = None) -> WorkerProcess:
+                         queues: str | None = None, stop_at_exit: bool = True) -> WorkerProcess:
     """Start ``python app.py worker`` for ``settings`` and return its handle.
 
     ``log_path``: file for the child's output (default: ``<data dir>/worker.log``; the parent's
     terminal stays readable). ``env``: extra environment variables (e.g. ``FACET_*`` options).
 ``queues``: the queues it takes (``worker --queues``; default all).
     The database and queue URLs are passed explicitly, so a URL given as a flag to the parent
-    reaches the child too. Call it from the main thread: Linux sends the parent-death signal
-    when the *thread* that started the child ends.
+    reaches the child too. ``stop_at_exit``: stop the child when this interpreter exits (off
+    when a :class:`worker.supervisor.WorkerSupervisor` owns it and stops it itself). Call it
+    from a thread that lives as long as the child should (the main thread, or the
+    supervisor's): Linux sends the parent-death signal when the *thread* that started the
+    child ends.
     """
     child_env = dict(os.environ)
     child_env.update(env or {})
@@ -128,5 +131,6 @@ def start_worker_process(settings: Settings, workers: int | None = None,
                                  start_new_session=True, preexec_fn=_parent_death_signal(),
                                  cwd=str(APP.parent))
     proc = WorkerProcess(popen, log)
-    atexit.register(proc.stop)
+    if stop_at_exit:
+        atexit.register(proc.stop)
     return proc

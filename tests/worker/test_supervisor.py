@@ -56,12 +56,37 @@ def test_a_child_that_keeps_dying_is_restarted_less_and_less_often():
     report = io.StringIO()
     supervisor = WorkerSupervisor(start, poll_s=0.05, report=report)
     try:
-        time.sleep(4.0)  # restarts after ~1 and ~2 s more: two, not forty
+        wait_for(lambda: supervisor.restarts >= 2, 20, "two restarts")
     finally:
         supervisor.stop()
-    assert 1 <= supervisor.restarts <= 3, supervisor.restarts
-    assert "exited with code 3" in report.getvalue()
-    assert "in 2 s" in report.getvalue()
+    words = report.getvalue()
+    assert "exited with code 3" in words
+    assert "starting a new one in 1 s" in words and "starting a new one in 2 s" in words
+
+
+def test_a_failed_start_is_tried_again_and_a_child_stopped_on_purpose_stays_stopped():
+    report = io.StringIO()
+    calls = []
+
+    def start() -> WorkerProcess:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(12, "Cannot allocate memory")  # fork failed once
+        return _sleeper()
+
+    supervisor = WorkerSupervisor(start, poll_s=0.05, report=report)
+    try:
+        supervisor.current.kill_group()
+        wait_for(lambda: supervisor.restarts == 1 and supervisor.current.alive(), 20,
+                 "a child after the failed start")
+        assert "could not start a new worker (OSError(12" in report.getvalue()
+        survivor = supervisor.current
+        survivor.popen.terminate()  # SIGTERM: someone stopped it on purpose
+        wait_for(lambda: "was stopped (signal 15)" in report.getvalue(), 10, "the notice")
+        time.sleep(1.5)
+        assert supervisor.restarts == 1 and supervisor.current is survivor
+    finally:
+        supervisor.stop(timeout_s=2)
 
 
 @pytest.mark.slow
@@ -72,7 +97,8 @@ def test_a_killed_worker_under_serve_is_back_and_pre_annotates(settings, session
     v0 = publish_untrained(sessions, settings, seed=3)
     client = HueyTaskQueue(settings, WorkerOptions.from_env(env=consumer_env()))
     report = io.StringIO()
-    with WorkerSupervisor(lambda: start_worker_process(settings, env=consumer_env()),
+    with WorkerSupervisor(lambda: start_worker_process(settings, env=consumer_env(),
+                                                       stop_at_exit=False),
                           poll_s=0.2, report=report) as supervisor:
         first = supervisor.current
         client.enqueue_prediction(ids[5])

@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 
 from webapp.auth import Actor
-from webapp.db_faults import database_fault_answer
 from webapp.browser_login import logged_in_user
+from webapp.db_faults import database_fault_notice
 from webapp.studio import Studio
 
 
@@ -45,21 +45,20 @@ def info(text: str) -> str:
 def shows_database_faults(studio: Studio, handler: Callable[..., Any],
                           quietly: Callable[[str], Any] | None = None) -> Callable[..., Any]:
     """``handler`` (a UI event's function) with a busy or unreachable database shown as a
-    message in the same words as the API's 503 (:mod:`webapp.db_faults`), not the driver's
-    error; any other error passes on. The signature is kept (Gradio fills ``gr.Request``).
-    ``quietly(words)``, for events nobody clicked (a timer): what to return instead of the
-    pop-up message."""
+    message (:func:`webapp.db_faults.database_fault_notice`), not the driver's error; any
+    other error passes on. The signature is kept (Gradio fills ``gr.Request``); ``handler``
+    must be a plain function (not async, not a generator). ``quietly(words)``, for events
+    nobody clicked (a timer): what to return instead of the pop-up message."""
     @functools.wraps(handler)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return handler(*args, **kwargs)
         except Exception as err:
-            answer = database_fault_answer(err, studio.settings.db_busy_timeout_ms,
-                                           f"UI {handler.__name__}")
-            if answer is None:
+            words = database_fault_notice(err, studio.settings.db_busy_timeout_ms,
+                                          f"UI {handler.__name__}")
+            if words is None:
                 raise
             if quietly is not None:
-                return quietly(warn(answer.detail))
-            raise gr.Error(answer.detail[:1].upper() + answer.detail[1:],
-                           title="Database") from None
+                return quietly(warn(words))
+            raise gr.Error(words, title="Database") from None
     return guarded

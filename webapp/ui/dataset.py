@@ -1,6 +1,7 @@
 """The Dataset view: progress counts, the per-class pixel share chart, every image's status,
 and (admins) deleting an image with all its data."""
 from functools import partial
+
 import gradio as gr
 
 from core.errors import FacetError

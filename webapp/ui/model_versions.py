@@ -2,6 +2,7 @@
 job's loss curve, "train now" (reviewers), activate / roll back (admins) — the last two
 through :mod:`webapp.actions`."""
 from functools import partial
+
 import gradio as gr
 
 from core.errors import FacetError

@@ -60,12 +60,26 @@ def test_every_labelled_earring_and_necklace_differs_from_its_surroundings() -> 
         rgb = image.astype(np.float32)
         for piece in np.unique(ids[thin]):
             part = ids == piece
+            padded = np.pad(part, 2)
             near = np.zeros_like(part)
-            for dy in range(-2, 3):
-                for dx in range(-2, 3):
-                    near |= np.roll(part, (dy, dx), axis=(0, 1))
+            for dy in range(5):  # within 2 px (a square), not wrapping round the edges
+                for dx in range(5):
+                    near |= padded[dy:dy + part.shape[0], dx:dx + part.shape[1]]
             near &= ~thin
             contrast = np.abs(rgb[part].mean(0) - rgb[near].mean(0)).max()
             assert contrast >= MIN_CONTRAST * 0.8, (seed, contrast)
             kept += 1
     assert kept >= 5
+
+
+def test_no_thin_part_and_parts_at_the_border() -> None:
+    materials, image = _necklace_on_skin(chain_grey=124, noise=8.0)
+    plain = np.where(materials == MAT["necklace"], MAT["skin"], materials).astype(np.uint8)
+    assert label_visible_thin_parts(plain, image) is plain  # nothing to judge: unchanged
+    edge = materials.copy()
+    edge[30, 10:54] = MAT["skin"]
+    edge[0, :] = MAT["necklace"]  # an invisible chain along the top edge
+    edge[:, 63] = MAT["earring"]  # and one down the right edge, joined to it at the corner
+    out = label_visible_thin_parts(edge, image)
+    assert not np.isin(out, [MAT["necklace"], MAT["earring"]]).any()
+    assert (out[0, :63] == MAT["skin"]).all()
