@@ -52,7 +52,7 @@ def main() -> int:
                                      num_workers=args.loader_workers, loss=loss)
                 r = train(train_set, config, recipe, device=device)
                 sc = score(r.model, r.config, r.labels, device, tests, r.meta)
-                runs.setdefault(name, []).append({
+                runs.setdefault(name, []).append({"seed": seed,
                     "studio": sc["studio"]["mean_f1"], "wild": sc["wild"]["mean_f1"],
                     **{n: sc["studio"]["per_class_f1"][n] for n in THIN_CLASSES},
                     "seconds": r.meta["seconds"]})

@@ -226,7 +226,7 @@ def main() -> int:
                 t = trainer(seed, seconds)
                 if name == PARSER:
                     parser_seconds = t.seconds
-                r = result_row(t, run, device)
+                r = {"seed": seed, **result_row(t, run, device)}
                 runs.setdefault(name, []).append(r)
                 if name not in info:
                     info[name] = (sum(q.numel() for q in t.model.parameters()) / 1e6,
