@@ -20,6 +20,9 @@ THIN_MATERIALS: tuple[str, ...] = ("earring", "necklace", "pendant")
 MIN_CONTRAST = 10.0
 """Largest per-channel difference (0–255) between the mean colour of a piece's pixels and of
 the pixels around it, below which the piece is not labelled."""
+AROUND_PX_PER_SIDE = 1 / 80
+""""Around" a piece: non-thin pixels within ``size * AROUND_PX_PER_SIDE`` px of it (4-neighbour
+steps, at least 2: 2 px at 160, 6 px at 512)."""
 
 
 def _shift(a: np.ndarray, dy: int, dx: int, fill: int | bool) -> np.ndarray:
@@ -66,7 +69,7 @@ def unseen_thin_pixels(materials: np.ndarray, image: np.ndarray) -> np.ndarray:
     if not thin.any():
         return unseen
     ys, xs = np.nonzero(thin)
-    reach = max(2, round(materials.shape[0] / 80))
+    reach = max(2, round(materials.shape[0] * AROUND_PX_PER_SIDE))
     y0, x0 = max(0, ys.min() - reach), max(0, xs.min() - reach)
     box = np.s_[y0:ys.max() + reach + 1, x0:xs.max() + reach + 1]
     thin_box, rgb = thin[box], image[box].astype(np.float32)
@@ -86,12 +89,12 @@ def fill_from_neighbours(materials: np.ndarray, holes: np.ndarray) -> np.ndarray
     out = materials.copy()
     todo = holes.copy()
     while todo.any():
-        before = int(todo.sum())
+        known = ~todo  # fixed for the round: each step takes only pixels one step closer
         for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            take = todo & _shift(~todo, dy, dx, False)
+            take = todo & _shift(known, dy, dx, False)
             out[take] = _shift(out, dy, dx, 0)[take]
             todo &= ~take
-        if int(todo.sum()) == before:
+        if (~todo == known).all():
             break  # no pixel outside the holes at all
     return out
 
