@@ -2,13 +2,18 @@
 
 An annotator labels the earring or necklace she can see. The material map knows every one the
 generator drew, but blur, noise, harsh light and a colour close to the hair or skin behind can
-leave a 1–3 px chain or stud invisible in the photo: in the ``wild`` style, looked at by eye,
-most necklaces whose pixels differed from the pixels around them by under 10 grey levels could
-not be seen, and those from about 12 on could. Labelling the invisible ones teaches a parser
-to guess, and a score against them rewards guessing. So after rendering, each connected piece
-of earring or necklace (8-neighbours) whose mean colour differs from the pixels right around
-it by less than :data:`MIN_CONTRAST` is given the material it hangs over (the nearest other
-material).
+leave a 1–3 px chain or stud invisible in the photo: looked at by eye on ``wild`` faces,
+necklaces whose mean colour was 2–6 grey levels from the pixels around them could not be seen,
+those at 15 and more could. Labelling the invisible ones teaches a parser to guess, and a score
+against them rewards guessing. So after rendering, each connected piece of earring or necklace
+(8-neighbours) whose mean colour differs from the pixels right around it by less than
+:data:`MIN_CONTRAST` is given the material it hangs over (the nearest other material).
+
+The test is per piece and on mean colours: a pendant joined to its chain is kept or dropped
+with it, and a piece whose surroundings average to its own colour (a grey chain exactly on a
+light/dark border) would be dropped although visible — not seen on the generator's faces
+(checked on 60 faces per style at 160 px and 20 at 512 px), but a per-pixel local contrast
+would be the fix if it ever matters.
 """
 from __future__ import annotations
 
