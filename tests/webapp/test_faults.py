@@ -714,7 +714,7 @@ def test_an_unreachable_database_answers_503_and_the_ui_page_still_loads(setting
         dead.dispose()
         live.dispose()
     warned = [r.getMessage() for r in caplog.records
-              if r.name == "webapp.server" and r.levelno == logging.WARNING]
+              if r.name == "webapp.db_faults" and r.levelno == logging.WARNING]
     assert any(m.startswith("GET /api/images: database unavailable, answered 503: ")
                for m in warned), warned
     assert any(m.startswith("UI login: database unavailable") for m in warned), warned

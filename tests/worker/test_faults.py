@@ -213,11 +213,17 @@ def test_serve_tells_its_worker_the_sam_checkpoint(tmp_path, monkeypatch):
 
     started = []
 
-    class Proc:
+    class Proc:  # a child that stays up and stops when asked (the supervisor polls it)
         pid, log_path = 1, tmp_path / "worker.log"
 
+        def alive(self) -> bool:
+            return True
+
+        def stop(self, timeout_s: float = 15.0) -> int:
+            return 0
+
     monkeypatch.setattr(worker.child_process, "start_worker_process",
-                        lambda settings, env=None: started.append(env) or Proc())
+                        lambda settings, env=None, stop_at_exit=True: started.append(env) or Proc())
     ckpt = tmp_path / "sam_vit_b.pth"
     facet_app.worker_task_queue(settings, ServeOptions(sam_checkpoint=ckpt))
     facet_app.worker_task_queue(settings, ServeOptions())
