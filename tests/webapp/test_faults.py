@@ -676,7 +676,7 @@ def _unreachable_url(settings: Settings) -> str:
 
 
 def test_an_unreachable_database_answers_503_and_the_ui_page_still_loads(settings, caplog):
-    caplog.set_level(logging.WARNING, logger="webapp.server")
+    caplog.set_level(logging.WARNING, logger="webapp.db_faults")
     studio = make_studio(settings)
     live = studio.sessions.kw["bind"]
     dead = make_engine(_unreachable_url(settings))
