@@ -8,6 +8,9 @@ driver's error.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
@@ -34,13 +37,40 @@ class DatabaseFaultAnswer:
                             status_code=503, headers={"Retry-After": str(self.retry_after_s)})
 
 
-def _logged_fault(err: BaseException, where: str, outcome: str) -> DatabaseFault | None:
-    """:func:`db.engine.database_fault` of ``err``, logged at WARNING with the driver's words,
+REPEAT_LOG_S = 60.0
+"""A fault that repeats on its own (a timer's tick) is logged at WARNING at most once per this
+many seconds (:class:`RepeatedFaultLog`); the repeats in between go to DEBUG."""
+
+
+def _logged_fault(err: BaseException, where: str, outcome: str,
+                  level: int = logging.WARNING) -> DatabaseFault | None:
+    """:func:`db.engine.database_fault` of ``err``, logged at ``level`` with the driver's words,
     ``where`` (the request or UI event) and ``outcome`` (what the user got)."""
     fault = database_fault(err)
     if fault is not None:
-        log.warning("%s: database %s, %s: %s", where, fault.kind, outcome, fault.why)
+        log.log(level, "%s: database %s, %s: %s", where, fault.kind, outcome, fault.why)
     return fault
+
+
+class RepeatedFaultLog:
+    """The log level for one more fault of an event that repeats by itself (a timer ticking in
+    every open tab during an outage): WARNING for the first and then once per ``every_s``
+    seconds, DEBUG in between, so an outage does not fill the log with one line per tick.
+    ``clock``: seconds, monotonic (injectable for tests)."""
+
+    def __init__(self, every_s: float = REPEAT_LOG_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s, self.clock = every_s, clock
+        self._last_warning: float | None = None
+        self._lock = threading.Lock()
+
+    def level(self) -> int:
+        now = self.clock()
+        with self._lock:
+            if self._last_warning is None or now - self._last_warning >= self.every_s:
+                self._last_warning = now
+                return logging.WARNING
+            return logging.DEBUG
 
 
 def database_fault_answer(err: BaseException, busy_timeout_ms: int,
@@ -64,11 +94,14 @@ def database_fault_answer(err: BaseException, busy_timeout_ms: int,
         f"revision)."))
 
 
-def database_fault_notice(err: BaseException, busy_timeout_ms: int, where: str) -> str | None:
+def database_fault_notice(err: BaseException, busy_timeout_ms: int, where: str,
+                          repeats: RepeatedFaultLog | None = None) -> str | None:
     """What a studio tab shows for a database error that means "busy" or "unavailable";
     ``None`` for any other error. A tab's button may have done its work before the view's
-    refresh failed, so the words promise nothing either way."""
-    fault = _logged_fault(err, where, "shown in the studio")
+    refresh failed, so the words promise nothing either way. ``repeats``: for an event that
+    fires by itself, how loudly to log this one (WARNING otherwise)."""
+    level = repeats.level() if repeats is not None else logging.WARNING
+    fault = _logged_fault(err, where, "shown in the studio", level)
     if fault is None:
         return None
     why = (f"busy (another connection held a lock for more than {busy_timeout_ms / 1000:g} s, "

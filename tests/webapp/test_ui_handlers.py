@@ -2,6 +2,7 @@
 The Annotate tab is the browser-side editor (tests/e2e/test_editor.py) over the REST API."""
 from __future__ import annotations
 
+import logging
 import sqlite3
 from types import SimpleNamespace
 
@@ -16,6 +17,7 @@ from tests.webapp.helpers import SyncTasks, make_studio, publish_version
 from webapp import actions
 from webapp.actions import queue_training
 from webapp.auth import Actor
+from webapp.db_faults import RepeatedFaultLog
 from webapp.demo import fill_demo
 from webapp.ui.common import shows_database_faults
 from webapp.ui.model_versions import ModelsView
@@ -146,7 +148,7 @@ def test_the_models_view_says_how_each_version_was_trained(ui, tiny_parser):
     assert (labels[v3], labels[v1]) == ("3 (2 approved)", "3")
 
 
-def test_a_busy_database_is_a_message_in_the_views_not_the_driver_error(settings):
+def test_a_busy_database_is_a_message_in_the_views_not_the_driver_error(settings, caplog):
     """A write held up past the busy timeout (another connection holds SQLite's write lock):
     the view says so in words (not the driver's), without promising that the click did
     nothing, and a timer event gets them as a return value instead of a pop-up."""
@@ -171,10 +173,28 @@ def test_a_busy_database_is_a_message_in_the_views_not_the_driver_error(settings
         assert words.startswith("The database is busy (another connection held a lock for "
                                 "more than 0.2 s"), words
         assert "may or may not have been done" in words and "sqlite" not in words.lower()
-        assert quiet(_req("adm"))["line"] == f"⚠ {words}"
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="webapp.db_faults"):
+            for _ in range(3):  # a timer ticking through the outage
+                assert quiet(_req("adm"))["line"] == f"⚠ {words}"
+        levels = [r.levelno for r in caplog.records if r.name == "webapp.db_faults"]
+        assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG], levels
     finally:
         lock.rollback()
         lock.close()
     assert "queued" in train(_req("adm"))[models.status]  # the lock gone, the same click works
     with pytest.raises(AttributeError):  # anything else is not dressed up as a database fault
         shows_database_faults(studio, lambda: None.missing)()
+
+
+def test_a_repeating_fault_is_a_warning_once_a_minute():
+    """An outage seen by a timer in every open tab: one WARNING, then DEBUG until a minute has
+    passed, then WARNING again."""
+    now = [100.0]
+    repeats = RepeatedFaultLog(every_s=60.0, clock=lambda: now[0])
+    seen = []
+    for t in (100.0, 101.0, 159.9, 160.0, 161.0, 230.0):
+        now[0] = t
+        seen.append(repeats.level())
+    assert seen == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING,
+                    logging.DEBUG, logging.WARNING]

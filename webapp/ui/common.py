@@ -9,7 +9,7 @@ import gradio as gr
 
 from webapp.auth import Actor
 from webapp.browser_login import logged_in_user
-from webapp.db_faults import database_fault_notice
+from webapp.db_faults import RepeatedFaultLog, database_fault_notice
 from webapp.studio import Studio
 
 
@@ -48,14 +48,17 @@ def shows_database_faults(studio: Studio, handler: Callable[..., Any],
     message (:func:`webapp.db_faults.database_fault_notice`), not the driver's error; any
     other error passes on. The signature is kept (Gradio fills ``gr.Request``); ``handler``
     must be a plain function (not async, not a generator). ``quietly(words)``, for events
-    nobody clicked (a timer): what to return instead of the pop-up message."""
+    nobody clicked (a timer): what to return instead of the pop-up message; its faults are
+    logged at WARNING once a minute (:class:`webapp.db_faults.RepeatedFaultLog`), not per tick."""
+    repeats = RepeatedFaultLog() if quietly is not None else None
+
     @functools.wraps(handler)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return handler(*args, **kwargs)
         except Exception as err:
             words = database_fault_notice(err, studio.settings.db_busy_timeout_ms,
-                                          f"UI {handler.__name__}")
+                                          f"UI {handler.__name__}", repeats)
             if words is None:
                 raise
             if quietly is not None:
