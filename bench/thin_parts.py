@@ -22,7 +22,9 @@ thin classes weighted :data:`model.losses.THIN_WEIGHT`, edge BCE 1, edge-pixel C
 Each model is scored at every ``--adjust`` strength (how much of the class weights the
 prediction undoes, :mod:`model.calibration`; ``recorded``, the default: what the app uses;
 ``tuned``: the strength chosen on other held-out faces, as ``pretrain`` records it);
-``--score A.pt,B.pt`` scores saved models (``--save-dir``) instead of training.
+``--score A.pt,B.pt`` scores saved models (``--save-dir``) instead of training. A few dozen
+faces hold few earrings: ``--eval-faces 100 --tune-faces 60`` gives steadier thin-class numbers
+than the default; ``--eval-size`` scores models of different input sizes on the same faces.
 
     .venv/bin/python bench/thin_parts.py --init assets/face-prior.pt --steps 150 \\
         --variants base,w8,boost0.8,w8+boost0.8 --threads 1
@@ -32,7 +34,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +88,33 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
     return loss, boost, arch
 
 
+@dataclass(frozen=True)
+class FaceCounts:
+    """Which held-out faces score a model: ``eval`` per style from face ``first`` on, rendered
+    at ``size`` px (``None``: the model's input size; the model predicts at its own input size
+    and is scored at ``size``), and ``tune`` per style (from :data:`model.prior.TUNING_FIRST`
+    on, at the input size) to choose the ``tuned`` strength on."""
+
+    eval: int
+    tune: int
+    first: int
+    size: int | None = None
+
+
 def score_rows(model: nn.Module, config: ParserConfig, labels: LabelSet, meta: dict[str, Any],
                label: str, seed: int, steps: int, seconds: float, strengths: list[str],
-               eval_faces: int, first: int, data: list[dict]) -> list[list]:
+               faces: FaceCounts, data: list[dict]) -> list[list]:
     """One table row per logit-adjustment strength for one model: a number, ``"recorded"``
     (what the app uses: the checkpoint's, inherited by runs from it, else the default) or
     ``"tuned"`` (what :func:`model.prior.tune_logit_adjustment` picks on other held-out faces)."""
     rows = []
     for text in strengths:
-        strength = (tune_logit_adjustment(model, config, labels, meta, count=eval_faces)
+        strength = (tune_logit_adjustment(model, config, labels, meta, count=faces.tune)
                     if text == "tuned" else recorded_strength(meta) if text == "recorded"
                     else float(text))
         predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
-        scores = score_prior(predictor, count=eval_faces, size=config.input_size, first=first)
+        scores = score_prior(predictor, count=faces.eval, size=faces.size or config.input_size,
+                             first=faces.first)
         f1, by = scores["per_class_f1"], scores["by_style"]
         shown = f"{text}: {strength:g}" if text in ("tuned", "recorded") else f"{strength:g}"
         rows.append([label, seed, steps, f"{seconds:.0f}", shown,
@@ -126,6 +142,12 @@ def main() -> int:
     p.add_argument("--eval-faces", type=int, default=16, help="held-out faces per style")
     p.add_argument("--first", type=int, default=100,
                    help="first held-out face scored (the tables use 100)")
+    p.add_argument("--eval-size", type=int,
+                   help="render the scored faces at this side in px (default: each model's "
+                        "input size); models of different input sizes compare at one size")
+    p.add_argument("--tune-faces", type=int,
+                   help="held-out faces per style the 'tuned' strength is chosen on "
+                        "(default: --eval-faces)")
     p.add_argument("--adjust", default="recorded",
                    help="comma-separated logit-adjustment strengths to score each model at "
                         "(model.calibration; 0 = raw logits; 'recorded' (default): the one the "
@@ -143,6 +165,11 @@ def main() -> int:
            if x not in ("tuned", "recorded") and not x.replace(".", "", 1).isdigit()]
     if bad:
         raise SystemExit(f"--adjust takes numbers, 'recorded' or 'tuned', not {', '.join(bad)}")
+    if args.first + args.eval_faces > TUNING_FIRST:
+        raise SystemExit(f"--first {args.first} + --eval-faces {args.eval_faces} would score faces "
+                         f"from {TUNING_FIRST} on, which the 'tuned' strength is chosen on")
+    faces = FaceCounts(args.eval_faces, args.tune_faces or args.eval_faces, args.first,
+                       args.eval_size)
     rows: list[list] = []
     data: list[dict] = []
     if args.score:
@@ -150,8 +177,7 @@ def main() -> int:
             ckpt = load_checkpoint(path)
             rows += score_rows(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, Path(path).stem,
                                ckpt.meta.get("seed", 0), ckpt.meta.get("steps", 0),
-                               ckpt.meta.get("seconds", 0.0), strengths, args.eval_faces,
-                               args.first, data)
+                               ckpt.meta.get("seconds", 0.0), strengths, faces, data)
     init_config = load_checkpoint(args.init).config if args.init else None
     for variant in ([] if args.score else args.variants.split(",")):
         loss, boost, arch = parse_variant(variant)
@@ -168,8 +194,7 @@ def main() -> int:
                 save_checkpoint(args.save_dir / f"{variant}-s{seed}.pt", result.model,
                                 result.config, result.labels, result.meta)
             rows += score_rows(result.model, result.config, result.labels, result.meta, variant,
-                               seed, result.meta["steps"], seconds, strengths, args.eval_faces,
-                               args.first, data)
+                               seed, result.meta["steps"], seconds, strengths, faces, data)
     headers = ["variant", "seed", "steps", "s", "adjust", *CALLED_OUT, "ear_r studio/wild",
                "neck_l studio/wild", "mean F1"]
     title = (f"saved models {args.score}" if args.score else
