@@ -34,6 +34,12 @@ TUNING_FIRST = 300
 """First held-out face used to tune a prior's logit adjustment; the scores reported
 (:func:`score_prior` from face 0, ``bench/thin_parts.py`` from face 100, 24 faces each by
 default) stay below it as long as they score fewer than 200 faces per style."""
+TUNING_FACES = 60
+"""Held-out faces per style :func:`tune_logit_adjustment` chooses on by default. Few faces
+show an earring, so with 24 the choice followed the sample: for three models trained 1,500
+steps from random weights the earring F1 peaked at strength 0.5 on 24 tuning faces per style
+and at 0.75–1 on 24 scored ones, while on 60 tuning and 100 scored faces per style both
+peaked at 0.75 (docs/BENCHMARKS.md)."""
 MAX_REDRAWS = 4
 """Most redraws of one face under :attr:`SynthFaceStream.rare_boost`."""
 
@@ -136,7 +142,7 @@ def score_prior(predictor: Predictor, count: int = 24, size: int = 256,
 
 
 def tune_logit_adjustment(model: torch.nn.Module, config: ParserConfig, labels: LabelSet,
-                          meta: dict[str, Any], count: int = 24,
+                          meta: dict[str, Any], count: int = TUNING_FACES,
                           device: str | torch.device | None = None) -> float:
     """The logit-adjustment strength (:mod:`model.calibration`) under which ``model`` finds
     earrings and necklaces best (mean F1 of :data:`core.labels.THIN_CLASSES`) on ``count``
@@ -155,5 +161,5 @@ def tune_logit_adjustment(model: torch.nn.Module, config: ParserConfig, labels: 
     return best_strength(thin_f1)
 
 
-__all__ = ["HELD_OUT_SEED", "TUNING_FIRST", "SynthFaceStream", "held_out_faces", "pretrain",
+__all__ = ["HELD_OUT_SEED", "TUNING_FACES", "TUNING_FIRST", "SynthFaceStream", "held_out_faces", "pretrain",
            "score_prior", "tune_logit_adjustment"]

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-faces", type=int, default=24,
                    help="held-out faces per style to score the prior on (default 24)")
+    p.add_argument("--tune-faces", type=int, default=None,
+                   help="held-out faces per style the logit adjustment is chosen on (default "
+                        "60; they are not the scored ones)")
     p.add_argument("--half", action="store_true", help="store the weights as float16")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores, at most 8)")
@@ -68,11 +71,11 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from model.inference import Predictor
     from model.losses import LossConfig
     from model.net import ParserConfig
-    from model.prior import pretrain, score_prior, tune_logit_adjustment
+    from model.prior import TUNING_FACES, pretrain, score_prior, tune_logit_adjustment
     from model.recipe import TrainRecipe
 
-    if args.steps < 1 or args.batch_size < 1 or args.eval_faces < 1:
-        raise FacetError("--steps, --batch-size and --eval-faces must be at least 1")
+    if args.steps < 1 or args.batch_size < 1 or args.eval_faces < 1 or (args.tune_faces or 1) < 1:
+        raise FacetError("--steps, --batch-size, --eval-faces and --tune-faces must be at least 1")
     if args.out.is_dir():
         raise FacetError(f"--out {args.out} is a folder; give a checkpoint file name")
     device = resolve_device(args.device)
@@ -106,7 +109,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     strength = tune_logit_adjustment(result.model, result.config, result.labels, result.meta,
-                                     count=args.eval_faces, device=device)
+                                     count=args.tune_faces or TUNING_FACES, device=device)
     meta = dict(result.meta, logit_adjustment=strength)
     scores = score_prior(Predictor(result.model, result.config, result.labels, meta,
                                    device=device),

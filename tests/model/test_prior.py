@@ -43,7 +43,8 @@ def test_pretrain_writes_a_checkpoint_with_its_recipe_and_per_class_scores(tmp_p
 
     out = tmp_path / "prior.pt"
     assert main(["pretrain", "--out", str(out), "--steps", "2", "--batch-size", "2",
-                 "--input-size", "64", "--eval-faces", "1", "--half", "--threads", "1"]) == 0
+                 "--input-size", "64", "--eval-faces", "1", "--tune-faces", "2", "--half",
+                 "--threads", "1"]) == 0
     ckpt = load_checkpoint(out)
     meta = ckpt.meta
     assert ckpt.config.backbone == "resnet18" and ckpt.config.input_size == 64
@@ -57,7 +58,7 @@ def test_pretrain_goes_on_from_a_checkpoint_keeping_its_config_and_can_add_the_f
     from app import main
 
     first, second = tmp_path / "first.pt", tmp_path / "second.pt"
-    common = ["--steps", "1", "--batch-size", "2", "--eval-faces", "1", "--threads", "1"]
+    common = ["--steps", "1", "--batch-size", "2", "--eval-faces", "1", "--tune-faces", "1", "--threads", "1"]
     assert main(["pretrain", "--out", str(first), "--config", "small", "--input-size", "64",
                  *common]) == 0
     assert main(["pretrain", "--out", str(second), "--init", str(first), "--input-size", "128",
