@@ -23,7 +23,8 @@ Each model is scored at every ``--adjust`` strength (how much of the class weigh
 prediction undoes, :mod:`model.calibration`; ``recorded``, the default: what the app uses;
 ``tuned``: the strength chosen on other held-out faces, as ``pretrain`` records it);
 ``--score A.pt,B.pt`` scores saved models (``--save-dir``) instead of training. A few dozen
-faces hold few earrings: ``--eval-faces 100`` gives steadier thin-class numbers than 24; ``--eval-size`` scores models of different input sizes on the same faces.
+faces hold few earrings: ``--eval-faces 100`` gives steadier thin-class numbers than 24;
+``--eval-size`` scores models of different input sizes on the same faces.
 
     .venv/bin/python bench/thin_parts.py --init assets/face-prior.pt --steps 150 \\
         --variants base,w8,boost0.8,w8+boost0.8 --threads 1
@@ -49,7 +50,8 @@ from model.devices import set_torch_threads  # noqa: E402
 from model.inference import Predictor  # noqa: E402
 from model.losses import LossConfig  # noqa: E402
 from model.net import ParserConfig  # noqa: E402
-from model.prior import TUNING_FACES, TUNING_FIRST, pretrain, score_prior, tune_logit_adjustment  # noqa: E402
+from model.prior import (  # noqa: E402
+    TUNING_FACES, TUNING_FIRST, pretrain, score_prior, tune_logit_adjustment)
 from model.recipe import TrainRecipe  # noqa: E402
 
 CALLED_OUT = ("ear_r", "neck_l", "eye_g", "l_brow", "r_brow", "u_lip")
@@ -168,8 +170,10 @@ def main() -> int:
     if args.first + args.eval_faces > TUNING_FIRST:
         raise SystemExit(f"--first {args.first} + --eval-faces {args.eval_faces} would score faces "
                          f"from {TUNING_FIRST} on, which the 'tuned' strength is chosen on")
-    faces = FaceCounts(args.eval_faces, args.tune_faces or TUNING_FACES, args.first,
-                       args.eval_size)
+    tune_faces = TUNING_FACES if args.tune_faces is None else args.tune_faces
+    if min(args.eval_faces, tune_faces) < 1:
+        raise SystemExit("--eval-faces and --tune-faces must be at least 1")
+    faces = FaceCounts(args.eval_faces, tune_faces, args.first, args.eval_size)
     rows: list[list] = []
     data: list[dict] = []
     if args.score:

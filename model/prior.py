@@ -161,5 +161,5 @@ def tune_logit_adjustment(model: torch.nn.Module, config: ParserConfig, labels: 
     return best_strength(thin_f1)
 
 
-__all__ = ["HELD_OUT_SEED", "TUNING_FACES", "TUNING_FIRST", "SynthFaceStream", "held_out_faces", "pretrain",
-           "score_prior", "tune_logit_adjustment"]
+__all__ = ["HELD_OUT_SEED", "TUNING_FACES", "TUNING_FIRST", "SynthFaceStream", "held_out_faces",
+           "pretrain", "score_prior", "tune_logit_adjustment"]

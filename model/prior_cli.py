@@ -77,7 +77,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from model.prior import TUNING_FACES, pretrain, score_prior, tune_logit_adjustment
     from model.recipe import TrainRecipe
 
-    if args.steps < 1 or args.batch_size < 1 or args.eval_faces < 1 or (args.tune_faces or 1) < 1:
+    tune_faces = TUNING_FACES if args.tune_faces is None else args.tune_faces
+    if min(args.steps, args.batch_size, args.eval_faces, tune_faces) < 1:
         raise FacetError("--steps, --batch-size, --eval-faces and --tune-faces must be at least 1")
     if args.out.is_dir():
         raise FacetError(f"--out {args.out} is a folder; give a checkpoint file name")
@@ -112,7 +113,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     strength = tune_logit_adjustment(result.model, result.config, result.labels, result.meta,
-                                     count=args.tune_faces or TUNING_FACES, device=device)
+                                     count=tune_faces, device=device)
     meta = dict(result.meta, logit_adjustment=strength)
     scores = score_prior(Predictor(result.model, result.config, result.labels, meta,
                                    device=device),

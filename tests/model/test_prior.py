@@ -58,7 +58,8 @@ def test_pretrain_goes_on_from_a_checkpoint_keeping_its_config_and_can_add_the_f
     from app import main
 
     first, second = tmp_path / "first.pt", tmp_path / "second.pt"
-    common = ["--steps", "1", "--batch-size", "2", "--eval-faces", "1", "--tune-faces", "1", "--threads", "1"]
+    common = ["--steps", "1", "--batch-size", "2", "--eval-faces", "1", "--tune-faces", "1",
+              "--threads", "1"]
     assert main(["pretrain", "--out", str(first), "--config", "small", "--input-size", "64",
                  *common]) == 0
     assert main(["pretrain", "--out", str(second), "--init", str(first), "--input-size", "128",
