@@ -114,7 +114,7 @@ def score_rows(model: nn.Module, config: ParserConfig, labels: LabelSet, meta: d
                     if text == "tuned" else recorded_strength(meta) if text == "recorded"
                     else float(text))
         predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
-        scores = score_prior(predictor, count=faces.eval, size=faces.size or config.input_size,
+        scores = score_prior(predictor, count=faces.eval, size=config.input_size if faces.size is None else faces.size,
                              first=faces.first)
         f1, by = scores["per_class_f1"], scores["by_style"]
         shown = f"{text}: {strength:g}" if text in ("tuned", "recorded") else f"{strength:g}"
@@ -171,8 +171,9 @@ def main() -> int:
         raise SystemExit(f"--first {args.first} + --eval-faces {args.eval_faces} would score faces "
                          f"from {TUNING_FIRST} on, which the 'tuned' strength is chosen on")
     tune_faces = TUNING_FACES if args.tune_faces is None else args.tune_faces
-    if min(args.eval_faces, tune_faces) < 1:
-        raise SystemExit("--eval-faces and --tune-faces must be at least 1")
+    if min(args.eval_faces, tune_faces, args.eval_size or 1) < 1 or args.first < 0:
+        raise SystemExit("--eval-faces, --tune-faces and --eval-size must be at least 1, "
+                         "--first at least 0")
     faces = FaceCounts(args.eval_faces, tune_faces, args.first, args.eval_size)
     rows: list[list] = []
     data: list[dict] = []

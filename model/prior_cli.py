@@ -11,7 +11,7 @@ from core.errors import FacetError
 DEFAULT_STEPS = 3000
 DEFAULT_RARE_BOOST = 0.8
 """Redraw 80 % of the faces that show no earring or necklace: at 1,500 steps from random
-weights it raised necklace F1 from 0.54 to 0.68 and earring F1 from 0.25 to 0.30 (3 seeds, 100
+weights it raised necklace F1 from 0.55 to 0.68 and earring F1 from 0.25 to 0.30 (3 seeds, 100
 held-out faces per style; docs/BENCHMARKS.md "Showing the thin parts more often")."""
 
 
@@ -114,7 +114,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         bar.close()
     strength = tune_logit_adjustment(result.model, result.config, result.labels, result.meta,
                                      count=tune_faces, device=device)
-    meta = dict(result.meta, logit_adjustment=strength)
+    meta = dict(result.meta, logit_adjustment=strength, tuning_faces=tune_faces)
     scores = score_prior(Predictor(result.model, result.config, result.labels, meta,
                                    device=device),
                          count=args.eval_faces, size=result.config.input_size)

@@ -42,20 +42,18 @@ REPEAT_LOG_S = 60.0
 many seconds (:class:`RepeatedFaultLog`); the repeats in between go to DEBUG."""
 
 
-def _logged_fault(err: BaseException, where: str, outcome: str,
-                  level: int = logging.WARNING) -> DatabaseFault | None:
-    """:func:`db.engine.database_fault` of ``err``, logged at ``level`` with the driver's words,
-    ``where`` (the request or UI event) and ``outcome`` (what the user got)."""
-    fault = database_fault(err)
-    if fault is not None:
-        log.log(level, "%s: database %s, %s: %s", where, fault.kind, outcome, fault.why)
-    return fault
+def _log_fault(fault: DatabaseFault, where: str, outcome: str,
+               level: int = logging.WARNING) -> None:
+    """Log ``fault`` at ``level`` with the driver's words, ``where`` (the request or UI event)
+    and ``outcome`` (what the user got)."""
+    log.log(level, "%s: database %s, %s: %s", where, fault.kind, outcome, fault.why)
 
 
 class RepeatedFaultLog:
     """The log level for one more fault of an event that repeats by itself (a timer ticking in
     every open tab during an outage): WARNING for the first and then once per ``every_s``
-    seconds, DEBUG in between, so an outage does not fill the log with one line per tick.
+    seconds, DEBUG in between, so an outage does not fill the log with one line per tick;
+    :meth:`recovered` (the event worked again) makes the next fault a WARNING at once.
     ``clock``: seconds, monotonic (injectable for tests)."""
 
     def __init__(self, every_s: float = REPEAT_LOG_S,
@@ -72,15 +70,20 @@ class RepeatedFaultLog:
                 return logging.WARNING
             return logging.DEBUG
 
+    def recovered(self) -> None:
+        with self._lock:
+            self._last_warning = None
+
 
 def database_fault_answer(err: BaseException, busy_timeout_ms: int,
                           where: str) -> DatabaseFaultAnswer | None:
     """The REST answer to a database error that means "busy" or "unavailable"; ``None`` for
     any other error (a bug stays a 500). A REST write either happened or not: the words say
     which."""
-    fault = _logged_fault(err, where, "answered 503")
+    fault = database_fault(err)
     if fault is None:
         return None
+    _log_fault(fault, where, "answered 503")
     if fault.kind == "busy":
         retry = DB_BUSY_RETRY_S
         return DatabaseFaultAnswer(retry, (
@@ -100,10 +103,11 @@ def database_fault_notice(err: BaseException, busy_timeout_ms: int, where: str,
     ``None`` for any other error. A tab's button may have done its work before the view's
     refresh failed, so the words promise nothing either way. ``repeats``: for an event that
     fires by itself, how loudly to log this one (WARNING otherwise)."""
-    level = repeats.level() if repeats is not None else logging.WARNING
-    fault = _logged_fault(err, where, "shown in the studio", level)
+    fault = database_fault(err)
     if fault is None:
         return None
+    _log_fault(fault, where, "shown in the studio",
+               repeats.level() if repeats is not None else logging.WARNING)
     why = (f"busy (another connection held a lock for more than {busy_timeout_ms / 1000:g} s, "
            "or it is overloaded)" if fault.kind == "busy" else
            "unavailable (unreachable, restarting, or the connection was lost)")

@@ -52,6 +52,10 @@ def test_pretrain_writes_a_checkpoint_with_its_recipe_and_per_class_scores(tmp_p
     assert set(meta["metrics"]["by_style"]) == {"studio", "wild"}
     assert "skin" in meta["metrics"]["per_class_f1"]
     assert "| **mean F1** |" in capsys.readouterr().out
+    assert meta["tuning_faces"] == 2 and meta["prior"]["rare_boost"] == 0.8  # the defaults
+    assert main(["pretrain", "--out", str(tmp_path / "no.pt"), "--tune-faces", "0"]) != 0
+    assert "--tune-faces must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "no.pt").exists()
 
 
 def test_pretrain_goes_on_from_a_checkpoint_keeping_its_config_and_can_add_the_fine_head(tmp_path, capsys):

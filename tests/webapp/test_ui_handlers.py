@@ -17,7 +17,7 @@ from tests.webapp.helpers import SyncTasks, make_studio, publish_version
 from webapp import actions
 from webapp.actions import queue_training
 from webapp.auth import Actor
-from webapp.db_faults import RepeatedFaultLog
+from webapp.db_faults import RepeatedFaultLog, database_fault_notice
 from webapp.demo import fill_demo
 from webapp.ui.common import shows_database_faults
 from webapp.ui.model_versions import ModelsView
@@ -189,12 +189,18 @@ def test_a_busy_database_is_a_message_in_the_views_not_the_driver_error(settings
 
 def test_a_repeating_fault_is_a_warning_once_a_minute():
     """An outage seen by a timer in every open tab: one WARNING, then DEBUG until a minute has
-    passed, then WARNING again."""
+    passed, then WARNING again; after the event worked again, the next outage is a WARNING at
+    once; an error that is not a database fault takes no turn."""
     now = [100.0]
     repeats = RepeatedFaultLog(every_s=60.0, clock=lambda: now[0])
+    assert database_fault_notice(ValueError("a bug"), 1000, "UI tick", repeats) is None
     seen = []
     for t in (100.0, 101.0, 159.9, 160.0, 161.0, 230.0):
         now[0] = t
         seen.append(repeats.level())
     assert seen == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING,
                     logging.DEBUG, logging.WARNING]
+    now[0] = 231.0
+    assert repeats.level() == logging.DEBUG
+    repeats.recovered()
+    assert repeats.level() == logging.WARNING

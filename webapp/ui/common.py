@@ -55,7 +55,7 @@ def shows_database_faults(studio: Studio, handler: Callable[..., Any],
     @functools.wraps(handler)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
-            return handler(*args, **kwargs)
+            answer = handler(*args, **kwargs)
         except Exception as err:
             words = database_fault_notice(err, studio.settings.db_busy_timeout_ms,
                                           f"UI {handler.__name__}", repeats)
@@ -64,4 +64,7 @@ def shows_database_faults(studio: Studio, handler: Callable[..., Any],
             if quietly is not None:
                 return quietly(warn(words))
             raise gr.Error(words, title="Database") from None
+        if repeats is not None:
+            repeats.recovered()
+        return answer
     return guarded
