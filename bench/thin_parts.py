@@ -11,6 +11,7 @@ thin classes weighted :data:`model.losses.THIN_WEIGHT`, edge BCE 1, edge-pixel C
 
 * ``base``: the defaults;
 * ``wN``: thin classes weighted N in the cross-entropy (``w8``);
+* ``earN``: the earring alone weighted N (``ear40``; after ``wN`` to override it);
 * ``boostP``: a face with no thin part is redrawn with probability P (``boost0.8``);
 * ``lovaszX``: add the Lovász-softmax term with weight X (``lovasz0.5``);
 * ``edgeX``: edge BCE weight X and edge-pixel CE weight X (``edge0`` turns the edge loss off);
@@ -77,6 +78,11 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
             arch.update(fine_head=True, fine_stride=2 if token == "fine" else 1)
         elif token.startswith("boost"):
             boost = float(token[5:])
+        elif token.startswith("ear") and token[3:].replace(".", "", 1).isdigit():
+            weight = float(token[3:])
+            if weight <= 0:
+                raise SystemExit(f"{token}: a class weight must be positive")
+            loss = replace(loss, class_weights={**loss.class_weights, "ear_r": weight})
         elif token.startswith("lovasz"):
             loss = replace(loss, lovasz_weight=float(token[6:]))
         elif token.startswith("edge"):
