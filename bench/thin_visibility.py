@@ -14,16 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table  # noqa: E402
 
 from core.labels import CELEBAMASK  # noqa: E402
+from model.synth.face import render_materials  # noqa: E402
 from model.synth.materials import label_lut  # noqa: E402
-from model.synth.render import render_photo  # noqa: E402
-from model.synth.shapes import draw_materials  # noqa: E402
-from model.synth.spec import STYLES, sample_spec  # noqa: E402
+from model.synth.spec import STYLES  # noqa: E402
 from model.synth.visibility import unseen_thin_pixels  # noqa: E402
 
 THIN = ("ear_r", "neck_l")
@@ -33,11 +30,8 @@ def hidden_share(style: str, size: int, seeds: range) -> list:
     """One row: per thin class ``hidden/labelled before`` pixels, and ms per face of the test."""
     lut = label_lut(CELEBAMASK)
     total, hidden, seconds = dict.fromkeys(THIN, 0), dict.fromkeys(THIN, 0), 0.0
-    for seed in seeds:  # the steps of model.synth.face.render_face, to see the map before
-        spec_seq, texture_seq = np.random.SeedSequence([seed, STYLES.index(style)]).spawn(2)
-        spec = sample_spec(np.random.default_rng(spec_seq), style)
-        materials = draw_materials(spec, size)
-        image = render_photo(materials, spec, np.random.default_rng(texture_seq))
+    for seed in seeds:
+        materials, image = render_materials(seed, size, style)
         t0 = time.perf_counter()
         unseen = unseen_thin_pixels(materials, image)
         seconds += time.perf_counter() - t0
@@ -71,7 +65,8 @@ def found_earrings(checkpoint: Path, count: int, first: int,
             t, p = label == ear, predictor.predict(image)[0] == ear
             truth, pred, both = truth + int(t.sum()), pred + int(p.sum()), both + int((t & p).sum())
             with_earring += int(t.any())
-        rows.append([checkpoint.name, "recorded" if strength is None else strength, style, count, with_earring, truth, pred, both])
+        rows.append([checkpoint.name, "recorded" if strength is None else strength, style,
+                     count, with_earring, truth, pred, both])
     return rows
 
 
@@ -90,8 +85,9 @@ def main() -> int:
             for size in args.sizes.split(",") for style in STYLES]
     print(table(["style", "px", "faces", "ear_r hidden", "neck_l hidden", "ms per face"], rows))
     if args.model is not None:
-        print(table(["model", "strength", "style", "faces", "with an earring", "earring px labelled",
-                     "predicted", "both"], found_earrings(args.model, args.heldout, args.first, args.adjust)))
+        found = found_earrings(args.model, args.heldout, args.first, args.adjust)
+        print(table(["model", "strength", "style", "faces", "with an earring",
+                     "earring px labelled", "predicted", "both"], found))
     return 0
 
 

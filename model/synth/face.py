@@ -40,12 +40,20 @@ def render_face(seed: int, size: int = 512, style: str = "studio",
     leaves them unlabelled. Earrings and necklaces the photo does not show are labelled as
     what they hang over (:mod:`model.synth.visibility`). The photo does not depend on ``labels``.
     """
+    materials, image = render_materials(seed, size, style)
+    return image, label_lut(labels)[label_visible_thin_parts(materials, image)]
+
+
+def render_materials(seed: int, size: int = 512,
+                     style: str = "studio") -> tuple[np.ndarray, np.ndarray]:
+    """The face of :func:`render_face` before it is labelled: its ``size x size`` material map
+    (every drawn earring and necklace still in it, seen or not) and the ``size x size x 3``
+    uint8 photo."""
     check_arguments(seed, style, size)
     spec_seq, texture_seq = np.random.SeedSequence([seed, STYLES.index(style)]).spawn(2)
     spec = sample_spec(np.random.default_rng(spec_seq), style)
     materials = draw_materials(spec, size)
-    image = render_photo(materials, spec, np.random.default_rng(texture_seq))
-    return image, label_lut(labels)[label_visible_thin_parts(materials, image)]
+    return materials, render_photo(materials, spec, np.random.default_rng(texture_seq))
 
 
 def face_seed(seed: int, k: int) -> int:
