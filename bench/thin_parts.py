@@ -120,7 +120,8 @@ def score_rows(model: nn.Module, config: ParserConfig, labels: LabelSet, meta: d
                     if text == "tuned" else recorded_strength(meta) if text == "recorded"
                     else float(text))
         predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
-        scores = score_prior(predictor, count=faces.eval, size=config.input_size if faces.size is None else faces.size,
+        size = config.input_size if faces.size is None else faces.size
+        scores = score_prior(predictor, count=faces.eval, size=size,
                              first=faces.first)
         f1, by = scores["per_class_f1"], scores["by_style"]
         shown = f"{text}: {strength:g}" if text in ("tuned", "recorded") else f"{strength:g}"
@@ -173,9 +174,11 @@ def main() -> int:
            if x not in ("tuned", "recorded") and not x.replace(".", "", 1).isdigit()]
     if bad:
         raise SystemExit(f"--adjust takes numbers, 'recorded' or 'tuned', not {', '.join(bad)}")
-    if args.first + args.eval_faces > TUNING_FIRST:
+    tune_first, tune_last = TUNING_FIRST, TUNING_FIRST + (args.tune_faces or TUNING_FACES)
+    overlaps = args.first < tune_last and args.first + args.eval_faces > tune_first
+    if "tuned" in strengths and overlaps:
         raise SystemExit(f"--first {args.first} + --eval-faces {args.eval_faces} would score faces "
-                         f"from {TUNING_FIRST} on, which the 'tuned' strength is chosen on")
+                         f"{tune_first}-{tune_last - 1}, which the 'tuned' strength is chosen on")
     tune_faces = TUNING_FACES if args.tune_faces is None else args.tune_faces
     if min(args.eval_faces, tune_faces, args.eval_size or 1) < 1 or args.first < 0:
         raise SystemExit("--eval-faces, --tune-faces and --eval-size must be at least 1, "
