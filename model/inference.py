@@ -131,8 +131,8 @@ class Predictor:
         probs = self.probabilities_small(images)
         return [self._finish(p, size or im.shape[:2]) for p, im in zip(probs, images)]
 
-    def _uncertainty(self, probs: torch.Tensor) -> float:
-        """``C x S x S`` probabilities → weighted mean normalised entropy in [0, 1]."""
+    def uncertainty_of(self, probs: torch.Tensor) -> float:
+        """``C x S x S`` probabilities (:meth:`probabilities_small`) → :meth:`uncertainty`."""
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=0) / math.log(probs.shape[0])
         weight = 1.0 + self.thin_weight * probs[self.thin_ids].sum(dim=0) if self.thin_ids \
             else torch.ones_like(entropy)
@@ -142,7 +142,7 @@ class Predictor:
         """``(label, confidence, uncertainty)`` from one forward pass; see :meth:`uncertainty`."""
         probs = self.probabilities_small([image])[0]
         label, conf = self._finish(probs, image.shape[:2])
-        return label, conf, self._uncertainty(probs)
+        return label, conf, self.uncertainty_of(probs)
 
     def uncertainty(self, image: np.ndarray) -> float:
         """How unsure the model is about ``image``, in [0, 1] (higher = annotate sooner).
@@ -151,4 +151,4 @@ class Predictor:
         weighted by ``1 + thin_weight * P(thin class)`` so that likely earrings and necklaces
         (:data:`core.labels.THIN_CLASSES`: rare, thin, often wrong) count more.
         """
-        return self._uncertainty(self.probabilities_small([image])[0])
+        return self.uncertainty_of(self.probabilities_small([image])[0])

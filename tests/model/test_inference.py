@@ -55,17 +55,17 @@ def test_uncertainty_ranks_confident_images_lower(predictor):
     probs_sure = torch.zeros(19, 8, 8)
     probs_sure[1] = 1.0
     probs_unsure = torch.full((19, 8, 8), 1 / 19)
-    assert predictor._uncertainty(probs_sure) < 0.01
-    assert predictor._uncertainty(probs_unsure) == pytest.approx(1.0, abs=1e-4)
+    assert predictor.uncertainty_of(probs_sure) < 0.01
+    assert predictor.uncertainty_of(probs_unsure) == pytest.approx(1.0, abs=1e-4)
     # same entropy, but where a thin class is likely: counts more
     half = torch.zeros(19, 8, 8)
     half[1, :, :4], half[2, :, :4] = 0.5, 0.5                 # left: skin / nose
     half[1, :, 4:] = 0.9
     half[15, :, 4:] = 0.1                                    # right: confident, maybe earring
-    weighted = predictor._uncertainty(half)
+    weighted = predictor.uncertainty_of(half)
     predictor.thin_weight, plain = 0.0, None
     try:
-        plain = predictor._uncertainty(half)
+        plain = predictor.uncertainty_of(half)
     finally:
         predictor.thin_weight = 4.0
     assert weighted != pytest.approx(plain)
