@@ -29,29 +29,24 @@ def uncertain_and_diverse(scores: np.ndarray, features: np.ndarray, known: np.nd
     ``scores``: ``N`` uncertainties (higher = less sure); ``features``: ``N x D`` layouts of
     the same faces; ``known``: ``M x D`` layouts of the faces already labelled (``M`` may be 0).
     Only the ``ceil(candidates * n)`` most uncertain faces are considered. Each pick then
-    maximises ``score / max score`` times the distance to the nearest face picked or known
-    (over the largest such distance), so the first pick is the most uncertain face unlike any
+    maximises the score times the distance to the nearest face picked or known (the score
+    alone while there is none), so the first pick is the most uncertain face unlike any
     labelled one and later picks avoid near-duplicates of earlier ones.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 1 or len(features) != len(scores):
-        raise ValueError(f"{len(scores)} scores for {len(features)} feature rows")
+    if scores.ndim != 1 or len(features) != scores.size:
+        raise ValueError(f"{scores.size} scores for {len(features)} feature rows")
     n = min(n, len(scores))
     if n <= 0:
         return []
     pool = np.argsort(-scores, kind="stable")[:max(n, int(np.ceil(candidates * n)))]
     feats = features[pool].astype(np.float64)
-    value = scores[pool] / max(float(scores[pool].max()), 1e-12)
-    nearest = np.full(len(pool), np.inf)
+    nearest = np.full(len(pool), np.inf)  # distance to the nearest face picked or known
     for row in np.asarray(known, dtype=np.float64).reshape(-1, feats.shape[1]):
         nearest = np.minimum(nearest, np.linalg.norm(feats - row, axis=1))
     picked: list[int] = []
     for _ in range(n):
-        finite = nearest[np.isfinite(nearest)]
-        spread = float(finite.max()) if finite.size else 0.0
-        apart = np.ones(len(pool)) if spread <= 0 or not finite.size else \
-            np.where(np.isfinite(nearest), nearest / spread, 1.0)
-        gain = value * apart
+        gain = scores[pool] * np.where(np.isfinite(nearest), nearest, 1.0)
         gain[picked] = -np.inf
         best = int(np.argmax(gain))
         picked.append(best)

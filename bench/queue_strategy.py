@@ -5,10 +5,11 @@ A start model is trained on ``studio`` faces only. The pool mixes ``studio`` fac
 share (``--wild-share``) of ``wild`` ones (other lighting, hands, masks, earrings); the
 held-out test set has the same mix. Each order labels pool faces in rounds (K = 4, 6, 8, ...):
 the faces of a round are chosen with the model of the round before (the start model first),
-then a model is fine-tuned from the start model on every label so far, distilling from it on
-the labelled and the unlabelled pool faces, as the worker's runs start from and distil from the
-active model. With ``--fresh STEPS`` there is no start model: each round trains a fresh model
-on every label so far, and the first round's faces are the same random ones in every order.
+then the start model is fine-tuned on every label so far, distilling from itself on the
+labelled and the unlabelled pool faces: what the worker's runs do while the start model stays
+the active one (the worker moves on to each model it publishes). With ``--fresh STEPS`` there
+is no start model: each round trains a fresh model on every label so far, and the first
+round's faces are the same random ones in every order.
 Orders:
 
 - ``random``: a seeded permutation of the pool;
@@ -19,7 +20,8 @@ Orders:
 
 Printed: held-out mean F1 (one confusion matrix over the mixed test set, and over its wild
 faces) per order and K, mean ± std over seeds; and, per K of each queue, the labels random
-order needs for the same F1 (linear between its K on its mean curve) and the share saved.
+order needs for the same F1 (linear between its K on its mean curve) and the share saved;
+then seed by seed, each queue with a quarter to a third fewer labels against random order.
 
     .venv/bin/python bench/queue_strategy.py --quick --threads 1 --jobs 2 --start /tmp/start.pt
     .venv/bin/python bench/queue_strategy.py --quick --threads 1 --jobs 2 --fresh 300
@@ -39,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from acquisition import layout_features, uncertain_and_diverse  # noqa: E402
-from common import (Budget, Sample, base_args, describe_host, emit, faces, mode, setup,
-                    table)  # noqa: E402
+from common import (Budget, Sample, base_args, describe_host, emit, faces, mean_std, mode,
+                    setup, table)  # noqa: E402
 
 from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from model.evaluate import evaluate  # noqa: E402
@@ -50,6 +52,7 @@ from model.recipe import TrainRecipe, default_lr  # noqa: E402
 from model.train import train  # noqa: E402
 
 ORDERS = ("random", "uncertainty", "diverse")
+TEST_SEED = 7
 MAX_UNLABELED = 64
 """Unlabelled pool faces a round distils on (the worker's ``FACET_DISTILL_MAX_UNLABELED``)."""
 
@@ -80,11 +83,18 @@ FULL = Settings(size=256, n_teacher=1000, teacher_steps=1500, n_pool=400, n_test
                 seeds=(0, 1, 2))
 
 
-def mixed(count: int, share: float, size: int, seed: int, workers: int | None) -> list[Sample]:
-    """``count`` faces, ``round(share * count)`` of them ``wild`` (first), the rest ``studio``."""
+def mixed(count: int, share: float, size: int, seed: int,
+          workers: int | None) -> tuple[list[Sample], int]:
+    """``count`` faces, ``round(share * count)`` of them ``wild`` (first), the rest ``studio``;
+    and that number of wild faces."""
     n_wild = round(share * count)
     return (faces("wild", n_wild, size, seed=seed, workers=workers)
-            + faces("studio", count - n_wild, size, seed=seed + 1, workers=workers))
+            + faces("studio", count - n_wild, size, seed=seed + 1, workers=workers)), n_wild
+
+
+def scoring_faces(s: Settings, workers: int | None) -> tuple[list[Sample], int]:
+    """The held-out faces every model is scored on (the same in every process), wild first."""
+    return mixed(s.n_test, s.wild_share, s.size, seed=TEST_SEED, workers=workers)
 
 
 def choose(order: str, model: Checkpoint | None, pool: list[Sample], taken: list[int], n: int,
@@ -94,15 +104,34 @@ def choose(order: str, model: Checkpoint | None, pool: list[Sample], taken: list
     if order == "random":
         return [int(i) for i in rng.permutation(free)[:n]]
     pred = Predictor(model.model, model.config, model.labels, model.meta, device=device)
-    images = [pool[i][0] for i in free]
-    probs = [pred.probabilities_small(images[s:s + 16]) for s in range(0, len(images), 16)]
-    scores = np.array([pred.uncertainty_of(p) for batch in probs for p in batch])
+    images = [im for im, _ in pool]
+    probs = torch.cat([pred.probabilities_small(images[s:s + 16])
+                       for s in range(0, len(images), 16)])
+    scores = np.array([pred.uncertainty_of(probs[i]) for i in free])
     if order == "uncertainty":
         return [free[int(i)] for i in np.argsort(-scores, kind="stable")[:n]]
-    feats = layout_features(torch.cat(probs))
-    known = layout_features(torch.cat([pred.probabilities_small([pool[i][0]]) for i in taken])) \
-        if taken else np.zeros((0, feats.shape[1]), np.float32)
-    return [free[i] for i in uncertain_and_diverse(scores, feats, known, n)]
+    layouts = layout_features(probs)
+    return [free[i] for i in uncertain_and_diverse(scores, layouts[free], layouts[taken], n)]
+
+
+def start_model(s: Settings, path: Path | None, workers: int | None,
+                loader_workers: int | None, device: torch.device) -> Checkpoint:
+    """The model every round starts from: read from ``path`` when that file exists, else
+    trained on studio faces (and written to ``path`` when given)."""
+    if path and path.exists():
+        start = load_checkpoint(path)
+        print(f"start model: {path} ({start.meta.get('steps')} steps)", flush=True)
+        return start
+    recipe = TrainRecipe(steps=s.teacher_steps, batch_size=s.batch_size,
+                         num_workers=loader_workers)
+    teacher = train(faces("studio", s.n_teacher, s.size, seed=1, workers=workers),
+                    ParserConfig.small(input_size=s.size), recipe, device=device)
+    start = Checkpoint(teacher.model, teacher.config, teacher.labels, teacher.meta)
+    if path:
+        save_checkpoint(path, start.model, start.config, start.labels, start.meta)
+    print(f"start model: {s.teacher_steps} steps on studio faces in "
+          f"{teacher.meta['seconds']:.0f} s", flush=True)
+    return start
 
 
 def held_out(model: Checkpoint, test: list[Sample], n_wild: int,
@@ -133,12 +162,13 @@ def run_order(job: Job) -> list[tuple[float, float, int]]:
 
     set_torch_threads(job.threads)
     s, device = job.settings, job.device
-    test = mixed(s.n_test, s.wild_share, s.size, seed=7, workers=1)
-    pool = mixed(s.n_pool, s.wild_share, s.size, seed=10 + 10 * job.seed, workers=1)
-    n_wild_pool, n_wild_test = round(s.wild_share * s.n_pool), round(s.wild_share * s.n_test)
-    ft = TrainRecipe(steps=s.finetune_steps, batch_size=s.batch_size, seed=job.seed,
-                     lr=default_lr(fine_tune=True)).with_loop_distillation()
-    fresh = TrainRecipe(steps=max(1, job.fresh_steps), batch_size=s.batch_size, seed=job.seed)
+    test, n_wild_test = scoring_faces(s, workers=1)
+    pool, n_wild_pool = mixed(s.n_pool, s.wild_share, s.size, seed=10 + 10 * job.seed, workers=1)
+    if job.start is None:
+        recipe = TrainRecipe(steps=job.fresh_steps, batch_size=s.batch_size, seed=job.seed)
+    else:
+        recipe = TrainRecipe(steps=s.finetune_steps, batch_size=s.batch_size, seed=job.seed,
+                             lr=default_lr(fine_tune=True)).with_loop_distillation()
     rng = np.random.default_rng([job.seed, 17])
     model, taken, rows = job.start, [], []
     for k in s.ks:
@@ -149,10 +179,10 @@ def run_order(job: Job) -> list[tuple[float, float, int]]:
                         device)
         labelled = [pool[i] for i in taken]
         if job.start is None:
-            r = train(labelled, ParserConfig.small(input_size=s.size), fresh, device=device)
+            r = train(labelled, ParserConfig.small(input_size=s.size), recipe, device=device)
         else:
             rest = [pool[i][0] for i in range(len(pool)) if i not in taken][:MAX_UNLABELED]
-            r = train(labelled, None, ft, init=job.start, teacher=job.start, unlabeled=rest,
+            r = train(labelled, None, recipe, init=job.start, teacher=job.start, unlabeled=rest,
                       device=device)
         model = Checkpoint(r.model, r.config, r.labels, r.meta)
         f1, wild = held_out(model, test, n_wild_test, device)
@@ -183,9 +213,7 @@ def curve_rows(runs: Runs, ks: list[int], orders: list[str], n_seeds: int) -> li
         return statistics.fmean(r[field] for r in runs[(order, k)])
 
     def pm(order: str, k: int, field: int) -> str:
-        v = [r[field] for r in runs[(order, k)]]
-        return f"{100 * statistics.fmean(v):.2f} ± {100 * statistics.pstdev(v):.2f}" \
-            if len(v) > 1 else f"{100 * v[0]:.2f}"
+        return mean_std([r[field] for r in runs[(order, k)]])
 
     done_ks = [k for k in ks if len(runs.get(("random", k), [])) == n_seeds]
     random_curve = [mean("random", k, 0) for k in done_ks]
@@ -274,6 +302,8 @@ def main() -> int:
     orders = args.orders.split(",")
     if bad := [o for o in orders if o not in ORDERS]:
         p.error(f"unknown order {bad[0]!r}; choose from {', '.join(ORDERS)}")
+    if len(set(orders)) != len(orders):
+        p.error(f"--orders names an order twice: {args.orders}")
     s = TINY if args.tiny else QUICK if args.quick else FULL
     s = replace(s, teacher_steps=args.teacher_steps or s.teacher_steps,
                 finetune_steps=args.steps or s.finetune_steps,
@@ -289,31 +319,16 @@ def main() -> int:
     device, stop = setup(args)
     budget = Budget(args.budget_s)
     t0 = time.time()
-    config = ParserConfig.small(input_size=s.size)
-    test = mixed(s.n_test, s.wild_share, s.size, seed=7, workers=args.workers)
-    n_wild_test = round(s.wild_share * s.n_test)
-    if args.fresh:
-        start = None
-    elif args.start and args.start.exists():
-        start = load_checkpoint(args.start)
-        print(f"start model: {args.start} ({start.meta.get('steps')} steps)", flush=True)
-    else:
-        recipe = TrainRecipe(steps=s.teacher_steps, batch_size=s.batch_size,
-                             num_workers=args.loader_workers)
-        teacher = train(faces("studio", s.n_teacher, s.size, seed=1, workers=args.workers),
-                        config, recipe, device=device)
-        start = Checkpoint(teacher.model, teacher.config, teacher.labels, teacher.meta)
-        if args.start:
-            save_checkpoint(args.start, start.model, start.config, start.labels, start.meta)
-        print(f"start model: {s.teacher_steps} steps on studio faces in "
-              f"{teacher.meta['seconds']:.0f} s", flush=True)
-    base = None if start is None else held_out(start, test, n_wild_test, device)
-    if base is not None:
+    start = None if args.fresh else start_model(s, args.start, args.workers,
+                                                args.loader_workers, device)
+    base = None
+    if start is not None:
+        base = held_out(start, *scoring_faces(s, args.workers), device)
         print(f"start model held-out {100 * base[0]:.2f} (wild {100 * base[1]:.2f})",
               flush=True)
     jobs = [Job(order, seed, s, start, args.fresh or 0, args.threads, str(device))
             for seed in s.seeds for order in orders]
-    results: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
+    results: Runs = {}
     stopped = None
     try:
         with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn")) as ex:
