@@ -9,7 +9,8 @@ then the start model is fine-tuned on every label so far, distilling from itself
 labelled and the unlabelled pool faces: what the worker's runs do while the start model stays
 the active one (the worker moves on to each model it publishes). With ``--fresh STEPS`` there
 is no start model: each round trains a fresh model on every label so far, and the first
-round's faces are the same random ones in every order.
+round's faces are the same random ones in every order; ``--no-distill`` fine-tunes without
+distilling.
 Orders:
 
 - ``random``: a seeded permutation of the pool;
@@ -152,6 +153,8 @@ class Job:
     start: Checkpoint | None
     """``None``: each round trains a fresh model for ``fresh_steps``."""
     fresh_steps: int
+    distill: bool
+    """Fine-tuning rounds distil from the start model (off: plain fine-tuning)."""
     threads: int
     device: str
 
@@ -168,7 +171,7 @@ def run_order(job: Job) -> list[tuple[float, float, int]]:
         recipe = TrainRecipe(steps=job.fresh_steps, batch_size=s.batch_size, seed=job.seed)
     else:
         recipe = TrainRecipe(steps=s.finetune_steps, batch_size=s.batch_size, seed=job.seed,
-                             lr=default_lr(fine_tune=True)).with_loop_distillation()
+                             lr=default_lr(fine_tune=True))
     rng = np.random.default_rng([job.seed, 17])
     model, taken, rows = job.start, [], []
     for k in s.ks:
@@ -180,10 +183,12 @@ def run_order(job: Job) -> list[tuple[float, float, int]]:
         labelled = [pool[i] for i in taken]
         if job.start is None:
             r = train(labelled, ParserConfig.small(input_size=s.size), recipe, device=device)
-        else:
+        elif job.distill:
             rest = [pool[i][0] for i in range(len(pool)) if i not in taken][:MAX_UNLABELED]
-            r = train(labelled, None, recipe, init=job.start, teacher=job.start, unlabeled=rest,
-                      device=device)
+            r = train(labelled, None, recipe.with_loop_distillation(), init=job.start,
+                      teacher=job.start, unlabeled=rest, device=device)
+        else:
+            r = train(labelled, None, recipe, init=job.start, device=device)
         model = Checkpoint(r.model, r.config, r.labels, r.meta)
         f1, wild = held_out(model, test, n_wild_test, device)
         rows.append((f1, wild, sum(i < n_wild_pool for i in taken)))
@@ -222,16 +227,23 @@ def curve_rows(runs: Runs, ks: list[int], orders: list[str], n_seeds: int) -> li
         for k in ks:
             if (order, k) not in runs:
                 continue
-            saved = need = ""
+            need = saved = ""
             if order != "random" and done_ks:
                 needed = labels_needed(done_ks, random_curve, mean(order, k, 0))
-                need = f"> {done_ks[-1]}" if needed is None else \
-                    f"≤ {done_ks[0]}" if needed == done_ks[0] else f"{needed:.1f}"
-                bound = "≥ " if needed is None else "≤ " if needed == done_ks[0] else ""
-                saved = f"{bound}{100 * (1 - k / (needed or done_ks[-1])):+.0f} %"
+                need, saved = random_needs(k, needed, done_ks)
             rows.append([order, k, pm(order, k, 0), pm(order, k, 1),
                          f"{mean(order, k, 2):.1f}", need, saved])
     return rows
+
+
+def random_needs(k: int, needed: float | None, ks: list[int]) -> tuple[str, str]:
+    """The "random needs" and "labels saved" cells of a queue with ``k`` labels: beyond the
+    curve (``needed`` None) and at its first K they are bounds."""
+    if needed is None:
+        return f"> {ks[-1]}", f"≥ {100 * (1 - k / ks[-1]):+.0f} %"
+    if needed == ks[0]:
+        return f"≤ {ks[0]}", f"≤ {100 * (1 - k / ks[0]):+.0f} %"
+    return f"{needed:.1f}", f"{100 * (1 - k / needed):+.0f} %"
 
 
 def paired_rows(runs: Runs, ks: list[int], orders: list[str]) -> list[list]:
@@ -283,6 +295,8 @@ def main() -> int:
                         "trained and written there (so variants share one start model)")
     p.add_argument("--fresh", type=int, metavar="STEPS",
                    help="no start model: each round trains a fresh model for STEPS steps")
+    p.add_argument("--no-distill", action="store_true",
+                   help="plain fine-tuning rounds, without distilling from the start model")
     p.add_argument("--jobs", type=int, default=1,
                    help="orders x seeds run in this many processes at once (each --threads)")
     p.add_argument("--from-json", type=Path, metavar="FILE",
@@ -326,7 +340,8 @@ def main() -> int:
         base = held_out(start, *scoring_faces(s, args.workers), device)
         print(f"start model held-out {100 * base[0]:.2f} (wild {100 * base[1]:.2f})",
               flush=True)
-    jobs = [Job(order, seed, s, start, args.fresh or 0, args.threads, str(device))
+    jobs = [Job(order, seed, s, start, args.fresh or 0, not args.no_distill, args.threads,
+                str(device))
             for seed in s.seeds for order in orders]
     results: Runs = {}
     stopped = None
@@ -343,8 +358,9 @@ def main() -> int:
               f"every label so far, the first round's faces random in every order"
               if args.fresh else
               f"start model {s.teacher_steps} steps on {s.n_teacher} studio faces; each round "
-              f"fine-tunes it {s.finetune_steps} steps (batch {s.batch_size}), distilling from "
-              f"it, on every label so far")
+              f"fine-tunes it {s.finetune_steps} steps (batch {s.batch_size}), "
+              f"{'without distillation' if args.no_distill else 'distilling from it'}, on every "
+              f"label so far")
     title = (f"Annotation queue ({mode(args)}): pool {s.n_pool} faces and test {s.n_test}, "
              f"{100 * s.wild_share:.0f} % wild; {rounds}; `small` at "
              f"{s.size}²; {len(s.seeds)} seeds; {describe_host(device)}; "

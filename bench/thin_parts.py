@@ -174,15 +174,16 @@ def main() -> int:
            if x not in ("tuned", "recorded") and not x.replace(".", "", 1).isdigit()]
     if bad:
         raise SystemExit(f"--adjust takes numbers, 'recorded' or 'tuned', not {', '.join(bad)}")
-    tune_first, tune_last = TUNING_FIRST, TUNING_FIRST + (args.tune_faces or TUNING_FACES)
-    overlaps = args.first < tune_last and args.first + args.eval_faces > tune_first
-    if "tuned" in strengths and overlaps:
-        raise SystemExit(f"--first {args.first} + --eval-faces {args.eval_faces} would score faces "
-                         f"{tune_first}-{tune_last - 1}, which the 'tuned' strength is chosen on")
     tune_faces = TUNING_FACES if args.tune_faces is None else args.tune_faces
-    if min(args.eval_faces, tune_faces, args.eval_size or 1) < 1 or args.first < 0:
+    eval_size = 1 if args.eval_size is None else args.eval_size
+    if min(args.eval_faces, tune_faces, eval_size) < 1 or args.first < 0:
         raise SystemExit("--eval-faces, --tune-faces and --eval-size must be at least 1, "
                          "--first at least 0")
+    tune_last = TUNING_FIRST + tune_faces
+    overlaps = args.first < tune_last and args.first + args.eval_faces > TUNING_FIRST
+    if "tuned" in strengths and overlaps:
+        raise SystemExit(f"--first {args.first} + --eval-faces {args.eval_faces} would score faces "
+                         f"{TUNING_FIRST}-{tune_last - 1}, which the 'tuned' strength is chosen on")
     faces = FaceCounts(args.eval_faces, tune_faces, args.first, args.eval_size)
     rows: list[list] = []
     data: list[dict] = []
