@@ -17,6 +17,9 @@ thin classes weighted :data:`model.losses.THIN_WEIGHT`, edge BCE 1, edge-pixel C
 * ``edgeX``: edge BCE weight X and edge-pixel CE weight X (``edge0`` turns the edge loss off);
 * ``noatt``: no self-attention (fresh models only);
 * ``noedge``: no edge head and no edge terms in the loss (fresh models only);
+* ``nowarp``: the stream's faces are not warped (no random scale, rotation or shift; the
+  generator's own pose varies them); ``noblur``: no extra blur on them;
+* ``extras``: the opt-in ``hand`` / ``mask`` classes as well (21 classes; fresh models only);
 * ``fine``: the stride-2 fine head (:class:`model.net.heads.FineHead`), added to ``--init``'s
   model when there is one; ``fine1``: the same at full resolution (stride 1).
 
@@ -35,7 +38,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, table  # noqa: E402
 
+from model.augment import AugmentConfig  # noqa: E402
 from model.calibration import recorded_strength  # noqa: E402
-from core.labels import LabelSet  # noqa: E402
+from core.labels import CELEBAMASK, LabelSet  # noqa: E402
 from model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from model.devices import set_torch_threads  # noqa: E402
 from model.inference import Predictor  # noqa: E402
@@ -63,9 +67,21 @@ def cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
-    """``name`` → (loss config, rare boost, config changes)."""
-    loss, boost, arch = LossConfig(), 0.0, {}
+@dataclass(frozen=True)
+class Variant:
+    """What a variant name changes: the loss, the rare boost, the model config, the stream's
+    augmentation and the classes."""
+
+    loss: LossConfig = field(default_factory=LossConfig)
+    boost: float = 0.0
+    arch: dict[str, bool | int] = field(default_factory=dict)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    labels: LabelSet = CELEBAMASK
+
+
+def parse_variant(name: str) -> Variant:
+    """``name`` (``+``-joined tokens, see the module docstring) → :class:`Variant`."""
+    loss, boost, arch, augment, labels = LossConfig(), 0.0, {}, AugmentConfig(), CELEBAMASK
     for token in name.split("+"):
         if token == "base":
             continue
@@ -76,6 +92,12 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
             loss = replace(loss, edge_weight=0.0, edge_ce_weight=0.0)
         elif token in ("fine", "fine1"):
             arch.update(fine_head=True, fine_stride=2 if token == "fine" else 1)
+        elif token == "nowarp":
+            augment = replace(augment, scale=(1.0, 1.0), rotation_deg=0.0, shift=0.0)
+        elif token == "extras":
+            labels = LabelSet.celebamask(extras=True)
+        elif token == "noblur":
+            augment = replace(augment, blur_prob=0.0)
         elif token.startswith("boost"):
             boost = float(token[5:])
         elif token.startswith("ear") and token[3:].replace(".", "", 1).isdigit():
@@ -92,7 +114,7 @@ def parse_variant(name: str) -> tuple[LossConfig, float, dict[str, bool | int]]:
             loss = loss.with_thin_weight(float(token[1:]))
         else:
             raise SystemExit(f"unknown variant token {token!r}")
-    return loss, boost, arch
+    return Variant(loss, boost, arch, augment, labels)
 
 
 @dataclass(frozen=True)
@@ -195,14 +217,17 @@ def main() -> int:
                                ckpt.meta.get("seconds", 0.0), strengths, faces, data)
     init_config = load_checkpoint(args.init).config if args.init else None
     for variant in ([] if args.score else args.variants.split(",")):
-        loss, boost, arch = parse_variant(variant)
+        v = parse_variant(variant)
         for seed in (int(s) for s in args.seeds.split(",")):
             recipe = TrainRecipe(steps=args.steps, time_budget_s=args.seconds,
-                                 batch_size=args.batch_size, seed=seed, loss=loss)
-            config = (init_config.replace(**arch) if init_config is not None
-                      else ParserConfig.preset(args.config, input_size=args.size, **arch))
+                                 batch_size=args.batch_size, seed=seed, loss=v.loss,
+                                 augment=v.augment)
+            config = (init_config.replace(**v.arch) if init_config is not None
+                      else ParserConfig.preset(args.config, v.labels, input_size=args.size,
+                                               **v.arch))
             t0 = time.perf_counter()
-            result = pretrain(config, recipe, init=args.init, rare_boost=boost)
+            result = pretrain(config, recipe, init=args.init, rare_boost=v.boost,
+                              labels=v.labels)
             seconds = time.perf_counter() - t0
             if args.save_dir is not None:
                 args.save_dir.mkdir(parents=True, exist_ok=True)
