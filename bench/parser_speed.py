@@ -1,5 +1,6 @@
 """Parser speed: ms per 512 x 512 image through ``Predictor.predict`` (resize in, forward,
-softmax, resize back, argmax), peak memory, and training step time.
+softmax, resize back, argmax) with one forward pass (the app's default mirror-image average
+takes two: ``Predictor(flip_average=...)``), peak memory, and training step time.
 
 Variants are timed in interleaved rounds in one process (the host is shared, so a slow
 moment hits every variant alike); ratios are against the first variant (``fp32``, contiguous
@@ -50,7 +51,7 @@ def make_predictor(config: ParserConfig, device: torch.device, variant: str) -> 
         model.train()(torch.rand(2, 3, config.input_size, config.input_size, device=device))
     amp, cl = VARIANTS[variant]
     return Predictor(model.eval(), config, CELEBAMASK, {}, device=device, amp=amp,
-                     channels_last=cl)
+                     channels_last=cl, flip_average=False)
 
 
 def time_predict(pred: Predictor, images: list[np.ndarray], reps: int) -> list[float]:

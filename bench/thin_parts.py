@@ -28,7 +28,8 @@ prediction undoes, :mod:`model.calibration`; ``recorded``, the default: what the
 ``tuned``: the strength chosen on other held-out faces, as ``pretrain`` records it);
 ``--score A.pt,B.pt`` scores saved models (``--save-dir``) instead of training. A few dozen
 faces hold few earrings: ``--eval-faces 100`` gives steadier thin-class numbers than 24;
-``--eval-size`` scores models of different input sizes on the same faces.
+``--eval-size`` scores models of different input sizes on the same faces. Models predict as
+the app does, from each face and its mirror image; ``--no-flip`` from the face alone.
 
     .venv/bin/python bench/thin_parts.py --init assets/face-prior.pt --steps 150 \\
         --variants base,w8,boost0.8,w8+boost0.8 --threads 1
@@ -132,16 +133,20 @@ class FaceCounts:
 
 def score_rows(model: nn.Module, config: ParserConfig, labels: LabelSet, meta: dict[str, Any],
                label: str, seed: int, steps: int, seconds: float, strengths: list[str],
-               faces: FaceCounts, data: list[dict]) -> list[list]:
+               faces: FaceCounts, data: list[dict], flip_average: bool = True) -> list[list]:
     """One table row per logit-adjustment strength for one model: a number, ``"recorded"``
     (what the app uses: the checkpoint's, inherited by runs from it, else the default) or
-    ``"tuned"`` (what :func:`model.prior.tune_logit_adjustment` picks on other held-out faces)."""
+    ``"tuned"`` (what :func:`model.prior.tune_logit_adjustment` picks on other held-out faces).
+    ``flip_average``: predict as the app does (the mean over the image and its mirror image)
+    or from the image alone (as every table before 2026-12-03 19:30 UTC)."""
     rows = []
     for text in strengths:
-        strength = (tune_logit_adjustment(model, config, labels, meta, count=faces.tune)
+        strength = (tune_logit_adjustment(model, config, labels, meta, count=faces.tune,
+                                          flip_average=flip_average)
                     if text == "tuned" else recorded_strength(meta) if text == "recorded"
                     else float(text))
-        predictor = Predictor(model, config, labels, meta, logit_adjustment=strength)
+        predictor = Predictor(model, config, labels, meta, logit_adjustment=strength,
+                              flip_average=flip_average)
         size = config.input_size if faces.size is None else faces.size
         scores = score_prior(predictor, count=faces.eval, size=size,
                              first=faces.first)
@@ -153,7 +158,8 @@ def score_rows(model: nn.Module, config: ParserConfig, labels: LabelSet, meta: d
                      "/".join(cell(by[s]["per_class_f1"]["neck_l"]) for s in by),
                      f"{scores['mean_f1']:.3f}"])
         data.append({"variant": label, "seed": seed, "steps": steps, "seconds": seconds,
-                     "adjust": strength, "tuned": text == "tuned", "recorded": text == "recorded",
+                     "flip_average": flip_average, "adjust": strength, "tuned": text == "tuned",
+                     "recorded": text == "recorded",
                      "scores": scores})
         print(" | ".join(str(c) for c in rows[-1]), flush=True)
     return rows
@@ -184,6 +190,9 @@ def main() -> int:
                         "(model.calibration; 0 = raw logits; 'recorded' (default): the one the "
                         "app uses; 'tuned': the one that does best on held-out faces from "
                         f"{TUNING_FIRST} on, as pretrain records)")
+    p.add_argument("--no-flip", action="store_true",
+                   help="predict from each face alone, not from it and its mirror image as the "
+                        "app does (the tables before 2026-12-03 19:30 UTC)")
     p.add_argument("--score", help="comma-separated checkpoints to score instead of training")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path)
@@ -214,7 +223,8 @@ def main() -> int:
             ckpt = load_checkpoint(path)
             rows += score_rows(ckpt.model, ckpt.config, ckpt.labels, ckpt.meta, Path(path).stem,
                                ckpt.meta.get("seed", 0), ckpt.meta.get("steps", 0),
-                               ckpt.meta.get("seconds", 0.0), strengths, faces, data)
+                               ckpt.meta.get("seconds", 0.0), strengths, faces, data,
+                               not args.no_flip)
     init_config = load_checkpoint(args.init).config if args.init else None
     for variant in ([] if args.score else args.variants.split(",")):
         v = parse_variant(variant)
@@ -234,7 +244,8 @@ def main() -> int:
                 save_checkpoint(args.save_dir / f"{variant}-s{seed}.pt", result.model,
                                 result.config, result.labels, result.meta)
             rows += score_rows(result.model, result.config, result.labels, result.meta, variant,
-                               seed, result.meta["steps"], seconds, strengths, faces, data)
+                               seed, result.meta["steps"], seconds, strengths, faces, data,
+                               not args.no_flip)
     headers = ["variant", "seed", "steps", "s", "adjust", *CALLED_OUT, "ear_r studio/wild",
                "neck_l studio/wild", "mean F1"]
     title = (f"saved models {args.score}" if args.score else

@@ -143,18 +143,20 @@ def score_prior(predictor: Predictor, count: int = 24, size: int = 256,
 
 def tune_logit_adjustment(model: torch.nn.Module, config: ParserConfig, labels: LabelSet,
                           meta: dict[str, Any], count: int = TUNING_FACES,
-                          device: str | torch.device | None = None) -> float:
+                          device: str | torch.device | None = None,
+                          flip_average: bool = True) -> float:
     """The logit-adjustment strength (:mod:`model.calibration`) under which ``model`` finds
     earrings and necklaces best (mean F1 of :data:`core.labels.THIN_CLASSES`) on ``count``
     held-out faces per style from :data:`TUNING_FIRST` on — faces :func:`score_prior`'s
-    reported scores do not use."""
+    reported scores do not use. ``flip_average``: predict as :class:`Predictor` does by default
+    (the mean over the image and its mirror image) or from the image alone."""
     faces = [face for style in STYLES
              for face in held_out_faces(count, config.input_size, style, labels, TUNING_FIRST)]
     thin = [n for n in THIN_CLASSES if n in labels.names]
 
     def thin_f1(strength: float) -> float:
         predictor = Predictor(model, config, labels, meta, device=device,
-                              logit_adjustment=strength)
+                              logit_adjustment=strength, flip_average=flip_average)
         f1 = evaluate(predictor, faces)["per_class_f1"]
         return float(np.mean([f1[n] or 0.0 for n in thin])) if thin else 0.0
 

@@ -115,3 +115,26 @@ def test_a_predictor_leaves_the_process_thread_count_alone(predictor):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_flip_averaged_prediction_mirrors_with_the_image(predictor):
+    """Averaging an image with its mirror image makes the prediction of the mirrored face the
+    mirror of the prediction, left and right classes swapped (the raw one is not)."""
+    image = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    swap = torch.from_numpy(CELEBAMASK.flip_table.astype(np.int64))
+
+    def mirrored_probs(p: Predictor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = p.probabilities_small([image, mirror])
+        return probs[1], probs[0].flip(-1)[swap]
+
+    a, b = mirrored_probs(predictor)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    raw = Predictor(predictor.model, predictor.config, predictor.labels, predictor.meta,
+                    flip_average=False)
+    a, b = mirrored_probs(raw)
+    assert (a - b).abs().max() > 1e-3
+    both = raw.probabilities_small([image, mirror])
+    expected = (both[0] + both[1].flip(-1)[swap]) / 2
+    torch.testing.assert_close(predictor.probabilities_small([image])[0], expected,
+                               atol=1e-5, rtol=0)
