@@ -74,7 +74,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from model.inference import Predictor
     from model.losses import LossConfig
     from model.net import ParserConfig
-    from model.prior import TUNING_FACES, pretrain, score_prior, tune_logit_adjustment
+    from model.prior import (STREAM_AUGMENT, TUNING_FACES, pretrain, score_prior,
+                             tune_logit_adjustment)
     from model.recipe import TrainRecipe
 
     tune_faces = TUNING_FACES if args.tune_faces is None else args.tune_faces
@@ -98,7 +99,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if args.thin_weight is not None:
         loss = loss.with_thin_weight(args.thin_weight)
     recipe = TrainRecipe(steps=args.steps, time_budget_s=args.seconds,
-                         batch_size=args.batch_size, seed=args.seed, loss=loss)
+                         batch_size=args.batch_size, seed=args.seed, loss=loss,
+                         augment=STREAM_AUGMENT)
     bar = tqdm(total=args.steps, desc="pretrain", unit="step", file=sys.stderr,
                dynamic_ncols=True, disable=None)
 

@@ -53,6 +53,10 @@ def test_pretrain_writes_a_checkpoint_with_its_recipe_and_per_class_scores(tmp_p
     assert "skin" in meta["metrics"]["per_class_f1"]
     assert "| **mean F1** |" in capsys.readouterr().out
     assert meta["tuning_faces"] == 2 and meta["prior"]["rare_boost"] == 0.8  # the defaults
+    augment = meta["recipe"]["augment"]  # the stream's faces are not warped or blurred
+    assert augment["scale"] == [1.0, 1.0] and augment["rotation_deg"] == 0.0
+    assert augment["shift"] == 0.0 and augment["blur_prob"] == 0.0
+    assert augment["flip_prob"] > 0 and augment["brightness"] > 0
     assert main(["pretrain", "--out", str(tmp_path / "no.pt"), "--tune-faces", "0"]) != 0
     assert "--tune-faces must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "no.pt").exists()
