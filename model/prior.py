@@ -46,9 +46,9 @@ STREAM_AUGMENT = AugmentConfig(scale=(1.0, 1.0), rotation_deg=0.0, shift=0.0, bl
 """How ``pretrain`` augments the stream's faces: mirror and colour only. The generator already
 varies pose, size, position and (``wild``) blur, and draws each label with its image; a random
 warp resamples a 1-px earring or chain to the nearest pixel beside a bilinear image, and extra
-blur hides parts the label still shows. Without both, a model trained 1,500 steps from random
-weights finds earrings at F1 0.39–0.40 instead of 0.29–0.31 and necklaces at 0.74–0.78 instead of
-0.64–0.70, mean F1 +0.035 (docs/BENCHMARKS.md "Faces as the generator drew them")."""
+blur hides parts the label still shows. Without both, models trained 1,500 steps from random
+weights find earrings at F1 0.37 instead of 0.30 and necklaces at 0.76 instead of 0.68, mean F1
++0.032 (3 seeds; docs/BENCHMARKS.md "Faces as the generator drew them")."""
 
 
 class SynthFaceStream(IterableDataset):
